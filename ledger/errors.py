@@ -1,0 +1,98 @@
+"""The library's exceptions: one hierarchy, backend-neutral.
+
+Every error a caller can act on has its own type and carries the facts needed to act on it
+(the actual stream version, the conflicting event id, ...). Nothing here is SQLite-specific, so
+code written against one backend catches the same errors on another.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+
+class LedgerError(Exception):
+    """Base class of every error raised by cardledger."""
+
+
+# --- store ---------------------------------------------------------------------------------
+
+
+class StoreError(LedgerError):
+    """Base class of event-store errors."""
+
+
+class StoreClosedError(StoreError):
+    """The store was used outside its ``async with`` block."""
+
+
+class InvalidAppendError(StoreError, ValueError):
+    """An append was refused before anything was written: the input itself is wrong."""
+
+
+class EmptyBatchError(InvalidAppendError):
+    """An append must carry at least one event."""
+
+
+class InvalidStreamNameError(InvalidAppendError):
+    """A stream name does not follow ``category-id`` (see ``ledger.store.limits``)."""
+
+
+class LimitExceededError(InvalidAppendError):
+    """An event or a batch is larger than the documented limits."""
+
+
+class UnknownEventTypeError(InvalidAppendError):
+    """The event's type is not in the store's registry."""
+
+
+class InvalidPayloadError(InvalidAppendError):
+    """The payload cannot be stored as it is: a wrong type, a float for an amount, ..."""
+
+
+class DuplicateInBatchError(InvalidAppendError):
+    """One batch names the same event id twice."""
+
+
+class WrongExpectedVersionError(StoreError):
+    """The stream was not at the version the caller expected. Nothing was written."""
+
+    def __init__(self, stream: str, expected: object, actual: int | None) -> None:
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual  # None: the stream does not exist
+        shown = "no stream" if actual is None else f"version {actual}"
+        super().__init__(f"stream {stream!r}: expected {expected}, found {shown}")
+
+
+class EventIdConflictError(StoreError):
+    """An event id is already stored with different content. Nothing was written."""
+
+    def __init__(self, event_id: uuid.UUID, position: int) -> None:
+        self.event_id = event_id
+        self.position = position
+        super().__init__(f"event {event_id} is stored at position {position} with other content")
+
+
+class PartialDuplicateError(StoreError):
+    """Some events of a batch are already stored, others are not. Nothing was written.
+
+    A batch is atomic, so an earlier append either stored all of it or none of it: a retry
+    is all duplicates. A batch that overlaps an earlier one in part is a different batch that
+    reuses ids, and guessing which half the caller meant could count money twice.
+    """
+
+    def __init__(self, stream: str, stored: tuple[uuid.UUID, ...]) -> None:
+        self.stream = stream
+        self.stored = stored
+        super().__init__(
+            f"stream {stream!r}: {len(stored)} event(s) of the batch are already stored "
+            f"(first {stored[0]}), the others are not"
+        )
+
+
+class SchemaError(StoreError):
+    """The log holds event types this program cannot decode (found when the store opens)."""
+
+
+class StoreUrlError(StoreError, ValueError):
+    """``open_store`` was given a URL it cannot open."""

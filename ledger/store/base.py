@@ -1,0 +1,384 @@
+"""The event store's public API and everything in it that does not depend on the backend.
+
+A backend (``sqlite.py``, later PostgreSQL) supplies a handful of primitive operations: commit a
+planned group, fetch rows after a position, read stream versions, read raw rows for
+verification. This class turns them into the API: validation before anything reaches the
+writer, group commit through one writer task, reads in bounded batches, subscriptions that go
+through the same code path for history and live events, and the hash-chain walk.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+import anyio
+import anyio.abc
+import msgspec
+import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ledger.errors import (
+    DuplicateInBatchError,
+    EmptyBatchError,
+    InvalidAppendError,
+    LimitExceededError,
+    StoreClosedError,
+    StoreError,
+)
+from ledger.store import limits
+from ledger.store.limits import check_category, check_stream_name
+from ledger.store.planner import (
+    GENESIS_HASH,
+    PreparedAppend,
+    PreparedEvent,
+    chain_hash,
+    micros,
+)
+from ledger.store.records import (
+    AppendResult,
+    Event,
+    ExpectedVersion,
+    NewEvent,
+    StoredEvent,
+    StreamState,
+    VerifyReport,
+    split_wire_name,
+    wire_name,
+)
+from ledger.store.registry import EventRegistry
+
+log = structlog.get_logger("ledger.store")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LogFilter(msgspec.Struct, frozen=True):
+    """Which events a read or subscription wants: stream categories and/or wire names."""
+
+    categories: tuple[str, ...] = ()
+    wire_names: tuple[str, ...] = ()
+
+    @property
+    def everything(self) -> bool:
+        return not self.categories and not self.wire_names
+
+
+class _Pending:
+    """An append waiting for the writer: its request, and the slot for its outcome."""
+
+    __slots__ = ("append", "done", "outcome")
+
+    def __init__(self, append: PreparedAppend) -> None:
+        self.append = append
+        self.done = anyio.Event()
+        self.outcome: AppendResult | BaseException | None = None
+
+
+class EventStore(abc.ABC):
+    """An append-only event log. Use it as ``async with open_store(url) as store: ...``."""
+
+    def __init__(self, registry: EventRegistry, *, clock: Clock = utc_now,
+                 poll_interval: float = 1.0) -> None:
+        self.registry = registry
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._open = False
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._send: MemoryObjectSendStream[_Pending] | None = None
+        self._committed = anyio.Event()
+        self._head = 0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._connect()
+        try:
+            self._head = await self._max_position()
+            send, receive = anyio.create_memory_object_stream[_Pending](limits.WRITE_QUEUE_DEPTH)
+            self._task_group = anyio.create_task_group()
+            await self._task_group.__aenter__()
+        except BaseException:
+            await self._disconnect()
+            raise
+        self._send = send
+        self._task_group.start_soon(self._write_loop, receive)
+        self._open = True
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._open = False
+        assert self._send is not None
+        assert self._task_group is not None
+        # Closing the queue lets the writer finish what was already accepted, then stop.
+        await self._send.aclose()
+        try:
+            await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._disconnect()
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise StoreClosedError("the store is not open: use 'async with open_store(...)'")
+
+    # --- appending ----------------------------------------------------------------------
+
+    async def append(self, stream: str, events: Sequence[NewEvent[Event]], *,
+                     expected: ExpectedVersion = StreamState.ANY) -> AppendResult:
+        """Append ``events`` to ``stream`` atomically, after checking ``expected``.
+
+        Returns once the events are durably committed. Appending a batch whose event ids are
+        all stored already, with identical content, returns the original positions
+        (``duplicate=True``) and writes nothing, whatever ``expected`` says: it is a retry of
+        an append that succeeded. Raises ``WrongExpectedVersionError``,
+        ``EventIdConflictError``, ``PartialDuplicateError`` or an ``InvalidAppendError``; in
+        every case nothing was written. If the calling task is cancelled while waiting, the
+        append may or may not have been committed: retry it with the same event ids.
+        """
+        self._require_open()
+        prepared = self.prepare(stream, events, expected)
+        assert self._send is not None
+        pending = _Pending(prepared)
+        await self._send.send(pending)
+        await pending.done.wait()
+        if isinstance(pending.outcome, BaseException):
+            raise pending.outcome
+        assert pending.outcome is not None
+        return pending.outcome
+
+    def prepare(self, stream: str, events: Sequence[NewEvent[Event]],
+                expected: ExpectedVersion) -> PreparedAppend:
+        """Validate and encode one append. Runs in the caller's task: bad input never queues."""
+        check_stream_name(stream)
+        if not isinstance(expected, StreamState) and (
+            not isinstance(expected, int) or isinstance(expected, bool) or expected < 0
+        ):
+            raise InvalidAppendError(f"expected must be a StreamState or a version >= 0, "
+                                     f"not {expected!r}")
+        if not events:
+            raise EmptyBatchError(f"append to {stream!r} carries no events")
+        if len(events) > limits.MAX_BATCH_EVENTS:
+            raise LimitExceededError(f"a batch holds at most {limits.MAX_BATCH_EVENTS} events, "
+                                     f"this one {len(events)}")
+        prepared = tuple(self._prepare_event(e) for e in events)
+        ids = {e.event_id for e in prepared}
+        if len(ids) < len(prepared):
+            raise DuplicateInBatchError(f"append to {stream!r} names an event id twice")
+        size = sum(len(e.payload) + len(e.metadata) for e in prepared)
+        if size > limits.MAX_BATCH_BYTES:
+            raise LimitExceededError(f"a batch is at most {limits.MAX_BATCH_BYTES} bytes "
+                                     f"encoded, this one {size}")
+        return PreparedAppend(stream, expected, prepared)
+
+    def _prepare_event(self, event: NewEvent[Event]) -> PreparedEvent:
+        if not isinstance(event, NewEvent):
+            raise InvalidAppendError(f"append takes NewEvent items, not {type(event).__name__}")
+        if not isinstance(event.event_id, uuid.UUID):
+            raise InvalidAppendError(f"event_id must be a UUID, not {event.event_id!r}")
+        wire, payload = self.registry.encode_payload(event.payload)
+        metadata = self.registry.encode_metadata(event.metadata)
+        if len(payload) + len(metadata) > limits.MAX_EVENT_BYTES:
+            raise LimitExceededError(f"an event is at most {limits.MAX_EVENT_BYTES} bytes "
+                                     f"encoded, {wire} is {len(payload) + len(metadata)}")
+        return PreparedEvent(event.event_id, wire, split_wire_name(wire)[1], payload, metadata)
+
+    async def _write_loop(self, receive: MemoryObjectReceiveStream[_Pending]) -> None:
+        """The one writer: take everything queued (up to a limit), commit it together."""
+        async with receive:
+            async for first in receive:
+                group, size = [first], len(first.append.events)
+                while size < limits.MAX_GROUP_EVENTS:
+                    try:
+                        pending = receive.receive_nowait()
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                    group.append(pending)
+                    size += len(pending.append.events)
+                await self._commit_and_settle(group)
+
+    async def _commit_and_settle(self, group: list[_Pending]) -> None:
+        # Shielded: once a group is taken, its callers get an answer even at shutdown.
+        with anyio.CancelScope(shield=True):
+            outcomes: Sequence[AppendResult | BaseException]
+            try:
+                outcomes = await self._commit_group([p.append for p in group], self._clock())
+            except StoreError as exc:
+                outcomes = [exc] * len(group)
+            except Exception as exc:  # the backend failed as a whole: isolate the callers
+                log.warning("group commit failed, retrying appends one by one", error=str(exc))
+                outcomes = [await self._commit_alone(p.append) for p in group]
+            for pending, outcome in zip(group, outcomes, strict=True):
+                pending.outcome = outcome
+                pending.done.set()
+            self._notify_committed()
+
+    async def _commit_alone(self, append: PreparedAppend) -> AppendResult | BaseException:
+        try:
+            return (await self._commit_group([append], self._clock()))[0]
+        except Exception as exc:
+            return exc
+
+    def _notify_committed(self) -> None:
+        committed, self._committed = self._committed, anyio.Event()
+        committed.set()
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def head(self) -> int:
+        """The position of the last committed event (0 for an empty log)."""
+        self._require_open()
+        self._head = max(self._head, await self._max_position())
+        return self._head
+
+    async def stream_version(self, stream: str) -> int | None:
+        """The version of the stream's last event, or None when the stream does not exist."""
+        self._require_open()
+        check_stream_name(stream)
+        return (await self._stream_versions([stream])).get(stream)
+
+    async def read_stream(self, stream: str, *, from_version: int = 0,
+                          limit: int | None = None) -> list[StoredEvent[Event]]:
+        """The stream's events from ``from_version`` on, in version order."""
+        self._require_open()
+        check_stream_name(stream)
+        records = await self._fetch_stream(stream, from_version, limit)
+        return self.registry.decode_records(records)
+
+    def make_filter(self, categories: Iterable[str] = (), types: Iterable[str] = ()) -> LogFilter:
+        return LogFilter(tuple(check_category(c) for c in categories),
+                         tuple(self.registry.wire_names_of(types)) if types else ())
+
+    async def read_batches(self, after: int = 0, *, categories: Iterable[str] = (),
+                           types: Iterable[str] = (),
+                           batch_size: int = limits.READ_BATCH_EVENTS,
+                           ) -> AsyncIterator[list[StoredEvent[Event]]]:
+        """The log after position ``after`` up to its current head, in bounded batches."""
+        self._require_open()
+        log_filter = self.make_filter(categories, types)
+        upto = await self.head()
+        while after < upto:
+            records, after = await self._fetch(after, upto, log_filter, batch_size)
+            if records:
+                yield self.registry.decode_records(records)
+
+    async def read_all(self, after: int = 0, *, categories: Iterable[str] = (),
+                       types: Iterable[str] = ()) -> AsyncIterator[StoredEvent[Event]]:
+        """Every event after position ``after``, one by one (see ``read_batches``)."""
+        async for batch in self.read_batches(after, categories=categories, types=types):
+            for event in batch:
+                yield event
+
+    async def subscribe(self, after: int = 0, *, categories: Iterable[str] = (),
+                        types: Iterable[str] = (),
+                        batch_size: int = limits.READ_BATCH_EVENTS,
+                        ) -> AsyncIterator[list[StoredEvent[Event]]]:
+        """Catch up from checkpoint ``after``, then follow new commits, forever.
+
+        History and live events come through the same fetch. Commits made through this store
+        wake the subscriber at once; commits by other processes are seen within
+        ``poll_interval`` seconds.
+        """
+        self._require_open()
+        log_filter = self.make_filter(categories, types)
+        scanned = after
+        while True:
+            committed = self._committed  # take it before reading the head: no lost wake-up
+            upto = await self.head()
+            if scanned < upto:
+                records, scanned = await self._fetch(scanned, upto, log_filter, batch_size)
+                if records:
+                    yield self.registry.decode_records(records)
+                continue
+            with anyio.move_on_after(self._poll_interval):
+                await committed.wait()
+
+    async def wait_for_position(self, position: int) -> None:
+        """Return once the log's head has reached ``position``. Bound it with
+        ``anyio.fail_after``."""
+        while True:
+            committed = self._committed
+            if await self.head() >= position:
+                return
+            with anyio.move_on_after(self._poll_interval):
+                await committed.wait()
+
+    # --- verification -------------------------------------------------------------------
+
+    async def verify(self) -> VerifyReport:
+        """Walk the hash chain from position 1; report the first row that does not match.
+
+        A row matches when it sits at the next position, its columns agree with its record,
+        and its hash is SHA-256 of the previous row's hash and its record. ``last_hash`` in the
+        report lets an auditor anchor the head outside the database.
+        """
+        self._require_open()
+        previous, checked = GENESIS_HASH, 0
+        async for rows in self._verify_rows():
+            for row in rows:
+                position = checked + 1
+                problem = self._check_row(row, position, previous)
+                if problem is not None:
+                    return VerifyReport(False, checked, position, problem, previous.hex())
+                previous, checked = row[7], position
+        return VerifyReport(True, checked, None, None, previous.hex())
+
+    def _check_row(self, row: tuple[int, str, int, bytes, str, int, bytes, bytes],
+                   position: int, previous: bytes) -> str | None:
+        at, stream, version, event_id, wire, recorded_us, record, stored_hash = row
+        if at != position:
+            return f"position {position} is missing (next row is at {at})"
+        try:
+            event = self.registry.decode_stored(record)
+        except Exception as exc:
+            return f"record does not decode: {exc}"
+        written = (event.position, event.stream, event.version, event.event_id.bytes,
+                   wire_name(type(event.payload)), micros(event.recorded_at))
+        if (at, stream, version, event_id, wire, recorded_us) != written:
+            return "columns do not match the record"
+        if chain_hash(previous, record) != stored_hash:
+            return "hash does not match"
+        return None
+
+    # --- what a backend provides --------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _connect(self) -> None:
+        """Open connections and bring the schema up to date; check stored event types."""
+
+    @abc.abstractmethod
+    async def _disconnect(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _commit_group(self, appends: list[PreparedAppend],
+                            now: datetime) -> list[AppendResult | StoreError]:
+        """Plan and commit a group in one transaction; one outcome per append, in order."""
+
+    @abc.abstractmethod
+    async def _max_position(self) -> int: ...
+
+    @abc.abstractmethod
+    async def _stream_versions(self, streams: Sequence[str]) -> dict[str, int | None]: ...
+
+    @abc.abstractmethod
+    async def _fetch_stream(self, stream: str, from_version: int,
+                            limit: int | None) -> list[bytes]: ...
+
+    @abc.abstractmethod
+    async def _fetch(self, after: int, upto: int, log_filter: LogFilter,
+                     limit: int) -> tuple[list[bytes], int]:
+        """Records of matching rows in ``(after, upto]``, at most ``limit``, in order, and the
+        position up to which the range has been scanned."""
+
+    @abc.abstractmethod
+    def _verify_rows(self) -> AsyncIterator[list[tuple[int, str, int, bytes, str, int, bytes,
+                                                        bytes]]]:
+        """Every row, in position order, in batches."""

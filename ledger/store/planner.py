@@ -1,0 +1,210 @@
+"""Planning a group commit: pure, backend-neutral, no I/O.
+
+The writer hands ``plan_group`` the appends waiting in its queue, what the log holds (its head,
+the versions of the streams concerned, and the stored events that share ids with the group),
+and the time. It decides each caller's outcome on its own, so one caller's version conflict or
+duplicate never fails the others, and it builds the rows of those that go ahead: positions and
+versions gap-free, each row's hash chained to the one before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from ledger.errors import (
+    EventIdConflictError,
+    PartialDuplicateError,
+    StoreError,
+    WrongExpectedVersionError,
+)
+from ledger.store.records import AppendResult, ExpectedVersion, StreamState
+from ledger.store.registry import RECORD_ENCODER
+
+GENESIS_HASH = bytes(32)
+"""The 'previous hash' of position 1."""
+
+
+class PreparedEvent(msgspec.Struct, frozen=True, array_like=True):
+    """One event, validated and encoded by its caller before it reaches the writer."""
+
+    event_id: uuid.UUID
+    wire_name: str
+    schema_version: int
+    payload: bytes
+    metadata: bytes
+
+
+class PreparedAppend(msgspec.Struct, frozen=True):
+    stream: str
+    expected: ExpectedVersion
+    events: tuple[PreparedEvent, ...]
+
+
+class KnownEvent(msgspec.Struct, frozen=True, array_like=True):
+    """An event already in the log (or planned earlier in the same group), for dedupe."""
+
+    position: int
+    stream: str
+    version: int
+    payload: bytes
+    metadata: bytes
+
+    def same_content(self, stream: str, event: PreparedEvent) -> bool:
+        return (
+            self.stream == stream
+            and self.payload == event.payload
+            and self.metadata == event.metadata
+        )
+
+
+class ChainHead(msgspec.Struct, frozen=True):
+    """The last row of the log: where the next group continues from."""
+
+    position: int = 0
+    hash: bytes = GENESIS_HASH
+    recorded_at_us: int = 0
+
+
+Row = tuple[int, str, int, bytes, str, int, bytes, bytes]
+"""(position, stream, version, event_id, type, recorded_at_us, record, hash): one stored row."""
+
+
+class GroupPlan(msgspec.Struct):
+    rows: list[Row]
+    outcomes: list[AppendResult | StoreError]
+    head: ChainHead
+
+    @property
+    def has_version_conflict(self) -> bool:
+        """A version conflict may be a retry of an append that is stored already: worth a
+        look-up of the group's ids before the conflict is reported."""
+        return any(isinstance(o, WrongExpectedVersionError) for o in self.outcomes)
+
+
+def expected_matches(expected: ExpectedVersion, actual: int | None) -> bool:
+    if expected is StreamState.ANY:
+        return True
+    if expected is StreamState.NO_STREAM:
+        return actual is None
+    if expected is StreamState.EXISTS:
+        return actual is not None
+    return actual == expected
+
+
+def encode_record(
+    position: int, stream: str, version: int, event: PreparedEvent, recorded_at: datetime
+) -> bytes:
+    """The canonical bytes of a row: a msgpack array in ``StoredEvent`` field order."""
+    return RECORD_ENCODER.encode(
+        (
+            position,
+            stream,
+            version,
+            event.event_id,
+            event.schema_version,
+            msgspec.Raw(event.payload),
+            msgspec.Raw(event.metadata),
+            recorded_at,
+        )
+    )
+
+
+def chain_hash(previous: bytes, record: bytes) -> bytes:
+    return hashlib.sha256(previous + record).digest()
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch (exact, no float)."""
+    return (moment - EPOCH) // _MICROSECOND
+
+
+def from_micros(us: int) -> datetime:
+    return EPOCH + us * _MICROSECOND
+
+
+def plan_group(
+    appends: Sequence[PreparedAppend],
+    head: ChainHead,
+    stream_versions: dict[str, int | None],
+    known: dict[uuid.UUID, KnownEvent],
+    now: datetime,
+) -> GroupPlan:
+    """Decide every append of the group, in queue order. The inputs are not modified."""
+    # recorded_at never decreases along the log, even if the wall clock steps back, so that
+    # "what was known at K" is a prefix of the log.
+    recorded_us = max(micros(now), head.recorded_at_us)
+    recorded_at = from_micros(recorded_us)
+    position, previous = head.position, head.hash
+    stream_versions, known = dict(stream_versions), dict(known)
+    rows: list[Row] = []
+    outcomes: list[AppendResult | StoreError] = []
+    for append in appends:
+        stream = append.stream
+        seen = [known.get(e.event_id) for e in append.events] if known else []
+        if any(k is not None for k in seen):
+            outcomes.append(_replay(append, seen))
+            continue
+        actual = stream_versions.get(stream)
+        if not expected_matches(append.expected, actual):
+            outcomes.append(WrongExpectedVersionError(stream, append.expected, actual))
+            continue
+        version = -1 if actual is None else actual
+        first_position, first_version = position + 1, version + 1
+        for event in append.events:
+            position += 1
+            version += 1
+            record = encode_record(position, stream, version, event, recorded_at)
+            previous = chain_hash(previous, record)
+            rows.append((position, stream, version, event.event_id.bytes, event.wire_name,
+                         recorded_us, record, previous))
+            known[event.event_id] = KnownEvent(position, stream, version, event.payload,
+                                               event.metadata)
+        stream_versions[stream] = version
+        outcomes.append(AppendResult(stream, tuple(range(first_position, position + 1)),
+                                     tuple(range(first_version, version + 1))))
+    return GroupPlan(rows, outcomes, ChainHead(position, previous, recorded_us))
+
+
+def _replay(append: PreparedAppend, seen: list[KnownEvent | None]) -> AppendResult | StoreError:
+    """The outcome of a batch some of whose ids are stored already."""
+    stored = tuple(e.event_id for e, k in zip(append.events, seen, strict=True) if k is not None)
+    if len(stored) < len(append.events):
+        return PartialDuplicateError(append.stream, stored)
+    for event, k in zip(append.events, seen, strict=True):
+        assert k is not None
+        if not k.same_content(append.stream, event):
+            return EventIdConflictError(event.event_id, k.position)
+    found = [k for k in seen if k is not None]
+    return AppendResult(append.stream, tuple(k.position for k in found),
+                        tuple(k.version for k in found), duplicate=True)
+
+
+
+class _RawRecord(msgspec.Struct, array_like=True):
+    position: int
+    stream: str
+    version: int
+    event_id: msgspec.Raw
+    schema_version: int
+    payload: msgspec.Raw
+    metadata: msgspec.Raw
+    recorded_at: msgspec.Raw
+
+
+_RAW_DECODER = msgspec.msgpack.Decoder(_RawRecord)
+
+
+def known_from_record(record: bytes) -> KnownEvent:
+    """What dedupe needs of a stored row: where it is and its exact payload and metadata bytes."""
+    raw = _RAW_DECODER.decode(record)
+    return KnownEvent(raw.position, raw.stream, raw.version, bytes(raw.payload),
+                      bytes(raw.metadata))

@@ -1,0 +1,135 @@
+"""What goes into the store and what comes out of it.
+
+``Event`` is the base of every payload type: a frozen msgspec ``Struct`` whose tag (the class
+name unless given) is its *wire name*. A wire name is ``Name`` for schema version 1 and
+``Name@N`` for version N, so every stored payload says exactly which schema wrote it and the
+whole envelope decodes in one pass (see ``registry.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import msgspec
+
+from ledger.ids import uuid7
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base class of event payloads: ``class CardIssued(Event, frozen=True): ...``.
+
+    Past-tense names. Repeat ``frozen=True`` in subclasses: msgspec inherits it, but type
+    checkers only see what is written.
+    """
+
+
+E = TypeVar("E", bound=Event, covariant=True)  # frozen containers of payloads
+
+
+def wire_name(event_type: type[Event]) -> str:
+    tag = event_type.__struct_config__.tag
+    assert isinstance(tag, str), f"{event_type.__name__} has no string tag"
+    return tag
+
+
+def split_wire_name(tag: str) -> tuple[str, int]:
+    """``"CardIssued@2"`` -> ``("CardIssued", 2)``; ``"CardIssued"`` -> ``("CardIssued", 1)``."""
+    name, sep, version = tag.partition("@")
+    if not sep:
+        return name, 1
+    if not version.isdigit() or int(version) < 2:
+        raise ValueError(f"bad wire name {tag!r}: expected Name or Name@N with N >= 2")
+    return name, int(version)
+
+
+class Metadata(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
+    """Facts about an event that are not part of the domain payload."""
+
+    occurred_at: datetime | None = None
+    """Business time: when it happened (processor time for observations)."""
+    correlation_id: str | None = None
+    """Ties together everything caused by one request or one sync run."""
+    causation_id: str | None = None
+    """The id of the event or command that caused this one."""
+    source: str | None = None
+    """Where the fact came from, e.g. ``offblocks:event:<eventId>``."""
+
+
+class NewEvent(msgspec.Struct, Generic[E], frozen=True, kw_only=True):
+    """An event to append. ``event_id`` makes appends idempotent: reuse it on retries."""
+
+    payload: E
+    event_id: uuid.UUID = msgspec.field(default_factory=uuid7)
+    metadata: Metadata = Metadata()
+
+
+class StoredEvent(msgspec.Struct, Generic[E], frozen=True, array_like=True):
+    """An event as the log holds it. Its msgpack encoding is the row's canonical record."""
+
+    position: int
+    """Global, gap-free, in commit order, from 1."""
+    stream: str
+    version: int
+    """Gap-free within the stream, from 0."""
+    event_id: uuid.UUID
+    schema_version: int
+    """The schema the payload was written with (the payload itself may have been upcast)."""
+    payload: E
+    metadata: Metadata
+    recorded_at: datetime
+    """When the store committed it (UTC, never decreasing along the log)."""
+
+    @property
+    def type(self) -> str:
+        """The event's type name, the same for every schema version."""
+        return split_wire_name(wire_name(type(self.payload)))[0]
+
+    @property
+    def category(self) -> str:
+        return self.stream.partition("-")[0]
+
+
+class StreamState(enum.Enum):
+    """Expected-version conditions that are not an exact version."""
+
+    ANY = "any"
+    NO_STREAM = "no stream"
+    EXISTS = "stream exists"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ExpectedVersion = StreamState | int
+"""``StreamState.ANY``, ``NO_STREAM`` or ``EXISTS``, or the exact version of the stream's last
+event."""
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    """What an append did: one position and one version per event of the batch, in order."""
+
+    stream: str
+    positions: tuple[int, ...]
+    versions: tuple[int, ...]
+    duplicate: bool = False
+    """True when the whole batch was already stored: nothing was written this time."""
+
+    @property
+    def last_position(self) -> int:
+        return self.positions[-1]
+
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    """The outcome of walking the hash chain."""
+
+    ok: bool
+    checked: int
+    """How many rows were checked (all of them when ``ok``)."""
+    first_bad_position: int | None = None
+    reason: str | None = None
+    last_hash: str | None = None
+    """Hex hash of the last row that matched: anchor it outside the database to detect a
+    rewrite of the whole tail."""
