@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -20,7 +21,6 @@ import anyio
 import anyio.abc
 import msgspec
 import structlog
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ledger.errors import (
     DuplicateInBatchError,
@@ -93,7 +93,10 @@ class EventStore(abc.ABC):
         self._poll_interval = poll_interval
         self._open = False
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._send: MemoryObjectSendStream[_Pending] | None = None
+        self._queue: deque[_Pending] = deque()
+        self._queued = anyio.Event()  # set when the queue is not empty, or the store closes
+        self._room = anyio.Event()  # set when the queue has room again
+        self._closing = False
         self._committed = anyio.Event()
         self._head = 0
 
@@ -103,24 +106,23 @@ class EventStore(abc.ABC):
         await self._connect()
         try:
             self._head = await self._max_position()
-            send, receive = anyio.create_memory_object_stream[_Pending](limits.WRITE_QUEUE_DEPTH)
             self._task_group = anyio.create_task_group()
             await self._task_group.__aenter__()
         except BaseException:
             await self._disconnect()
             raise
-        self._send = send
-        self._task_group.start_soon(self._write_loop, receive)
+        self._closing = False
+        self._task_group.start_soon(self._write_loop)
         self._open = True
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         self._open = False
-        assert self._send is not None
         assert self._task_group is not None
-        # Closing the queue lets the writer finish what was already accepted, then stop.
-        await self._send.aclose()
+        # The writer finishes what was already accepted, then stops.
+        self._closing = True
+        self._queued.set()
         try:
             await self._task_group.__aexit__(exc_type, exc, tb)
         finally:
@@ -146,9 +148,11 @@ class EventStore(abc.ABC):
         """
         self._require_open()
         prepared = self.prepare(stream, events, expected)
-        assert self._send is not None
+        while len(self._queue) >= limits.WRITE_QUEUE_DEPTH:  # back-pressure
+            await self._room.wait()
         pending = _Pending(prepared)
-        await self._send.send(pending)
+        self._queue.append(pending)
+        self._queued.set()
         await pending.done.wait()
         if isinstance(pending.outcome, BaseException):
             raise pending.outcome
@@ -170,14 +174,14 @@ class EventStore(abc.ABC):
             raise LimitExceededError(f"a batch holds at most {limits.MAX_BATCH_EVENTS} events, "
                                      f"this one {len(events)}")
         prepared = tuple(self._prepare_event(e) for e in events)
-        ids = {e.event_id for e in prepared}
+        ids = frozenset(e.event_id for e in prepared)
         if len(ids) < len(prepared):
             raise DuplicateInBatchError(f"append to {stream!r} names an event id twice")
         size = sum(len(e.payload) + len(e.metadata) for e in prepared)
         if size > limits.MAX_BATCH_BYTES:
             raise LimitExceededError(f"a batch is at most {limits.MAX_BATCH_BYTES} bytes "
                                      f"encoded, this one {size}")
-        return PreparedAppend(stream, expected, prepared)
+        return PreparedAppend(stream, expected, prepared, ids)
 
     def _prepare_event(self, event: NewEvent[Event]) -> PreparedEvent:
         if not isinstance(event, NewEvent):
@@ -189,21 +193,26 @@ class EventStore(abc.ABC):
         if len(payload) + len(metadata) > limits.MAX_EVENT_BYTES:
             raise LimitExceededError(f"an event is at most {limits.MAX_EVENT_BYTES} bytes "
                                      f"encoded, {wire} is {len(payload) + len(metadata)}")
-        return PreparedEvent(event.event_id, wire, split_wire_name(wire)[1], payload, metadata)
+        return PreparedEvent(event.event_id, event.event_id.bytes, wire,
+                             split_wire_name(wire)[1], payload, metadata)
 
-    async def _write_loop(self, receive: MemoryObjectReceiveStream[_Pending]) -> None:
+    async def _write_loop(self) -> None:
         """The one writer: take everything queued (up to a limit), commit it together."""
-        async with receive:
-            async for first in receive:
-                group, size = [first], len(first.append.events)
-                while size < limits.MAX_GROUP_EVENTS:
-                    try:
-                        pending = receive.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                    group.append(pending)
-                    size += len(pending.append.events)
-                await self._commit_and_settle(group)
+        queue = self._queue
+        while True:
+            await self._queued.wait()
+            if not queue:
+                if self._closing:
+                    return
+                self._queued = anyio.Event()
+                continue
+            group, size = [], 0
+            while queue and size < limits.MAX_GROUP_EVENTS:
+                group.append(queue.popleft())
+                size += len(group[-1].append.events)
+            room, self._room = self._room, anyio.Event()
+            room.set()
+            await self._commit_and_settle(group)
 
     async def _commit_and_settle(self, group: list[_Pending]) -> None:
         # Shielded: once a group is taken, its callers get an answer even at shutdown.

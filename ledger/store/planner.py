@@ -33,6 +33,7 @@ class PreparedEvent(msgspec.Struct, frozen=True, array_like=True):
     """One event, validated and encoded by its caller before it reaches the writer."""
 
     event_id: uuid.UUID
+    id_bytes: bytes
     wire_name: str
     schema_version: int
     payload: bytes
@@ -43,6 +44,7 @@ class PreparedAppend(msgspec.Struct, frozen=True):
     stream: str
     expected: ExpectedVersion
     events: tuple[PreparedEvent, ...]
+    ids: frozenset[uuid.UUID]
 
 
 class KnownEvent(msgspec.Struct, frozen=True, array_like=True):
@@ -105,7 +107,7 @@ def encode_record(
             position,
             stream,
             version,
-            event.event_id,
+            event.id_bytes,  # the same msgpack bin 16 as the UUID itself
             event.schema_version,
             msgspec.Raw(event.payload),
             msgspec.Raw(event.metadata),
@@ -145,6 +147,8 @@ def plan_group(
     recorded_at = from_micros(recorded_us)
     position, previous = head.position, head.hash
     stream_versions, known = dict(stream_versions), dict(known)
+    # Ids planned earlier in the group are tracked only when two appends share one.
+    track = len(appends) > 1 and _ids_repeat(appends)
     rows: list[Row] = []
     outcomes: list[AppendResult | StoreError] = []
     for append in appends:
@@ -164,14 +168,19 @@ def plan_group(
             version += 1
             record = encode_record(position, stream, version, event, recorded_at)
             previous = chain_hash(previous, record)
-            rows.append((position, stream, version, event.event_id.bytes, event.wire_name,
+            rows.append((position, stream, version, event.id_bytes, event.wire_name,
                          recorded_us, record, previous))
-            known[event.event_id] = KnownEvent(position, stream, version, event.payload,
-                                               event.metadata)
+            if track:
+                known[event.event_id] = KnownEvent(position, stream, version, event.payload,
+                                                   event.metadata)
         stream_versions[stream] = version
         outcomes.append(AppendResult(stream, tuple(range(first_position, position + 1)),
                                      tuple(range(first_version, version + 1))))
     return GroupPlan(rows, outcomes, ChainHead(position, previous, recorded_us))
+
+
+def _ids_repeat(appends: Sequence[PreparedAppend]) -> bool:
+    return len(frozenset().union(*(a.ids for a in appends))) < sum(len(a.ids) for a in appends)
 
 
 def _replay(append: PreparedAppend, seen: list[KnownEvent | None]) -> AppendResult | StoreError:

@@ -18,11 +18,13 @@ import msgspec
 from ledger.ids import uuid7
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     """Base class of event payloads: ``class CardIssued(Event, frozen=True): ...``.
 
     Past-tense names. Repeat ``frozen=True`` in subclasses: msgspec inherits it, but type
-    checkers only see what is written.
+    checkers only see what is written. Events are immutable trees of values, never cycles,
+    so they are not tracked by the cyclic garbage collector (``gc=False``): reading a large
+    log allocates millions of them, and tracking cost a quarter of the read time.
     """
 
 
@@ -45,7 +47,7 @@ def split_wire_name(tag: str) -> tuple[str, int]:
     return name, int(version)
 
 
-class Metadata(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
+class Metadata(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True, gc=False):
     """Facts about an event that are not part of the domain payload."""
 
     occurred_at: datetime | None = None
@@ -58,15 +60,18 @@ class Metadata(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True)
     """Where the fact came from, e.g. ``offblocks:event:<eventId>``."""
 
 
+NO_METADATA = Metadata()
+
+
 class NewEvent(msgspec.Struct, Generic[E], frozen=True, kw_only=True):
     """An event to append. ``event_id`` makes appends idempotent: reuse it on retries."""
 
     payload: E
     event_id: uuid.UUID = msgspec.field(default_factory=uuid7)
-    metadata: Metadata = Metadata()
+    metadata: Metadata = NO_METADATA
 
 
-class StoredEvent(msgspec.Struct, Generic[E], frozen=True, array_like=True):
+class StoredEvent(msgspec.Struct, Generic[E], frozen=True, array_like=True, gc=False):
     """An event as the log holds it. Its msgpack encoding is the row's canonical record."""
 
     position: int

@@ -23,10 +23,20 @@ import msgspec
 import msgspec.inspect as mi
 
 from ledger.errors import InvalidPayloadError, SchemaError, UnknownEventTypeError
-from ledger.store.records import Event, Metadata, StoredEvent, split_wire_name, wire_name
+from ledger.store.records import (
+    NO_METADATA,
+    Event,
+    Metadata,
+    StoredEvent,
+    split_wire_name,
+    wire_name,
+)
 
 RECORD_ENCODER = msgspec.msgpack.Encoder(uuid_format="bytes")
 """The one encoder of canonical bytes: records and their hashes depend on it, on every backend."""
+
+
+_NO_METADATA_BYTES = RECORD_ENCODER.encode(NO_METADATA)
 
 
 class Upcaster(msgspec.Struct, frozen=True):
@@ -125,6 +135,8 @@ class EventRegistry:
 
     @staticmethod
     def encode_metadata(metadata: Metadata) -> bytes:
+        if metadata is NO_METADATA:
+            return _NO_METADATA_BYTES
         if not isinstance(metadata, Metadata):
             raise InvalidPayloadError(f"metadata must be Metadata, not {type(metadata).__name__}")
         occurred_at = metadata.occurred_at
@@ -183,15 +195,7 @@ def _amount_check(info: mi.Type) -> _AmountCheck | None:
     if isinstance(info, mi.DecimalType):
         return _check_decimal
     if isinstance(info, mi.StructType):
-        fields = [(f.name, c) for f in info.fields if (c := _amount_check(f.type)) is not None]
-        if not fields:
-            return None
-
-        def check_struct(value: object, path: str) -> None:
-            for name, check in fields:
-                check(getattr(value, name), f"{path}.{name}")
-
-        return check_struct
+        return _struct_check(info)
     if isinstance(info, mi.ListType | mi.VarTupleType | mi.SetType | mi.FrozenSetType):
         item = _amount_check(info.item_type)
         if item is None:
@@ -215,6 +219,28 @@ def _amount_check(info: mi.Type) -> _AmountCheck | None:
     if isinstance(info, mi.UnionType):
         return _union_check(info)
     return None
+
+
+def _struct_check(info: mi.StructType) -> _AmountCheck | None:
+    plain = [f.name for f in info.fields if isinstance(f.type, mi.DecimalType)]
+    nested = [(f.name, c) for f in info.fields
+              if not isinstance(f.type, mi.DecimalType) and (c := _amount_check(f.type))]
+    if not plain and not nested:
+        return None
+    # The common case, plain Decimal fields, costs one C call and a type test per field; the
+    # messages come from the slow path, which runs only when something is wrong.
+    get_plain = operator.attrgetter(*plain, "__class__") if plain else None
+
+    def check_struct(value: object, path: str) -> None:
+        if get_plain is not None:
+            for amount in get_plain(value)[:-1]:
+                if amount.__class__ is not Decimal or not amount.is_finite():
+                    for name in plain:
+                        _check_decimal(getattr(value, name), f"{path}.{name}")
+        for name, check in nested:
+            check(getattr(value, name), f"{path}.{name}")
+
+    return check_struct
 
 
 _CONTAINER_CLASSES: dict[type, type] = {

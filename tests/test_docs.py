@@ -1,0 +1,43 @@
+"""The README is part of the product: its examples run, and CI runs its test command."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+def test_readme_opens_with_the_two_setup_commands() -> None:
+    first = _blocks("sh")[0].strip().splitlines()
+    assert README.index("```sh") < README.index("\n## ")
+    assert len(first) == 2
+    assert first[0].endswith("cardledger demo")
+    assert "pytest" in first[1] and "ruff check" in first[1] and "mypy" in first[1]
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    test_command = _blocks("sh")[0].strip().splitlines()[1]
+    ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if line and not line.startswith("#")]
+    assert test_command in ci_lines
+
+
+@pytest.mark.parametrize("number", range(len(_blocks("python"))))
+def test_readme_python_examples_run(number: int, tmp_path: Path) -> None:
+    script = tmp_path / "example.py"
+    script.write_text(_blocks("python")[number])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
