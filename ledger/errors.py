@@ -96,3 +96,42 @@ class SchemaError(StoreError):
 
 class StoreUrlError(StoreError, ValueError):
     """``open_store`` was given a URL it cannot open."""
+
+
+# --- domain ----------------------------------------------------------------------------------
+
+
+class DomainError(LedgerError):
+    """Base class of errors raised by the domain rules."""
+
+
+class InvalidAmountError(DomainError, ValueError):
+    """An amount is not an exact, non-negative decimal string (or has too many decimals)."""
+
+
+class UnknownCurrencyError(DomainError, ValueError):
+    """A currency code is not an ISO 4217 code."""
+
+
+class CurrencyMismatchError(DomainError, ValueError):
+    """Amounts of different currencies were combined; the ledger never converts implicitly."""
+
+
+class InvalidIdentifierError(DomainError, ValueError):
+    """A UUID or CAIP identifier is malformed."""
+
+
+class InvalidTransitionError(DomainError):
+    """A local command asked for a transition the processor's state machine forbids.
+
+    Nothing was decided: no event was produced.
+    """
+
+    def __init__(self, entity: str, entity_id: object, state: str, command: str,
+                 reason: str = "") -> None:
+        self.entity = entity
+        self.entity_id = entity_id
+        self.state = state
+        self.command = command
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"{entity} {entity_id} is {state}; cannot {command}{detail}")

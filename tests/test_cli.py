@@ -14,7 +14,8 @@ def test_demo_runs_and_verifies_its_chain(tmp_path: Path) -> None:
     result = subprocess.run([CARDLEDGER, "demo", "--db", str(db)], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "hash chain: intact over 10001 events" in result.stdout
+    assert "hash chain: intact over 10004 events" in result.stdout
+    assert "card is inactive" in result.stdout
     assert "duplicate=True" in result.stdout
     assert db.exists()
 

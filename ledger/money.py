@@ -1,0 +1,126 @@
+"""Exact money: decimal amounts parsed from strings, ISO 4217 currencies, no implicit rounding.
+
+Amounts enter the ledger only through ``parse_amount`` (or ``parse_token_amount``): plain
+decimal strings such as ``"10.0"``, ``"20"`` or ``"0.000000000000000001"``. Floats, exponents,
+NaN and infinities are refused. Arithmetic on ``Money`` uses a context that raises instead of
+rounding, and refuses to mix currencies.
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+from decimal import Decimal
+from typing import Self
+
+import msgspec
+
+from ledger.errors import CurrencyMismatchError, InvalidAmountError, UnknownCurrencyError
+
+TOKEN_DECIMALS = 18
+"""Token amounts keep up to 18 decimals (ERC-20 precision)."""
+
+EXACT = decimal.Context(
+    prec=80,  # far beyond any amount with 18 decimals, so sums are exact...
+    traps=[decimal.Inexact, decimal.Rounded, decimal.InvalidOperation,
+           decimal.DivisionByZero, decimal.Overflow],  # ...and rounding would raise, not hide
+)
+
+# At most 30 integer digits and 30 decimals: far beyond any real amount, and a limit.
+_DECIMAL_TEXT = re.compile(r"(0|[1-9][0-9]{0,29})(\.[0-9]{1,30})?")
+
+# Active ISO 4217 codes (fund and precious-metal codes left out).
+# A table reads better than a list of 150 quoted strings.
+ISO_4217 = frozenset("""
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
+BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
+GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW
+KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD
+NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD
+SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES
+VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+""".split())  # noqa: SIM905
+
+
+def parse_amount(text: object, *, max_decimals: int | None = None) -> Decimal:
+    """An exact, non-negative amount from a decimal string, or ``InvalidAmountError``."""
+    if not isinstance(text, str):
+        kind = "a float" if isinstance(text, float) else type(text).__name__
+        raise InvalidAmountError(f"amounts are decimal strings, not {kind} ({text!r})")
+    if not _DECIMAL_TEXT.fullmatch(text):
+        raise InvalidAmountError(f"{text!r} is not a plain non-negative decimal amount")
+    amount = Decimal(text)
+    decimals = -amount.as_tuple().exponent  # type: ignore[operator]
+    if max_decimals is not None and decimals > max_decimals:
+        raise InvalidAmountError(f"{text!r} has {decimals} decimals; at most {max_decimals}")
+    return amount
+
+
+def parse_token_amount(text: object) -> Decimal:
+    return parse_amount(text, max_decimals=TOKEN_DECIMALS)
+
+
+def check_currency(code: object) -> str:
+    if not isinstance(code, str) or code not in ISO_4217:
+        raise UnknownCurrencyError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+def check_amount(amount: object) -> Decimal:
+    """An amount that is already a Decimal: finite and not negative."""
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
+        raise InvalidAmountError(f"{amount!r} is not a finite, non-negative Decimal")
+    return amount
+
+
+class Money(msgspec.Struct, frozen=True):
+    """An exact amount in one currency. Mixing currencies raises; nothing is ever rounded."""
+
+    amount: Decimal
+    currency: str
+
+    @classmethod
+    def of(cls, amount: str, currency: str) -> Self:
+        return cls(parse_amount(amount), check_currency(currency))
+
+    @classmethod
+    def zero(cls, currency: str) -> Self:
+        return cls(Decimal(0), check_currency(currency))
+
+    def _same(self, other: Money) -> None:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatchError(
+                f"cannot combine {self.currency} with {other.currency}: no implicit conversion"
+            )
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(EXACT.add(self.amount, other.amount), self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(EXACT.subtract(self.amount, other.amount), self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(EXACT.minus(self.amount), self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+
+def exact_sum(amounts: list[Decimal] | tuple[Decimal, ...]) -> Decimal:
+    """Sum of Decimals, raising rather than rounding."""
+    total = Decimal(0)
+    for amount in amounts:
+        total = EXACT.add(total, amount)
+    return total

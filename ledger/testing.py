@@ -1,0 +1,276 @@
+"""Hypothesis strategies and a state machine for property-testing code built on cardledger.
+
+- ``programme_histories()``: a whole programme as the processor would report it, in time
+  order: customers, accounts, cards, holds (amended, captured, released, or left pending),
+  transactions (full, partial and over-captures, refunds, reversals), each a snapshot in the
+  processor's shape, following the processor's state machines.
+- ``deliveries(history)``: the same snapshots as a webhook consumer receives them: some
+  delivered twice, in another order.
+- ``webhook_payloads(snapshots)``: the JSON bodies the processor posts (entity fields,
+  ``webhookType``, ``eventId``); a repeated delivery reuses its ``eventId``.
+- ``ProgrammeMachine``: a rule-based state machine that delivers observations and issues local
+  commands against a ``Programme``; subclass it and override ``record`` to drive your own code.
+
+Requires hypothesis (``pip install cardledger[testing]``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from ledger.domain import card as card_rules
+from ledger.domain.lifecycle import (
+    ACCOUNT,
+    AUTHORISATION,
+    CARD,
+    CUSTOMER,
+    TRANSACTION,
+    Lifecycle,
+)
+from ledger.domain.programme import Programme
+from ledger.errors import InvalidTransitionError
+from ledger.events import DomainEvent
+from ledger.observations import (
+    AccountSnapshot,
+    Address,
+    AnySnapshot,
+    AuthorisationSnapshot,
+    CardSnapshot,
+    CustomerSnapshot,
+    Merchant,
+    TransactionSnapshot,
+)
+
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+ADDRESS = Address(first_line="1 Test Avenue", city="London", country="GB", post_code="SW1 1AA")
+WEBHOOK_TYPES = {CustomerSnapshot: "customer.updated", AccountSnapshot: "account.updated",
+                 CardSnapshot: "card.updated", AuthorisationSnapshot: "authorisation.updated",
+                 TransactionSnapshot: "transaction.updated"}
+
+
+def amounts(low: str = "0.01", high: str = "500") -> st.SearchStrategy[Decimal]:
+    """Positive account-currency amounts with at most two decimals."""
+    return st.decimals(Decimal(low), Decimal(high), places=2, allow_nan=False,
+                       allow_infinity=False)
+
+
+def _ids() -> st.SearchStrategy[str]:
+    return st.uuids(version=4).map(str)
+
+
+class _Clock:
+    """Strictly increasing business times within one generated history."""
+
+    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any], start: datetime) -> None:
+        self._draw, self.now = draw, start
+
+    def tick(self, max_minutes: int = 600) -> datetime:
+        self.now += timedelta(minutes=self._draw(st.integers(1, max_minutes)))
+        return self.now
+
+
+def _walk(draw: Callable[[st.SearchStrategy[Any]], Any], machine: Lifecycle, start: str,
+          max_steps: int) -> list[str]:
+    """A path through ``machine`` from ``start``: every step a documented transition."""
+    path = [start]
+    for _ in range(draw(st.integers(0, max_steps))):
+        targets = sorted(machine.transitions[path[-1]] - {path[-1]})
+        if not targets:
+            break
+        path.append(draw(st.sampled_from(targets)))
+    return path
+
+
+@st.composite
+def programme_histories(draw: st.DrawFn, max_cards: int = 2,
+                        max_holds: int = 4) -> list[AnySnapshot]:
+    """Snapshots of one customer's programme, in the order the processor produced them."""
+    clock = _Clock(draw, EPOCH + timedelta(days=draw(st.integers(0, 300))))
+    history: list[AnySnapshot] = []
+    customer_id, account_id = draw(_ids()), draw(_ids())
+    created = clock.tick()
+    history += [CustomerSnapshot(id=customer_id, external_id="ext-1", status=status,
+                                 created_at=created, updated_at=clock.tick())
+                for status in ("initiating", "screening", "verifying", "active")]
+    account_created = clock.tick()
+    history += [AccountSnapshot(id=account_id, customer_id=customer_id, status=status,
+                                currencies=["EUR"], created_at=account_created,
+                                updated_at=clock.tick())
+                for status in ("initiating", "pending", "active")]
+    for _ in range(draw(st.integers(1, max_cards))):
+        history += draw(_card_life(clock, account_id, max_holds))
+    return history
+
+
+@st.composite
+def _card_life(draw: st.DrawFn, clock: _Clock, account_id: str,
+               max_holds: int) -> list[AnySnapshot]:
+    card_id, created = draw(_ids()), clock.tick()
+    statuses: list[Any] = ["issuing", "active", *_walk(draw, CARD, "active", 3)[1:]]
+    if draw(st.booleans()):
+        statuses = ["issuing", "issue_failed"]
+    history: list[AnySnapshot] = []
+    holds: list[list[AnySnapshot]] = []
+    for status in statuses:
+        history.append(CardSnapshot(
+            id=card_id, account_id=account_id, type="virtual", status=status,
+            billing_address=ADDRESS, masked_pan="530518******9871" if status != "issuing"
+            else None, created_at=created, updated_at=clock.tick()))
+        if status == "active":  # payments happen while the card is active
+            for _ in range(draw(st.integers(0, max_holds))):
+                holds.append(draw(_hold_life(clock, account_id, card_id)))
+    # A terminated card's pending holds may still be captured: interleave by time.
+    return sorted(history + [s for life in holds for s in life], key=lambda s: s.updated_at)
+
+
+@st.composite
+def _hold_life(draw: st.DrawFn, clock: _Clock, account_id: str,
+               card_id: str) -> list[AnySnapshot]:
+    hold_id, created = draw(_ids()), clock.tick(30)
+    amount = draw(amounts())
+    merchant = Merchant(id="m-1", name="Corner Cafe", mcc=5814, country="GB", city="London")
+
+    def snapshot(status: str, value: Decimal) -> AuthorisationSnapshot:
+        return AuthorisationSnapshot(
+            id=hold_id, account_id=account_id, card_id=card_id, status=status,  # type: ignore[arg-type]
+            amount=str(value), currency="EUR", merchant_amount=str(value),
+            merchant_currency="EUR", exchange_rate="1", merchant=merchant, created_at=created,
+            updated_at=clock.tick(60 * 24 * 3))
+
+    history: list[AnySnapshot] = [snapshot("pending", amount)]
+    if draw(st.booleans()):
+        amount = draw(amounts())
+        history.append(snapshot("pending", amount))
+    ending = draw(st.sampled_from(["capture", "release", "pending"]))
+    if ending == "release":
+        history += [snapshot("releasing", amount), snapshot("released", amount)]
+    elif ending == "capture":
+        history += [snapshot("capturing", amount), snapshot("captured", amount)]
+        # Partial, exact and over-captures (tips) all happen.
+        factor = draw(st.sampled_from([Decimal("0.5"), Decimal(1), Decimal("1.2")]))
+        captured = (amount * factor).quantize(Decimal("0.01")) or Decimal("0.01")
+        history += draw(_transaction_life(clock, account_id, card_id, hold_id, "debit",
+                                          captured))
+        if draw(st.booleans()):  # a refund
+            history += draw(_transaction_life(clock, account_id, card_id, None, "credit",
+                                              captured))
+    return history
+
+
+@st.composite
+def _transaction_life(draw: st.DrawFn, clock: _Clock, account_id: str, card_id: str,
+                      authorisation_id: str | None, direction: str,
+                      amount: Decimal) -> list[AnySnapshot]:
+    # In the documented capture flow the transaction id equals the authorisation id.
+    transaction_id = authorisation_id or draw(_ids())
+    created = clock.tick(60)
+    statuses = draw(st.sampled_from([["processing"], ["processing", "processed"],
+                                     ["processing", "processed", "reversing", "reversed"]]))
+    return [TransactionSnapshot(
+        id=transaction_id, account_id=account_id, card_id=card_id,
+        authorisation_id=authorisation_id, status=status, direction=direction,  # type: ignore[arg-type]
+        amount=str(amount), currency="EUR", merchant_amount=str(amount),
+        merchant_currency="EUR", exchange_rate="1", token_amount=str(amount),
+        token="eip155:1/erc20:0x6b175474e89094c44da98b954eedeac495271d0f",
+        created_at=created, updated_at=clock.tick(60 * 24)) for status in statuses]
+
+
+def deliveries(history: list[AnySnapshot]) -> st.SearchStrategy[list[AnySnapshot]]:
+    """``history`` as delivered: every snapshot at least once, some twice, in any order."""
+    return st.lists(st.sampled_from(history), max_size=len(history)).flatmap(
+        lambda extra: st.permutations([*history, *extra]))
+
+
+def webhook_payload(snapshot: AnySnapshot, event_id: uuid.UUID) -> bytes:
+    """The body the processor posts: the entity's fields plus ``webhookType`` and ``eventId``."""
+    fields = msgspec.to_builtins(snapshot)
+    fields |= {"webhookType": WEBHOOK_TYPES[type(snapshot)], "eventId": str(event_id)}
+    return msgspec.json.encode(fields)
+
+
+def webhook_payloads(history: list[AnySnapshot]) -> st.SearchStrategy[list[bytes]]:
+    """Deliveries of ``history`` as JSON bodies; a redelivered snapshot keeps its eventId."""
+    ids = {id(s): uuid.UUID(int=i + 1) for i, s in enumerate(history)}
+    return deliveries(history).map(
+        lambda delivered: [webhook_payload(s, ids[id(s)]) for s in delivered])
+
+
+class ProgrammeMachine(RuleBasedStateMachine):
+    """Delivers a generated programme's observations in any order, with duplicates, and tries
+    local commands along the way. Override ``record`` to send the events to your own code, and
+    add rules and invariants of your own; the built-in invariants check that the programme's
+    state equals a replay of everything recorded, and that final states stay final."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.programme = Programme()
+        self.recorded: list[DomainEvent] = []
+        self.pending: list[AnySnapshot] = []
+        self.finals: dict[str, str] = {}
+
+    def record(self, events: list[DomainEvent]) -> None:
+        """Called with every batch of new events. Subclasses hook their code in here."""
+        self.recorded += events
+
+    @rule(history=programme_histories(), data=st.data())
+    def receive_a_programme(self, history: list[AnySnapshot], data: st.DataObject) -> None:
+        self.pending += data.draw(deliveries(history))
+
+    @precondition(lambda self: bool(self.pending))
+    @rule(count=st.integers(1, 8))
+    def deliver(self, count: int) -> None:
+        for snapshot in self.pending[:count]:
+            self.record(self.programme.observe(snapshot))
+        del self.pending[:count]
+
+    @precondition(lambda self: bool(self.programme.cards))
+    @rule(data=st.data(), verb=st.sampled_from(["deactivate", "activate", "terminate"]))
+    def request(self, data: st.DataObject, verb: str) -> None:
+        card_id = data.draw(st.sampled_from(sorted(self.programme.cards)))
+        state = self.programme.cards[card_id]
+        requests: dict[str, type[card_rules.CardCommand]] = {
+            "deactivate": card_rules.DeactivateCard, "activate": card_rules.ActivateCard,
+            "terminate": card_rules.TerminateCard}
+        command = requests[verb](at=EPOCH)  # type: ignore[call-arg]
+        try:
+            events = card_rules.decide(command, state)
+        except InvalidTransitionError:
+            return  # refused, and nothing was decided
+        self.programme.apply_all(events)
+        self.record(list(events))
+
+    @invariant()
+    def replay_equals_live(self) -> None:
+        replayed = Programme()
+        replayed.apply_all(self.recorded)
+        assert replayed.summary() == self.programme.summary()
+
+    @invariant()
+    def final_states_stay_final(self) -> None:
+        """A final entity never becomes non-final again (an *earlier* final report may still
+        replace a later one: the earliest final wins, whatever the delivery order)."""
+        for kind, machine, states in self._entities():
+            for entity_id, status in states.items():
+                key = f"{kind}:{entity_id}"
+                if key in self.finals:
+                    assert machine.is_final(status), f"{key} left its final state {status}"
+                elif machine.is_final(status):
+                    self.finals[key] = status
+
+    def _entities(self) -> list[tuple[str, Lifecycle, dict[str, str]]]:
+        p = self.programme
+        return [
+            ("customer", CUSTOMER, {k: v.status for k, v in p.customers.items()}),
+            ("account", ACCOUNT, {k: v.status for k, v in p.accounts.items()}),
+            ("card", CARD, {k: v.status for k, v in p.cards.items()}),
+            ("authorisation", AUTHORISATION, {k: v.status for k, v in p.holds.items()}),
+            ("transaction", TRANSACTION, {k: v.status for k, v in p.transactions.items()}),
+        ]
