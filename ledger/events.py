@@ -57,11 +57,14 @@ class Observed(DomainEvent, frozen=True, kw_only=True):
     stale: bool = False
     """Older than the entity's current state: history, not the present."""
     anomalies: tuple[Anomaly, ...] = ()
+    observed_at: datetime | None = None
+    """The report's ``updatedAt`` when it differs from ``at``: an entity's first event is
+    dated at its creation (``createdAt``) but ordered, and deduplicated, by its report."""
 
     @property
-    def moves_state(self) -> bool:
-        """Whether this event may change the entity's current state."""
-        return not self.stale and Anomaly.FINAL_STATE_CHANGED not in self.anomalies
+    def reported_at(self) -> datetime:
+        """The time that orders this report among the entity's others."""
+        return self.observed_at or self.at
 
 
 # --- customers and accounts ------------------------------------------------------------------
@@ -207,9 +210,6 @@ class HoldObserved(Observed, frozen=True, kw_only=True):
 class HoldPlaced(HoldObserved, frozen=True, kw_only=True):
     """``at`` is the hold's creation, which starts its expiry clock."""
 
-    observed_at: datetime | None = None
-    """The ``updatedAt`` of the report it was first seen in, when later than ``at``: the
-    report's place among the hold's other reports."""
     merchant_amount: Decimal
     merchant_currency: str
     exchange_rate: Decimal

@@ -1,0 +1,13 @@
+"""Read models: balances, holds and the 30-day window, cards, anomalies, token totals.
+
+``ProjectionRunner`` keeps them in step with the log; ``views.view`` is the balance model
+itself, as of any business time; ``sweeper.sweep`` records hold expiries in the log.
+"""
+
+from projections.book import AccountBook
+from projections.runner import ProjectionRunner
+from projections.sweeper import sweep
+from projections.views import AccountView, Balance, CardView, HoldView, TokenTotal, view
+
+__all__ = ["AccountBook", "AccountView", "Balance", "CardView", "HoldView", "ProjectionRunner",
+           "TokenTotal", "sweep", "view"]

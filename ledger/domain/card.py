@@ -105,9 +105,9 @@ def _observe(snapshot: CardSnapshot, state: CardState | None) -> list[CardObserv
     events: list[CardObserved] = []
     common: dict[str, Any] = {"card_id": snapshot.id, "account_id": snapshot.account_id}
     if verdict is Verdict.NEW and snapshot.status != "issuing":
-        # Every card starts issuing: the snapshot's createdAt says when.
+        # Every card starts issuing, at its createdAt; ordered by the report that told us.
         events.append(CardIssuanceStarted(at=snapshot.created_at, card_type=snapshot.type,
-                                          **common))
+                                          observed_at=snapshot.updated_at, **common))
     first_active = state.first_active_at if state else None
     event_type: type[CardObserved] = CARD_STATUS_EVENTS[snapshot.status]
     if snapshot.status == "issuing":
@@ -129,7 +129,7 @@ def evolve(state: CardState | None, event: CardEvent) -> CardState:
     if isinstance(event, CardRequest):
         return msgspec.structs.replace(state, requested=state.requested | {type(event).__name__})
     status = CARD_STATUS_OF[type(event)]
-    standing = state.standing.add(CARD, Sighting(event.at, CARD.rank[status], status))
+    standing = state.standing.add(CARD, Sighting(event.reported_at, CARD.rank[status], status))
     first_active = state.first_active_at
     if status == "active" and (first_active is None or event.at < first_active):
         first_active = event.at

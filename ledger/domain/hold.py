@@ -1,9 +1,10 @@
 """Authorisation holds: funds reserved for a card payment, and the 30-day rule.
 
 A hold expires ``window`` (30 days by default) after it was created. If its card is terminated
-while the hold is still pending or capturing, the capture window runs until ``window`` after
-the termination instead, when that is later: the processor honours such captures for 30 days
-from the termination date.
+while the hold is still live (pending or capturing, and not yet expired), the capture window
+runs until ``window`` after the termination instead: the processor honours such captures for
+30 days from the termination date. A termination after the hold expired does not revive it:
+its expiry is already in the log, and no processor sends an "un-expire".
 """
 
 from __future__ import annotations
@@ -63,16 +64,20 @@ class HoldState(msgspec.Struct, frozen=True):
         return Decimal(current.detail[0]) if current is not None else Decimal(0)
 
     def expires_at(self, card: CardState | None, policy: HoldPolicy = DEFAULT_POLICY) -> datetime:
-        expires = self.created_at + policy.window
-        terminated = card.terminated_at if card is not None else None
-        if terminated is not None and self.created_at <= terminated and self._open_at(terminated):
-            expires = max(expires, terminated + policy.window)
-        return expires
-
-    def _open_at(self, moment: datetime) -> bool:
-        """Whether the hold was still pending or capturing at ``moment``."""
         final = self.standing.final
-        return final is None or final.at > moment
+        return expiry(self.created_at, card.terminated_at if card is not None else None,
+                      final.at if final is not None else None, policy)
+
+
+def expiry(created_at: datetime, terminated_at: datetime | None, closed_at: datetime | None,
+           policy: HoldPolicy = DEFAULT_POLICY) -> datetime:
+    """When a hold created at ``created_at`` expires, given its card's termination (if any)
+    and when the hold reached a final state (if it did)."""
+    expires = created_at + policy.window
+    if terminated_at is not None and created_at <= terminated_at < expires and (
+            closed_at is None or closed_at > terminated_at):
+        return terminated_at + policy.window
+    return expires
 
 
 class ObserveAuthorisation(msgspec.Struct, frozen=True):
@@ -219,8 +224,8 @@ def _observe(command: ObserveAuthorisation, state: HoldState | None) -> list[Hol
             merchant_amount=parse_amount(snapshot.merchant_amount),
             merchant_currency=check_currency(snapshot.merchant_currency),
             exchange_rate=parse_amount(snapshot.exchange_rate), merchant=snapshot.merchant,
-            at=snapshot.created_at, anomalies=placed_anomalies, **common,
-            observed_at=snapshot.updated_at if snapshot.status == "pending" else None))
+            at=snapshot.created_at, observed_at=snapshot.updated_at, anomalies=placed_anomalies,
+            **common))
         if snapshot.status == "pending":
             return events  # a later updatedAt with the same amount says nothing more
         state = HoldState(snapshot.id, snapshot.account_id, snapshot.card_id, snapshot.currency,
@@ -255,9 +260,8 @@ def evolve(state: HoldState | None, event: HoldEvent) -> HoldState:
         state = HoldState(event.authorisation_id, event.account_id, event.card_id,
                           event.currency, event.at)
     status = HOLD_STATUS_OF[type(event)]
-    reported = event.observed_at if isinstance(event, HoldPlaced) and event.observed_at else (
-        event.at)
-    standing = state.standing.add(AUTHORISATION, _sighting(status, reported, event.amount))
+    standing = state.standing.add(AUTHORISATION, _sighting(status, event.reported_at,
+                                                           event.amount))
     created = min(state.created_at, event.at) if isinstance(event, HoldPlaced) else (
         state.created_at)
     return msgspec.structs.replace(state, standing=standing, created_at=created)

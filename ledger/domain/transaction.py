@@ -141,7 +141,8 @@ def _posted(command: ObserveTransaction, common: dict[str, Any]) -> TransactionP
         token_amount=parse_token_amount(snapshot.token_amount), token=snapshot.token,
         fees=tuple(FeePaid(f.type, parse_token_amount(f.token_amount)) for f in snapshot.fees),
         chain_transactions=tuple(c.chain_id for c in snapshot.chain_transactions),
-        at=snapshot.created_at, anomalies=tuple(anomalies), **common)
+        at=snapshot.created_at, observed_at=snapshot.updated_at, anomalies=tuple(anomalies),
+        **common)
 
 
 def evolve(state: TransactionState | None, event: TransactionObserved) -> TransactionState:
@@ -150,6 +151,6 @@ def evolve(state: TransactionState | None, event: TransactionObserved) -> Transa
         state = TransactionState(event.transaction_id, event.account_id, event.authorisation_id,
                                  event.direction, event.amount, event.currency, event.at)
     status = TRANSACTION_STATUS_OF[type(event)]
-    standing = state.standing.add(TRANSACTION, Sighting(event.at, TRANSACTION.rank[status],
-                                                        status))
+    standing = state.standing.add(TRANSACTION, Sighting(event.reported_at,
+                                                        TRANSACTION.rank[status], status))
     return msgspec.structs.replace(state, standing=standing)

@@ -30,6 +30,7 @@ from ledger.events import (
 )
 from ledger.observations import (
     AccountSnapshot,
+    AnySnapshot,
     AuthorisationSnapshot,
     CardSnapshot,
     TransactionSnapshot,
@@ -255,3 +256,20 @@ def test_transactions_follow_their_machine() -> None:
         transaction.decide(transaction.AdvanceTransaction("reversed", days(1)), state)
     (processed,) = transaction.decide(transaction.AdvanceTransaction("processed", days(1)), state)
     assert transaction.evolve(state, processed).status == "processed"
+
+
+def test_a_termination_after_a_hold_expired_does_not_revive_it() -> None:
+    programme = active_programme()
+    programme.observe(hold_at("pending", days(1), created=days(1)))
+    programme.observe(card_at("terminated", days(35)))
+    assert programme.holds["h1"].expires_at(programme.cards["c1"]) == days(31)
+
+
+def test_a_redelivered_first_report_records_nothing_for_every_entity() -> None:
+    programme = active_programme()
+    first_reports: list[AnySnapshot] = [card_at("active", days(0.2), card_id="c2"),
+                     hold_at("pending", days(1.5), created=days(1)),
+                     debit("4.00", days(2), status="processed")]
+    for report in first_reports:
+        assert programme.observe(report)
+        assert programme.observe(report) == [], type(report).__name__

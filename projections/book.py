@@ -1,0 +1,160 @@
+"""One account's book: every fact the balance model needs, folded from the account's events.
+
+An entity's state "as of T" is decided from its reports dated at or before T by the same rule
+as the deciders (``ledger.domain.lifecycle``): the earliest final state if any, otherwise the
+latest report. A ``Timeline`` keeps an entity's reports; with ``prune=True`` it keeps only the
+two that can still matter at the newest time (the best final and the best open one), which is
+what the stored projection needs and all it can afford for a million events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION, Lifecycle, Sighting
+from ledger.events import (
+    CARD_STATUS_OF,
+    HOLD_STATUS_OF,
+    TRANSACTION_STATUS_OF,
+    CardObserved,
+    DomainEvent,
+    FeePaid,
+    FundsDeposited,
+    FundsWithdrawn,
+    HoldExpired,
+    HoldObserved,
+    HoldPlaced,
+    TransactionObserved,
+    TransactionPosted,
+)
+from ledger.money import EXACT
+
+
+class Timeline(msgspec.Struct):
+    sightings: list[Sighting] = []
+
+    def add(self, lifecycle: Lifecycle, sighting: Sighting, prune: bool) -> None:
+        if sighting in self.sightings:
+            return
+        self.sightings.append(sighting)
+        if prune:  # keep the earliest final and the latest open sighting
+            finals = [s for s in self.sightings if lifecycle.is_final(s.status)]
+            opens = [s for s in self.sightings if not lifecycle.is_final(s.status)]
+            self.sightings = ([min(finals)] if finals else []) + ([max(opens)] if opens else [])
+
+    def at(self, lifecycle: Lifecycle, moment: datetime | None) -> Sighting | None:
+        """The state as of ``moment`` (None: as of the newest report)."""
+        known = [s for s in self.sightings if moment is None or s.at <= moment]
+        finals = [s for s in known if lifecycle.is_final(s.status)]
+        if finals:
+            return min(finals)
+        return max(known) if known else None
+
+    def first_final_at(self, lifecycle: Lifecycle, moment: datetime | None) -> datetime | None:
+        current = self.at(lifecycle, moment)
+        return current.at if current is not None and lifecycle.is_final(current.status) else None
+
+
+class HoldFacts(msgspec.Struct):
+    authorisation_id: str
+    card_id: str
+    currency: str
+    created_at: datetime | None = None
+    timeline: Timeline = msgspec.field(default_factory=Timeline)
+    expired_at: datetime | None = None
+
+
+class TransactionFacts(msgspec.Struct):
+    transaction_id: str
+    authorisation_id: str | None
+    direction: str
+    amount: Decimal
+    currency: str
+    token: str | None = None
+    token_amount: Decimal = Decimal(0)
+    fees: tuple[FeePaid, ...] = ()
+    timeline: Timeline = msgspec.field(default_factory=Timeline)
+
+
+class MoneyMovement(msgspec.Struct, frozen=True):
+    at: datetime
+    currency: str
+    amount: Decimal
+    """Positive for a deposit, negative for a withdrawal."""
+
+
+class AccountBook(msgspec.Struct):
+    """Everything the balance model needs about one account, folded from its events."""
+
+    account_id: str
+    prune: bool = False
+    movements: list[MoneyMovement] = []
+    holds: dict[str, HoldFacts] = {}
+    transactions: dict[str, TransactionFacts] = {}
+    cards: dict[str, Timeline] = {}
+    latest_at: datetime | None = None
+    """The account's latest business time: what the stored projection is "as of"."""
+
+    def apply(self, payload: DomainEvent) -> None:
+        if self.latest_at is None or payload.at > self.latest_at:
+            self.latest_at = payload.at
+        match payload:
+            case FundsDeposited() | FundsWithdrawn():
+                amount = payload.amount if isinstance(payload, FundsDeposited) else -payload.amount
+                self._move(MoneyMovement(payload.at, payload.currency, amount))
+            case HoldObserved():
+                self._hold(payload)
+            case HoldExpired():
+                facts = self.holds.get(payload.authorisation_id)
+                if facts is not None:
+                    facts.expired_at = payload.at
+            case TransactionObserved():
+                self._transaction(payload)
+            case CardObserved():
+                status = CARD_STATUS_OF[type(payload)]
+                self.cards.setdefault(payload.card_id, Timeline()).add(
+                    CARD, Sighting(payload.reported_at, CARD.rank[status], status), self.prune)
+
+    def _move(self, movement: MoneyMovement) -> None:
+        if not self.prune:
+            self.movements.append(movement)
+            return
+        # Pruned: one running total per currency, as of the latest movement.
+        for i, total in enumerate(self.movements):
+            if total.currency == movement.currency:
+                self.movements[i] = MoneyMovement(max(total.at, movement.at), total.currency,
+                                                  EXACT.add(total.amount, movement.amount))
+                return
+        self.movements.append(movement)
+
+    def _hold(self, event: HoldObserved) -> None:
+        facts = self.holds.get(event.authorisation_id)
+        if facts is None:
+            facts = self.holds[event.authorisation_id] = HoldFacts(
+                event.authorisation_id, event.card_id, event.currency)
+        if isinstance(event, HoldPlaced):
+            facts.created_at = event.at
+        status = HOLD_STATUS_OF[type(event)]
+        facts.timeline.add(AUTHORISATION, Sighting(event.reported_at, AUTHORISATION.rank[status],
+                                                   status, (str(event.amount),)), self.prune)
+
+    def _transaction(self, event: TransactionObserved) -> None:
+        facts = self.transactions.get(event.transaction_id)
+        if facts is None:
+            facts = self.transactions[event.transaction_id] = TransactionFacts(
+                event.transaction_id, event.authorisation_id, event.direction, event.amount,
+                event.currency)
+        if isinstance(event, TransactionPosted):
+            facts.token, facts.token_amount, facts.fees = (event.token, event.token_amount,
+                                                           event.fees)
+        status = TRANSACTION_STATUS_OF[type(event)]
+        facts.timeline.add(TRANSACTION, Sighting(event.reported_at, TRANSACTION.rank[status],
+                                                 status), self.prune)
+
+
+def account_of(event: DomainEvent) -> str | None:
+    """The account an event concerns, if any (customer-level events concern none)."""
+    return getattr(event, "account_id", None)

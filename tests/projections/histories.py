@@ -1,0 +1,48 @@
+"""Generated programmes turned into the events a ledger records: observations, plus deposits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from hypothesis import strategies as st
+
+from ledger.domain.programme import Programme
+from ledger.events import DomainEvent, FundsDeposited, FundsWithdrawn
+from ledger.observations import AccountSnapshot, AnySnapshot
+from ledger.testing import amounts, programme_histories
+from projections.book import AccountBook, account_of
+
+
+def record(snapshots: list[AnySnapshot], money: Sequence[DomainEvent] = ()) -> list[DomainEvent]:
+    """What a ledger records for these deliveries: decided observations, then money events."""
+    programme = Programme()
+    events: list[DomainEvent] = []
+    for snapshot in snapshots:
+        events += programme.observe(snapshot)
+    return events + list(money)
+
+
+@st.composite
+def funded_histories(draw: st.DrawFn) -> tuple[list[AnySnapshot], list[DomainEvent]]:
+    """A programme's snapshots and the deposits and withdrawals of its account."""
+    history = draw(programme_histories())
+    account = next(s for s in history if isinstance(s, AccountSnapshot))
+    money: list[DomainEvent] = []
+    for n in range(draw(st.integers(0, 3))):
+        at = account.updated_at + timedelta(hours=draw(st.integers(1, 24 * 60)))
+        amount = draw(amounts("1", "900"))
+        kind = FundsWithdrawn if n and draw(st.booleans()) else FundsDeposited
+        money.append(kind(account_id=account.id, amount=amount, currency="EUR",
+                          chain_transaction=f"eip155:324:0x{n:04x}", at=at))
+    return history, money
+
+
+def books(events: list[DomainEvent]) -> dict[str, AccountBook]:
+    result: dict[str, AccountBook] = {}
+    for event in events:
+        account_id = account_of(event)
+        if account_id is not None:
+            result.setdefault(account_id, AccountBook(account_id)).apply(event)
+    return result
+

@@ -1,0 +1,135 @@
+"""Properties of the balance model and of the projection that maintains it."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger import NewEvent, open_store
+from ledger.domain.programme import stream_for
+from ledger.events import DomainEvent
+from ledger.observations import AnySnapshot
+from ledger.testing import deliveries
+from projections import AccountView, ProjectionRunner, view
+from projections.postings import AVAILABLE, CHAIN, HELD, MERCHANTS, journal, totals
+from projections.runner import _rows_of
+from projections.tables import VIEW_TABLES
+from tests.projections.histories import books, funded_histories, record
+
+SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def moments(events: list[DomainEvent]) -> list[datetime]:
+    """Every business time in the history, and a moment just before and after each."""
+    times = {e.at for e in events} | {getattr(e, "observed_at", None) or e.at for e in events}
+    return sorted({t + d for t in times for d in (timedelta(0), timedelta(microseconds=-1),
+                                                  timedelta(days=31))})
+
+
+async def _project(path: Path, events: list[DomainEvent], batch: int, restart_at: int,
+                   ) -> tuple[dict[str, AccountView | None], dict[str, set[tuple[object, ...]]]]:
+    async with open_store(path) as store:
+        for event in events:
+            await store.append(stream_for(event), [NewEvent(payload=event)])
+        async with ProjectionRunner(store, batch_size=batch) as runner:
+            async for chunk in store.read_batches(0, batch_size=restart_at):
+                await runner._apply(chunk)  # part of the log, then stop
+                break
+        async with ProjectionRunner(store, batch_size=batch) as runner:  # restart, continue
+            assert await runner.catch_up() == len(events)
+            views = {a: runner.stored_view(a) for a in runner.account_ids()}
+            rows = {t: set(runner.db.execute(f"SELECT * FROM {t}")) for t in VIEW_TABLES}
+    return views, rows
+
+
+@SLOW
+@given(funded=funded_histories(), batch=st.integers(1, 40), restart_at=st.integers(1, 30))
+def test_the_incremental_projection_equals_a_full_replay(
+    funded: tuple[list[AnySnapshot], list[DomainEvent]], batch: int, restart_at: int
+) -> None:
+    events = record(*funded)
+    with tempfile.TemporaryDirectory() as directory:
+        views, rows = anyio.run(_project, Path(directory) / "l.db", events, batch, restart_at)
+    replayed = {a: view(book, None) for a, book in books(events).items()}
+    assert views == replayed
+    expected: dict[str, set[tuple[object, ...]]] = {t: set() for t in VIEW_TABLES}
+    for account in replayed.values():
+        for table, table_rows in _rows_of(account).items():
+            expected[table] |= set(table_rows.values())
+    assert rows == expected
+
+
+@FAST
+@given(funded=funded_histories(), data=st.data())
+def test_duplicated_and_reordered_deliveries_give_the_same_balances_at_every_moment(
+    funded: tuple[list[AnySnapshot], list[DomainEvent]], data: st.DataObject
+) -> None:
+    history, money = funded
+    in_order = record(history, money)
+    shuffled = record(data.draw(deliveries(history)), money)
+    ordered_books, shuffled_books = books(in_order), books(shuffled)
+    assert ordered_books.keys() == shuffled_books.keys()
+    for account_id, book in ordered_books.items():
+        for moment in moments(in_order):
+            assert view(shuffled_books[account_id], moment).balances == view(book, moment).balances
+
+
+@FAST
+@given(funded=funded_histories())
+def test_available_is_posted_minus_held_and_held_is_never_negative(
+    funded: tuple[list[AnySnapshot], list[DomainEvent]],
+) -> None:
+    events = record(*funded)
+    for book in books(events).values():
+        for moment in [*moments(events), None]:
+            for b in view(book, moment).balances:
+                assert b.held >= 0
+                assert b.available == b.posted - b.held
+                assert b.posted == b.deposits - b.debits + b.credits
+            for hold in view(book, moment).holds:
+                assert 0 <= hold.remaining <= hold.amount
+
+
+@FAST
+@given(funded=funded_histories())
+def test_every_money_movement_is_a_balanced_set_of_postings(
+    funded: tuple[list[AnySnapshot], list[DomainEvent]],
+) -> None:
+    events = record(*funded)
+    times = moments(events)
+    for book in books(events).values():
+        entries = journal(book, times)
+        for entry in entries:
+            for currency in {p.currency for p in entry.postings}:
+                assert sum(p.amount for p in entry.postings if p.currency == currency) == 0
+        ledger = totals(entries)
+        for b in view(book, times[-1]).balances:
+            mine = ledger.get((AVAILABLE, b.currency), Decimal(0)) + ledger.get(
+                (HELD, b.currency), Decimal(0))
+            assert mine == b.posted
+            assert ledger.get((HELD, b.currency), Decimal(0)) == b.held
+            outside = ledger.get((CHAIN, b.currency), Decimal(0)) + ledger.get(
+                (MERCHANTS, b.currency), Decimal(0))
+            assert outside == -b.posted
+
+
+@FAST
+@given(funded=funded_histories(), data=st.data())
+def test_balances_as_of_t_equal_a_replay_of_only_what_had_happened_by_t(
+    funded: tuple[list[AnySnapshot], list[DomainEvent]], data: st.DataObject
+) -> None:
+    events = record(*funded)
+    moment = data.draw(st.sampled_from(moments(events)))
+    everything = books(events)
+    happened = books([e for e in events if e.at <= moment])
+    for account_id, book in everything.items():
+        past = happened.get(account_id)
+        expected = view(past, moment).balances if past else []
+        assert view(book, moment).balances == expected

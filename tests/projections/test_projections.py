@@ -1,0 +1,181 @@
+"""The balance model on histories with known answers, and the runner's behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ledger import EventStore, NewEvent, open_store
+from ledger.domain.programme import Programme, stream_for
+from ledger.events import DomainEvent, FundsDeposited, HoldExpired
+from ledger.observations import (
+    AnySnapshot,
+    AuthorisationSnapshot,
+    CardSnapshot,
+    TransactionSnapshot,
+)
+from projections import ProjectionRunner, sweep, view
+from projections.book import AccountBook
+
+pytestmark = pytest.mark.anyio
+T0 = datetime(2026, 2, 1, 9, tzinfo=UTC)
+
+
+def day(n: float) -> datetime:
+    return T0 + timedelta(days=n)
+
+
+def card(status: str, at: datetime) -> CardSnapshot:
+    return CardSnapshot(id="c1", account_id="a1", type="virtual", status=status,  # type: ignore[arg-type]
+                        created_at=T0, updated_at=at)
+
+
+def auth(hold_id: str, status: str, amount: str, created: datetime,
+         at: datetime) -> AuthorisationSnapshot:
+    return AuthorisationSnapshot(id=hold_id, account_id="a1", card_id="c1", status=status,  # type: ignore[arg-type]
+                                 amount=amount, currency="EUR", merchant_amount=amount,
+                                 merchant_currency="EUR", created_at=created, updated_at=at)
+
+
+def tx(tx_id: str, direction: str, status: str, amount: str, at: datetime,
+       authorisation_id: str | None = None) -> TransactionSnapshot:
+    return TransactionSnapshot(id=tx_id, account_id="a1", card_id="c1",
+                               authorisation_id=authorisation_id, status=status,  # type: ignore[arg-type]
+                               direction=direction, amount=amount, currency="EUR",  # type: ignore[arg-type]
+                               token_amount=amount, token="eip155:1/erc20:0x6b17",
+                               created_at=at, updated_at=at)
+
+
+def known_history() -> list[DomainEvent]:
+    """Deposit 100; hold h1 40 (captured 30), h2 25 (pending, then the card terminated), h3
+    10 (released); a 5 refund; a 12 debit reversed."""
+    programme = Programme()
+    events: list[DomainEvent] = [FundsDeposited(
+        account_id="a1", amount=Decimal("100.00"), currency="EUR",
+        chain_transaction="eip155:324:0xaa", at=day(0))]
+    snapshots: list[AnySnapshot] = [
+        card("active", day(0)),
+        auth("h1", "pending", "40.00", day(1), day(1)),
+        auth("h2", "pending", "25.00", day(2), day(2)),
+        auth("h3", "pending", "10.00", day(3), day(3)),
+        auth("h1", "capturing", "40.00", day(1), day(4)),
+        tx("h1", "debit", "processing", "30.00", day(4), "h1"),
+        auth("h1", "captured", "40.00", day(1), day(4.5)),
+        auth("h3", "released", "10.00", day(3), day(5)),
+        tx("r1", "credit", "processed", "5.00", day(6)),
+        tx("t2", "debit", "processing", "12.00", day(6)),
+        tx("t2", "debit", "reversed", "12.00", day(7)),
+        card("terminated", day(10)),
+    ]
+    for snapshot in snapshots:
+        events += programme.observe(snapshot)
+    return events
+
+
+def test_balances_on_a_history_with_known_answers() -> None:
+    book = AccountBook("a1")
+    for event in known_history():
+        book.apply(event)
+
+    def figures(moment: datetime) -> tuple[str, ...]:
+        (b,) = view(book, moment).balances
+        return tuple(str(x) for x in (b.deposits, b.debits, b.credits, b.posted, b.held,
+                                      b.available))
+
+    assert figures(day(3.5)) == ("100.00", "0", "0", "100.00", "75.00", "25.00")
+    # h1 partially captured: its remaining hold is 40 - 30 while it is capturing...
+    assert figures(day(4.2)) == ("100.00", "30.00", "0", "70.00", "45.00", "25.00")
+    # ...and 0 once captured, since the linked debit is known.
+    assert figures(day(4.6)) == ("100.00", "30.00", "0", "70.00", "35.00", "35.00")
+    assert figures(day(6.5)) == ("100.00", "42.00", "5.00", "63.00", "25.00", "38.00")
+    # The reversed debit counts for nothing.
+    assert figures(day(8)) == ("100.00", "30.00", "5.00", "75.00", "25.00", "50.00")
+    # h2 was pending when the card was terminated (day 10): held until day 40, not day 32.
+    assert figures(day(39.9)) == ("100.00", "30.00", "5.00", "75.00", "25.00", "50.00")
+    assert figures(day(40)) == ("100.00", "30.00", "5.00", "75.00", "0", "75.00")
+    (h2,) = [h for h in view(book, day(20)).holds if h.authorisation_id == "h2"]
+    assert h2.expires_at == day(40)
+    assert h2.card_status == "terminated, capture window open until 2026-03-13"
+    tokens = {(t.kind, str(t.token_amount)) for t in view(book, day(8)).tokens}
+    assert tokens == {("debit", "30.00"), ("credit", "5.00")}
+
+
+@asynccontextmanager
+async def ledger_with(path: Path, events: list[DomainEvent],
+                      clock: object = None) -> AsyncIterator[EventStore]:
+    options = {"clock": clock} if clock else {}
+    async with open_store(path, **options) as store:  # type: ignore[arg-type]
+        for event in events:
+            await store.append(stream_for(event), [NewEvent(payload=event)])
+        yield store
+
+
+async def test_the_runner_follows_live_commits_and_callers_can_wait(tmp_path: Path) -> None:
+    events = known_history()
+    async with ledger_with(tmp_path / "l.db", events[:3]) as store, ProjectionRunner(
+            store) as runner:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                group.start_soon(runner.follow)
+                for event in events[3:]:
+                    result = await store.append(stream_for(event), [NewEvent(payload=event)])
+                await runner.wait_for(result.last_position)
+                group.cancel_scope.cancel()
+        stored = runner.stored_view("a1")
+        assert stored is not None
+        (balance,) = stored.balances
+        assert (balance.posted, balance.held) == (Decimal("75.00"), Decimal("25.00"))
+        row = runner.db.execute("SELECT posted, held, available FROM balances").fetchone()
+        assert row == ("75.00", "25.00", "50.00")
+
+
+async def test_the_sweeper_records_each_expiry_once(tmp_path: Path) -> None:
+    async with ledger_with(tmp_path / "l.db", known_history()) as store, ProjectionRunner(
+            store) as runner:
+        await runner.catch_up()
+        assert await sweep(runner, now=day(39)) == 0
+        assert await sweep(runner, now=day(45)) == 1
+        assert await sweep(runner, now=day(46)) == 0
+        expired = [e async for e in store.read_all(types=["HoldExpired"])]
+        assert [(e.payload.authorisation_id, e.payload.at) for e in expired
+                if isinstance(e.payload, HoldExpired)] == [("h2", day(40))]
+        stored = runner.stored_view("a1")
+        assert stored is not None and stored.balances[0].held == 0
+
+
+async def test_rebuild_gives_the_same_tables(tmp_path: Path) -> None:
+    async with ledger_with(tmp_path / "l.db", known_history()) as store, ProjectionRunner(
+            store, batch_size=3) as runner:
+        await runner.catch_up()
+        before = {t: sorted(runner.db.execute(f"SELECT * FROM {t}")) for t in
+                  ("balances", "holds", "cards", "anomalies", "token_totals", "account_events")}
+        assert await runner.rebuild() == await store.head()
+        after = {t: sorted(runner.db.execute(f"SELECT * FROM {t}")) for t in before}
+        assert after == before and before["holds"]
+
+
+async def test_known_at_sees_only_what_was_recorded_by_then(tmp_path: Path) -> None:
+    events = known_history()
+    ticks = iter(T0 + timedelta(seconds=n) for n in range(1000))
+    async with ledger_with(tmp_path / "l.db", events, clock=lambda: next(ticks)) as store, \
+            ProjectionRunner(store) as runner:
+        await runner.catch_up()
+        head = await store.head()
+        # Known before the card's termination (the last event) was recorded: hold h2 still
+        # expires on day 32, so on day 35 it holds nothing; knowing everything, until day 40.
+        (before_termination,) = [e async for e in store.read_all(head - 2)
+                                 if e.position == head - 1]
+        known = await runner.view_as_of("a1", as_of=day(35),
+                                        known_at=before_termination.recorded_at)
+        expected = AccountBook("a1")
+        for event in events[: head - 1]:
+            expected.apply(event)
+        assert known.balances == view(expected, day(35)).balances
+        assert known.balances[0].held == 0
+        assert (await runner.view_as_of("a1", as_of=day(35))).balances[0].held == Decimal(25)
