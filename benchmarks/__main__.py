@@ -12,7 +12,7 @@ import sys
 
 import msgspec
 
-from benchmarks import store  # noqa: F401  (registers its benchmarks)
+from benchmarks import projections, store  # noqa: F401  (registers their benchmarks)
 from benchmarks.harness import BENCHMARKS
 
 

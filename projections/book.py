@@ -37,13 +37,18 @@ class Timeline(msgspec.Struct):
     sightings: list[Sighting] = []
 
     def add(self, lifecycle: Lifecycle, sighting: Sighting, prune: bool) -> None:
-        if sighting in self.sightings:
+        if not prune:
+            if sighting not in self.sightings:
+                self.sightings.append(sighting)
             return
+        # Pruned: at most one final (the earliest) and one open sighting (the latest).
+        final = lifecycle.is_final(sighting.status)
+        for i, kept in enumerate(self.sightings):
+            if lifecycle.is_final(kept.status) == final:
+                if (sighting < kept) == final and sighting != kept:
+                    self.sightings[i] = sighting
+                return
         self.sightings.append(sighting)
-        if prune:  # keep the earliest final and the latest open sighting
-            finals = [s for s in self.sightings if lifecycle.is_final(s.status)]
-            opens = [s for s in self.sightings if not lifecycle.is_final(s.status)]
-            self.sightings = ([min(finals)] if finals else []) + ([max(opens)] if opens else [])
 
     def at(self, lifecycle: Lifecycle, moment: datetime | None) -> Sighting | None:
         """The state as of ``moment`` (None: as of the newest report)."""

@@ -81,7 +81,8 @@ class ProjectionRunner:
         self._thread = anyio.CapacityLimiter(1)
         self.position = 0
         self._books: dict[str, AccountBook] = {}
-        self._rows: dict[str, Rows] = {}
+        self._written: dict[str, dict[str, dict[tuple[Any, ...], int]]] = {}
+        """Per account and table, each written row's hash: enough to tell what changed."""
         self._moved = anyio.Event()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -117,7 +118,7 @@ class ProjectionRunner:
         row = self.db.execute("SELECT position FROM projection_checkpoints WHERE name = ?",
                               (self.name,)).fetchone()
         self.position = row[0] if row else 0
-        self._books, self._rows = {}, {}
+        self._books, self._written = {}, {}
         for account_id, facts in self.db.execute("SELECT account_id, facts FROM "
                                                  "projection_accounts"):
             account = _ACCOUNT_DECODER.decode(facts)
@@ -129,7 +130,7 @@ class ProjectionRunner:
             book = self._books.setdefault(account_id, AccountBook(account_id, prune=True))
             _entities_of(book, kind)[entity_id] = _DECODERS[kind].decode(facts)
         for account_id, book in self._books.items():
-            self._rows[account_id] = _rows_of(view(book, None, self.policy))
+            self._diff(account_id, _rows_of(view(book, None, self.policy)), None)
 
     # --- following the log --------------------------------------------------------------
 
@@ -195,13 +196,18 @@ class ProjectionRunner:
             self._diff(account_id, _rows_of(view(book, None, self.policy)), write)
         return write
 
-    def _diff(self, account_id: str, rows: Rows, write: tables.BatchWrite) -> None:
-        before = self._rows.get(account_id, {})
-        for table in tables.VIEW_TABLES:
-            old, new = before.get(table, {}), rows.get(table, {})
-            write.upserts[table] += [row for key, row in new.items() if old.get(key) != row]
-            write.deletes[table] += [key for key in old if key not in new]
-        self._rows[account_id] = rows
+    def _diff(self, account_id: str, rows: Rows, write: tables.BatchWrite | None) -> None:
+        """Queue the rows that changed since they were last written (None: just remember)."""
+        before = self._written.get(account_id, {})
+        hashes = {table: {key: hash(row) for key, row in rows[table].items()}
+                  for table in tables.VIEW_TABLES}
+        if write is not None:
+            for table in tables.VIEW_TABLES:
+                old = before.get(table, {})
+                write.upserts[table] += [row for key, row in rows[table].items()
+                                         if old.get(key) != hashes[table][key]]
+                write.deletes[table] += [key for key in old if key not in rows[table]]
+        self._written[account_id] = hashes
 
     # --- reading ------------------------------------------------------------------------
 

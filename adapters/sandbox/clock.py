@@ -1,0 +1,19 @@
+"""The sandbox's clock: real time plus an offset the tests (and the demo) can advance."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+
+class SandboxClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self._offset = timedelta(0) if start is None else start - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, by: timedelta) -> datetime:
+        if by < timedelta(0):
+            raise ValueError("the clock only moves forward")
+        self._offset += by
+        return self.now()

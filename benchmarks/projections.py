@@ -1,0 +1,134 @@
+"""The projections' figures: full rebuild rate and peak memory, and one account's balance as
+of an arbitrary moment, each beside the raw read+decode of the same log in the same run."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+
+from benchmarks.harness import Figure, benchmark
+from ledger import NewEvent, open_store
+from ledger.domain.programme import stream_for
+from ledger.events import (
+    DOMAIN_REGISTRY,
+    DomainEvent,
+    FundsDeposited,
+    HoldCaptured,
+    HoldCaptureStarted,
+    HoldPlaced,
+    TransactionPosted,
+    TransactionProcessed,
+)
+from ledger.observations import Merchant
+from projections import ProjectionRunner
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+MERCHANT = Merchant(id="m-1", name="Corner Cafe", mcc=5814, country="GB", city="London")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def hold_life(account: str, n: int, at: datetime) -> list[list[DomainEvent]]:
+    """A captured hold: its three events, then its transaction's two (two appends)."""
+    hold_id, amount = f"{account}-h{n}", Decimal(f"{n % 90 + 1}.{n % 100:02d}")
+    common: dict[str, Any] = {"authorisation_id": hold_id, "account_id": account,
+                              "card_id": f"{account}-c", "amount": amount, "currency": "EUR"}
+    tx: dict[str, Any] = {"transaction_id": hold_id, "account_id": account,
+                          "authorisation_id": hold_id, "direction": "debit", "amount": amount,
+                          "currency": "EUR"}
+    return [
+        [HoldPlaced(merchant_amount=amount, merchant_currency="EUR", exchange_rate=Decimal(1),
+                    merchant=MERCHANT, at=at, **common),
+         HoldCaptureStarted(at=at + timedelta(hours=1), **common),
+         HoldCaptured(at=at + timedelta(hours=2), **common)],
+        [TransactionPosted(at=at + timedelta(hours=2), card_id=f"{account}-c",
+                           token_amount=amount, token="eip155:1/erc20:0x6b17", **tx),
+         TransactionProcessed(at=at + timedelta(days=1), **tx)],
+    ]
+
+
+async def build_log(path: Path, total: int, accounts: int) -> int:
+    holds_per_account = max(1, (total // accounts - 1) // 5)
+    async with open_store(path) as store:
+
+        async def write(first: int) -> None:
+            for a in range(first, accounts, 16):
+                account = f"acc{a:05d}"
+                deposit = FundsDeposited(account_id=account, amount=Decimal("100000"),
+                                         currency="EUR", chain_transaction=f"eip155:1:0x{a:x}",
+                                         at=T0)
+                await store.append(stream_for(deposit), [NewEvent(payload=deposit)])
+                for n in range(holds_per_account):
+                    for batch in hold_life(account, n, T0 + timedelta(minutes=7 * n + a)):
+                        await store.append(stream_for(batch[0]),
+                                           [NewEvent(payload=e) for e in batch])
+
+        async with anyio.create_task_group() as group:
+            for first in range(16):
+                group.start_soon(write, first)
+        return await store.head()
+
+
+def child(mode: str, db: Path) -> dict[str, float]:
+    result = subprocess.run([sys.executable, "-m", "benchmarks.projection_child", mode, str(db)],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    figures: dict[str, float] = msgspec.json.decode(result.stdout)
+    return figures
+
+
+async def as_of_latencies(db: Path, queries: int) -> tuple[list[float], list[float]]:
+    rng = random.Random(7)
+    raw = sqlite3.connect(db)
+    decoder = DOMAIN_REGISTRY
+    ours, baseline = [], []
+    async with open_store(db) as store, ProjectionRunner(store) as runner:
+        await runner.catch_up()
+        accounts = runner.account_ids()
+        for _ in range(queries):
+            account = rng.choice(accounts)
+            moment = T0 + timedelta(minutes=rng.randrange(0, 60 * 24 * 60))
+            started = time.perf_counter()
+            await runner.view_as_of(account, as_of=moment)
+            ours.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            rows = raw.execute("SELECT e.record FROM account_events a JOIN events e "
+                               "ON e.position = a.position WHERE a.account_id = ?",
+                               (account,)).fetchall()
+            decoder.decode_records(r[0] for r in rows)
+            baseline.append((time.perf_counter() - started) * 1000)
+    raw.close()
+    return ours, baseline
+
+
+@benchmark("projections")
+def projection_figures(quick: bool) -> list[Figure]:
+    total, accounts = (20_000, 100) if quick else (1_000_000, 2_000)
+    with tempfile.TemporaryDirectory() as directory:
+        db = Path(directory) / "ledger.db"
+        events = anyio.run(build_log, db, total, accounts)
+        read = child("read", db)
+        rebuild = child("rebuild", db)
+        ours, baseline = anyio.run(as_of_latencies, db, 50 if quick else 300)
+    read_rate = read["events"] / read["seconds"]
+    return [
+        Figure("projections.rebuild", rebuild["events"] / rebuild["seconds"], "events/s",
+               "read + decode of the same log", read_rate, f"{events:,} events"),
+        Figure("projections.rebuild_peak_rss", rebuild["peak_rss_mb"], "MB",
+               "read + decode of the same log, peak RSS", read["peak_rss_mb"],
+               f"read + decode runs at {read_rate:,.0f} events/s"),
+        Figure("projections.balance_as_of", statistics.median(ours), "ms",
+               "raw sqlite3 read + decode of the account's events, median",
+               statistics.median(baseline), f"median of {len(ours)} queries, "
+               f"~{events // accounts} events per account"),
+    ]
