@@ -125,11 +125,15 @@ class ProcessorClient:
     async def register_signing_key(self) -> str:
         """Register this client's public key (``PUT /v1/auth/signing``, bearer only)."""
         body = _ENCODER.encode({"publicKey": public_key_b64(self._signing_key)})
-        response = await self._http.put("/v1/auth/signing", content=body, headers={
-            "authorization": f"Bearer {await self._bearer()}",
-            "content-type": "application/json", "idempotency-key": str(uuid.uuid4())})
-        if response.status_code != 200:
-            raise error_for(response.status_code, response.content, "PUT", "/v1/auth/signing")
+        key = str(uuid.uuid4())
+
+        async def send() -> httpx.Response:
+            return await self._http.put("/v1/auth/signing", content=body, headers={
+                "authorization": f"Bearer {await self._bearer()}",
+                "content-type": "application/json", "idempotency-key": key})
+
+        response = await self._retrying("PUT", "/v1/auth/signing", send,
+                                        log.bind(method="PUT", path="/v1/auth/signing"))
         self.key_id = str(msgspec.json.decode(response.content)["keyId"])
         return self.key_id
 

@@ -25,6 +25,7 @@ import msgspec
 
 from ledger.observations import (
     AccountStatus,
+    Address,
     AuthorisationStatus,
     CardStatus,
     CustomerStatus,
@@ -122,6 +123,7 @@ class FundsWithdrawn(DomainEvent, frozen=True, kw_only=True):
 class CardIssuanceRequested(DomainEvent, frozen=True, kw_only=True):
     request_id: uuid.UUID
     account_id: str
+    billing_address: Address
     card_type: Literal["virtual", "physical"] = "virtual"
 
 
@@ -315,6 +317,36 @@ TRANSACTION_STATUS_OF: dict[type[TransactionObserved], TransactionStatus] = {
     event: status for status, event in TRANSACTION_STATUS_EVENTS.items()}
 
 
+# --- the link with the processor ------------------------------------------------------------
+
+
+class ObservationReceived(DomainEvent, frozen=True, kw_only=True):
+    """A processor report (a webhook delivery) was received: recorded in the same batch as
+    what it taught us, under an id derived from its ``eventId``, so a redelivery is a
+    duplicate the store recognises and writes nothing for."""
+
+    event_id: str
+    webhook_type: str
+    entity_id: str
+
+
+class RequestAccepted(DomainEvent, frozen=True, kw_only=True):
+    """The processor carried out a request the ledger sent (the outbox)."""
+
+    request_id: uuid.UUID
+    request_type: str
+    remote_id: str | None = None
+
+
+class RequestRefused(DomainEvent, frozen=True, kw_only=True):
+    """The processor refused a request the ledger sent, and why."""
+
+    request_id: uuid.UUID
+    request_type: str
+    status: int
+    reason: str
+
+
 DOMAIN_EVENTS: tuple[type[Event], ...] = (
     CustomerRegistrationRequested, CustomerStatusChanged, CustomerDeactivationRequested,
     AccountOpeningRequested, AccountStatusChanged, FundsDeposited, FundsWithdrawn,
@@ -324,6 +356,7 @@ DOMAIN_EVENTS: tuple[type[Event], ...] = (
     HoldPlaced, HoldAmended, HoldCaptureStarted, HoldCaptured, HoldReleaseStarted, HoldReleased,
     HoldExpired,
     TransactionPosted, TransactionProcessed, TransactionReversalStarted, TransactionReversed,
+    ObservationReceived, RequestAccepted, RequestRefused,
 )
 
 DOMAIN_REGISTRY = EventRegistry(DOMAIN_EVENTS)

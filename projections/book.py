@@ -81,6 +81,7 @@ class TransactionFacts(msgspec.Struct):
     token: str | None = None
     token_amount: Decimal = Decimal(0)
     fees: tuple[FeePaid, ...] = ()
+    created_at: datetime | None = None
     timeline: Timeline = msgspec.field(default_factory=Timeline)
 
 
@@ -155,6 +156,10 @@ class AccountBook(msgspec.Struct):
         if isinstance(event, TransactionPosted):
             facts.token, facts.token_amount, facts.fees = (event.token, event.token_amount,
                                                            event.fees)
+            # A later "processing" report is a TransactionPosted too, dated at its own
+            # updatedAt: the creation is the earliest of them.
+            facts.created_at = event.at if facts.created_at is None else min(facts.created_at,
+                                                                             event.at)
         status = TRANSACTION_STATUS_OF[type(event)]
         facts.timeline.add(TRANSACTION, Sighting(event.reported_at, TRANSACTION.rank[status],
                                                  status), self.prune)

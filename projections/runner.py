@@ -22,6 +22,7 @@ import msgspec
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.errors import LedgerError
 from ledger.events import (
+    Anomaly,
     CardObserved,
     DomainEvent,
     FundsDeposited,
@@ -173,10 +174,11 @@ class ProjectionRunner:
             if not isinstance(payload, DomainEvent):
                 continue
             account_id = account_of(payload)
-            if isinstance(payload, Observed):
-                write.anomalies += [
-                    (stored.position, kind.value, *_entity(payload), account_id,
-                     payload.at.isoformat()) for kind in payload.anomalies]
+            if isinstance(payload, Observed) and Anomaly.FINAL_STATE_CHANGED in payload.anomalies:
+                # The other kinds relate two entities and are computed by the views, whatever
+                # order the reports came in; this one is about the report itself.
+                write.anomalies.append((Anomaly.FINAL_STATE_CHANGED.value, *_entity(payload),
+                                        account_id, payload.at.isoformat()))
             if account_id is None:
                 continue
             book = self._books.get(account_id)
@@ -295,4 +297,7 @@ def _rows_of(account: AccountView) -> Rows:
     for t in account.tokens:
         rows["token_totals"][(t.account_id, t.token, t.kind)] = (
             t.account_id, t.token, t.kind, str(t.token_amount))
+    for a in account.anomalies:
+        rows["anomalies"][(a.kind, a.entity_id)] = (a.kind, a.entity, a.entity_id, a.account_id,
+                                                    a.at.isoformat())
     return rows

@@ -38,20 +38,20 @@ CREATE TABLE IF NOT EXISTS cards (
     card_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, status TEXT NOT NULL,
     capture_window_until TEXT);
 CREATE TABLE IF NOT EXISTS anomalies (
-    position INTEGER NOT NULL, kind TEXT NOT NULL, entity TEXT NOT NULL,
-    entity_id TEXT NOT NULL, account_id TEXT, at TEXT NOT NULL, PRIMARY KEY (position, kind));
+    kind TEXT NOT NULL, entity TEXT NOT NULL, entity_id TEXT NOT NULL, account_id TEXT,
+    at TEXT NOT NULL, PRIMARY KEY (kind, entity_id));
 CREATE TABLE IF NOT EXISTS token_totals (
     account_id TEXT NOT NULL, token TEXT NOT NULL, kind TEXT NOT NULL,
     token_amount TEXT NOT NULL, PRIMARY KEY (account_id, token, kind));
 """
 
-VIEW_TABLES = ("balances", "holds", "cards", "token_totals")
-ALL_TABLES = ("projection_entities", "projection_accounts", "account_events", "anomalies",
-              *VIEW_TABLES)
+VIEW_TABLES = ("balances", "holds", "cards", "token_totals", "anomalies")
+ALL_TABLES = ("projection_entities", "projection_accounts", "account_events", *VIEW_TABLES)
 
 # Each view table: its key columns, then the other columns, in row order.
 VIEW_KEYS = {"balances": ("account_id", "currency"), "holds": ("authorisation_id",),
-             "cards": ("card_id",), "token_totals": ("account_id", "token", "kind")}
+             "cards": ("card_id",), "token_totals": ("account_id", "token", "kind"),
+             "anomalies": ("kind", "entity_id")}
 
 
 class BatchWrite:
@@ -74,7 +74,7 @@ class BatchWrite:
                            self.accounts)
             db.executemany("INSERT OR IGNORE INTO account_events VALUES (?, ?)",
                            self.account_events)
-            db.executemany("INSERT OR IGNORE INTO anomalies VALUES (?, ?, ?, ?, ?, ?)",
+            db.executemany("INSERT OR IGNORE INTO anomalies VALUES (?, ?, ?, ?, ?)",
                            self.anomalies)
             for table in VIEW_TABLES:
                 _delete(db, table, self.deletes[table])

@@ -23,6 +23,7 @@ import msgspec
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy, expiry
 from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION
+from ledger.events import Anomaly
 from ledger.money import EXACT
 from projections.book import AccountBook, HoldFacts
 
@@ -70,11 +71,22 @@ class TokenTotal(msgspec.Struct, frozen=True, rename="camel"):
     token_amount: Decimal
 
 
+class AnomalyView(msgspec.Struct, frozen=True, rename="camel"):
+    """A fact that contradicts another, as of T: counted all the same, and listed."""
+
+    kind: str
+    entity: str
+    entity_id: str
+    account_id: str
+    at: datetime
+
+
 class AccountView(msgspec.Struct, frozen=True):
     balances: list[Balance]
     holds: list[HoldView]
     cards: list[CardView]
     tokens: list[TokenTotal]
+    anomalies: list[AnomalyView] = []
 
 
 def view(book: AccountBook, as_of: datetime | None,
@@ -121,6 +133,7 @@ def view(book: AccountBook, as_of: datetime | None,
             holds.append(hold)
             held[hold.currency] = EXACT.add(held[hold.currency], hold.remaining)
 
+    anomalies = _anomalies(book, as_of, {h.authorisation_id: h for h in holds}, cards, policy)
     currencies = sorted(set(deposits) | set(debits) | set(credits) | set(held))
     balances = []
     for currency in currencies:
@@ -131,7 +144,39 @@ def view(book: AccountBook, as_of: datetime | None,
                                 EXACT.subtract(posted, held[currency])))
     return AccountView(balances, holds, list(cards.values()), [
         TokenTotal(book.account_id, token, kind, amount)
-        for (token, kind), amount in sorted(tokens.items())])
+        for (token, kind), amount in sorted(tokens.items())], anomalies)
+
+
+def _anomalies(book: AccountBook, as_of: datetime | None, holds: dict[str, HoldView],
+               cards: dict[str, CardView], policy: HoldPolicy) -> list[AnomalyView]:
+    """Facts that contradict each other, from everything known as of T, whatever order it
+    arrived in: a debit with no known authorisation, above its hold, or after the hold expired;
+    an authorisation created after its card was terminated."""
+    found = []
+    for tx in book.transactions.values():
+        state = tx.timeline.at(TRANSACTION, as_of)
+        if state is None or tx.direction != "debit" or tx.created_at is None:
+            continue
+        hold = holds.get(tx.authorisation_id or "")
+
+        def flag(kind: Anomaly, at: datetime, tx_id: str = tx.transaction_id) -> None:
+            found.append(AnomalyView(kind.value, "transaction", tx_id, book.account_id, at))
+
+        if hold is None:
+            flag(Anomaly.UNKNOWN_AUTHORISATION, tx.created_at)
+            continue
+        if tx.amount > hold.amount:
+            flag(Anomaly.CAPTURE_ABOVE_HOLD, tx.created_at)
+        if tx.created_at >= hold.expires_at:
+            flag(Anomaly.CAPTURE_AFTER_EXPIRY, tx.created_at)
+    for hold in holds.values():
+        card = cards.get(hold.card_id)
+        if card is not None and card.capture_window_until is not None and (
+                hold.created_at >= card.capture_window_until - policy.window):
+            found.append(AnomalyView(Anomaly.AUTHORISATION_AFTER_TERMINATION.value,
+                                     "authorisation", hold.authorisation_id, book.account_id,
+                                     hold.created_at))
+    return sorted(found, key=lambda a: (a.at, a.kind, a.entity_id))
 
 
 def _cards(book: AccountBook, as_of: datetime | None,

@@ -162,8 +162,11 @@ class Sandbox:
                              lifespan=self._lifespan)
 
     @asynccontextmanager
-    async def delivering(self) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=5.0) as client, anyio.create_task_group() as group:
+    async def delivering(self, transport: httpx.AsyncBaseTransport | None = None,
+                         ) -> AsyncIterator[None]:
+        """Deliver webhooks while the block runs (over ``transport``: real HTTP by default)."""
+        async with httpx.AsyncClient(timeout=5.0, transport=transport) as client, \
+                anyio.create_task_group() as group:
             group.start_soon(self.webhooks.run, client)
             try:
                 yield

@@ -22,7 +22,7 @@ from ledger.events import (
 )
 from ledger.identifiers import CHAIN_TRANSACTION_ID, check
 from ledger.money import check_amount, check_currency
-from ledger.observations import AccountSnapshot
+from ledger.observations import AccountSnapshot, Address
 
 
 class AccountState(msgspec.Struct, frozen=True):
@@ -55,10 +55,11 @@ class RecordWithdrawal(msgspec.Struct, frozen=True):
     at: datetime
 
 
-class RequestCard(msgspec.Struct, frozen=True):
+class RequestCard(msgspec.Struct, frozen=True, kw_only=True):
     """Ask the processor to issue a card: at most one live virtual card per account."""
 
     at: datetime
+    billing_address: Address
     existing_cards: Sequence[CardState] = ()
     card_type: Literal["virtual", "physical"] = "virtual"
     request_id: uuid.UUID = msgspec.field(default_factory=uuid.uuid4)
@@ -102,6 +103,7 @@ def _request_card(command: RequestCard, state: AccountState) -> CardIssuanceRequ
                                      "request a card", f"card {live[0].card_id} is still "
                                      f"{live[0].status} (one virtual card per account)")
     return CardIssuanceRequested(request_id=command.request_id, account_id=state.account_id,
+                                 billing_address=command.billing_address,
                                  card_type=command.card_type, at=command.at)
 
 

@@ -27,6 +27,8 @@ from ledger.events import (
     FundsWithdrawn,
     HoldExpired,
     HoldObserved,
+    RequestAccepted,
+    RequestRefused,
     TransactionObserved,
 )
 from ledger.observations import (
@@ -54,7 +56,16 @@ def stream_for(event: DomainEvent) -> str:
             return f"authorisation-{event.authorisation_id}"
         case TransactionObserved():
             return f"transaction-{event.transaction_id}"
+        case RequestAccepted() | RequestRefused():
+            return f"request-{event.request_id}"
     raise TypeError(f"no stream for {type(event).__name__}")
+
+
+def snapshot_stream(snapshot: AnySnapshot) -> str:
+    """The stream of the entity a processor snapshot describes."""
+    kind = {CustomerSnapshot: "customer", AccountSnapshot: "account", CardSnapshot: "card",
+            AuthorisationSnapshot: "authorisation", TransactionSnapshot: "transaction"}
+    return f"{kind[type(snapshot)]}-{snapshot.id}"
 
 
 class Programme:

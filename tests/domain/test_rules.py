@@ -30,6 +30,7 @@ from ledger.events import (
 )
 from ledger.observations import (
     AccountSnapshot,
+    Address,
     AnySnapshot,
     AuthorisationSnapshot,
     CardSnapshot,
@@ -37,6 +38,7 @@ from ledger.observations import (
 )
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
+ADDRESS = Address(first_line="1 Test Avenue", city="London", country="GB", post_code="SW1 1AA")
 
 
 def observed(event: DomainEvent) -> Observed:
@@ -240,10 +242,11 @@ def test_one_live_virtual_card_per_account() -> None:
                                       currencies=["EUR"], created_at=T0, updated_at=T0))
     live = [programme.cards["c1"]]
     with pytest.raises(InvalidTransitionError, match="one virtual card per account"):
-        account.decide(account.RequestCard(at=T0, existing_cards=live),
+        account.decide(account.RequestCard(at=T0, billing_address=ADDRESS, existing_cards=live),
                        programme.accounts["a1"])
     programme.observe(card_at("terminated", days(1)))
-    assert account.decide(account.RequestCard(at=T0, existing_cards=[programme.cards["c1"]]),
+    assert account.decide(account.RequestCard(at=T0, billing_address=ADDRESS,
+                                              existing_cards=[programme.cards["c1"]]),
                           programme.accounts["a1"])
 
 

@@ -78,7 +78,10 @@ def test_duplicated_and_reordered_deliveries_give_the_same_balances_at_every_mom
     assert ordered_books.keys() == shuffled_books.keys()
     for account_id, book in ordered_books.items():
         for moment in moments(in_order):
-            assert view(shuffled_books[account_id], moment).balances == view(book, moment).balances
+            shuffled_view = view(shuffled_books[account_id], moment)
+            ordered_view = view(book, moment)
+            assert shuffled_view.balances == ordered_view.balances
+            assert shuffled_view.anomalies == ordered_view.anomalies
 
 
 @FAST

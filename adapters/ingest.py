@@ -1,0 +1,200 @@
+"""Recording what the processor reports: the one path for webhooks, archives and pull sync.
+
+A report (an entity snapshot) is decided against the entity's state and the context its rules
+need (a hold's card; a transaction's hold and card), all loaded from the log, and the events
+are appended to the entity's stream at the version that was loaded: a concurrent report for
+the same entity makes the append fail, and the report is decided again on fresh state.
+
+A webhook delivery is recorded with an ``ObservationReceived`` marker in the same batch, under
+an id derived from its ``eventId``: a redelivery decides nothing new (its report was seen), so
+its batch is the marker alone, which the store recognises as a duplicate and does not write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio
+import msgspec
+import structlog
+
+from ledger.domain import account, card, customer, hold, transaction
+from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
+from ledger.domain.programme import snapshot_stream
+from ledger.errors import LedgerError, PartialDuplicateError, WrongExpectedVersionError
+from ledger.events import (
+    AccountStatusChanged,
+    CardObserved,
+    CardRequest,
+    CustomerStatusChanged,
+    DomainEvent,
+    HoldExpired,
+    HoldObserved,
+    ObservationReceived,
+    TransactionObserved,
+)
+from ledger.money import parse_amount
+from ledger.observations import (
+    AccountSnapshot,
+    AnySnapshot,
+    AuthorisationSnapshot,
+    CardSnapshot,
+    CustomerSnapshot,
+    TransactionSnapshot,
+)
+from ledger.store import AppendResult, EventStore, Metadata, NewEvent, StoredEvent, StreamState
+
+log = structlog.get_logger("adapters.ingest")
+
+SNAPSHOT_TYPES: dict[str, type[AnySnapshot]] = {
+    "customer.updated": CustomerSnapshot, "account.updated": AccountSnapshot,
+    "card.updated": CardSnapshot, "authorisation.updated": AuthorisationSnapshot,
+    "transaction.updated": TransactionSnapshot}
+_MARKERS = uuid.UUID("2f1b7c9a-6d4e-5a3b-8c2d-1e0f9a8b7c6d")
+MAX_CONFLICTS = 20
+_STRIPES = 64
+
+
+class InvalidDelivery(LedgerError, ValueError):
+    """A webhook payload that cannot be recorded: malformed JSON, an unknown ``webhookType``,
+    a missing or ill-typed field, a bad amount."""
+
+
+class _Envelope(msgspec.Struct, rename="camel"):
+    webhook_type: str
+    event_id: str
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    event_id: str
+    webhook_type: str
+    snapshot: AnySnapshot
+
+
+def parse_delivery(body: bytes) -> Delivery:
+    try:
+        envelope = msgspec.json.decode(body, type=_Envelope)
+    except msgspec.ValidationError as exc:
+        raise InvalidDelivery(f"not a webhook payload: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidDelivery(f"malformed JSON: {exc}") from None
+    kind = SNAPSHOT_TYPES.get(envelope.webhook_type)
+    if kind is None:
+        raise InvalidDelivery(f"unknown webhookType {envelope.webhook_type!r}; expected one of "
+                              f"{', '.join(SNAPSHOT_TYPES)}")
+    try:
+        snapshot = msgspec.json.decode(body, type=kind)
+        for field in ("amount", "merchant_amount", "exchange_rate", "token_amount"):
+            value = getattr(snapshot, field, None)
+            if value is not None:
+                parse_amount(value)
+    except (msgspec.ValidationError, LedgerError) as exc:
+        raise InvalidDelivery(f"{envelope.webhook_type}: {exc}") from None
+    return Delivery(envelope.event_id, envelope.webhook_type, snapshot)
+
+
+def marker_id(event_id: str) -> uuid.UUID:
+    return uuid.uuid5(_MARKERS, event_id)
+
+
+class Loaded(msgspec.Struct):
+    state: Any
+    version: int | None
+
+
+class Observer:
+    """Records processor snapshots in a store; see the module's docstring."""
+
+    def __init__(self, store: EventStore, policy: HoldPolicy = DEFAULT_POLICY) -> None:
+        self.store, self.policy = store, policy
+        # Reports of one entity are decided one at a time in this process (striped locks:
+        # bounded memory); other processes are kept honest by the expected version.
+        self._stripes = [anyio.Lock() for _ in range(_STRIPES)]
+
+    async def record(self, snapshot: AnySnapshot, *, delivery: Delivery | None = None,
+                     correlation_id: str | None = None) -> AppendResult | None:
+        """Record what ``snapshot`` teaches; None when it teaches nothing and there is no
+        delivery to mark as received."""
+        stream = snapshot_stream(snapshot)
+        source = f"offblocks:event:{delivery.event_id}" if delivery else "offblocks:fetch"
+        metadata = Metadata(occurred_at=snapshot.updated_at, correlation_id=correlation_id,
+                            source=source)
+        async with self._stripes[hash(stream) % _STRIPES]:
+            return await self._record(snapshot, stream, delivery, metadata, correlation_id)
+
+    async def _record(self, snapshot: AnySnapshot, stream: str, delivery: Delivery | None,
+                      metadata: Metadata, correlation_id: str | None) -> AppendResult | None:
+        for _ in range(MAX_CONFLICTS):
+            loaded = await self._load(stream, snapshot_kind(snapshot))
+            events = await self._decide(snapshot, loaded.state)
+            batch = [NewEvent(payload=e, metadata=metadata) for e in events]
+            if delivery is not None:
+                batch.insert(0, NewEvent(payload=ObservationReceived(
+                    event_id=delivery.event_id, webhook_type=delivery.webhook_type,
+                    entity_id=snapshot.id, at=snapshot.updated_at),
+                    event_id=marker_id(delivery.event_id), metadata=metadata))
+            if not batch:
+                return None
+            expected = StreamState.NO_STREAM if loaded.version is None else loaded.version
+            try:
+                result = await self.store.append(stream, batch, expected=expected)
+            except (WrongExpectedVersionError, PartialDuplicateError):
+                # Another report of this entity (or another copy of this delivery, which
+                # decided the same facts under other ids) landed first: decide again.
+                continue
+            log.debug("observation recorded", stream=stream, events=len(events),
+                      duplicate=result.duplicate, correlation_id=correlation_id)
+            return result
+        raise LedgerError(f"{stream}: still conflicting after {MAX_CONFLICTS} attempts")
+
+    async def _decide(self, snapshot: AnySnapshot, state: Any) -> list[DomainEvent]:
+        match snapshot:
+            case CustomerSnapshot():
+                return list(customer.decide(customer.ObserveCustomer(snapshot), state))
+            case AccountSnapshot():
+                return list(account.decide(account.ObserveAccount(snapshot), state))
+            case CardSnapshot():
+                return list(card.decide(card.ObserveCard(snapshot), state))
+            case AuthorisationSnapshot():
+                the_card = (await self._load(f"card-{snapshot.card_id}", "card")).state
+                return list(hold.decide(hold.ObserveAuthorisation(
+                    snapshot, the_card, self.policy), state))
+            case TransactionSnapshot():
+                the_hold = (await self._load(f"authorisation-{snapshot.authorisation_id}",
+                                             "authorisation")).state if (
+                    snapshot.authorisation_id) else None
+                the_card = (await self._load(f"card-{snapshot.card_id}", "card")).state if (
+                    snapshot.card_id) else None
+                return list(transaction.decide(transaction.ObserveTransaction(
+                    snapshot, the_hold, the_card, self.policy), state))
+        raise TypeError(type(snapshot).__name__)
+
+    async def _load(self, stream: str, kind: str) -> Loaded:
+        events = await self.store.read_stream(stream)
+        return Loaded(fold(events, kind), events[-1].version if events else None)
+
+
+def snapshot_kind(snapshot: AnySnapshot) -> str:
+    return snapshot_stream(snapshot).partition("-")[0]
+
+
+# Each kind's evolve, and the events that change its state (requests and markers do not).
+_EVOLVE: dict[str, tuple[Callable[[Any, Any], Any], tuple[type, ...]]] = {
+    "customer": (customer.evolve, (CustomerStatusChanged,)),
+    "account": (account.evolve, (AccountStatusChanged,)),
+    "card": (card.evolve, (CardObserved, CardRequest)),
+    "authorisation": (hold.evolve, (HoldObserved, HoldExpired)),
+    "transaction": (transaction.evolve, (TransactionObserved,)),
+}
+
+
+def fold(events: Iterable[StoredEvent[Any]], kind: str) -> Any:
+    """An entity's state from its stream (markers and other kinds of events skipped)."""
+    evolve, accepted = _EVOLVE[kind]
+    state = None
+    for stored in events:
+        if isinstance(stored.payload, accepted):
+            state = evolve(state, stored.payload)
+    return state
