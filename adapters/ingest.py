@@ -55,6 +55,7 @@ SNAPSHOT_TYPES: dict[str, type[AnySnapshot]] = {
 _MARKERS = uuid.UUID("2f1b7c9a-6d4e-5a3b-8c2d-1e0f9a8b7c6d")
 MAX_CONFLICTS = 20
 _STRIPES = 64
+_RECENT_LIMIT = 10_000
 
 
 class InvalidDelivery(LedgerError, ValueError):
@@ -112,6 +113,10 @@ class Observer:
         # Reports of one entity are decided one at a time in this process (striped locks:
         # bounded memory); other processes are kept honest by the expected version.
         self._stripes = [anyio.Lock() for _ in range(_STRIPES)]
+        # Entities' states as this process last appended them. Only a shortcut: a state that
+        # another process has moved on makes the append fail its version check, and the
+        # report is decided again on state read from the log.
+        self._recent: dict[str, Loaded] = {}
 
     async def record(self, snapshot: AnySnapshot, *, delivery: Delivery | None = None,
                      correlation_id: str | None = None) -> AppendResult | None:
@@ -126,8 +131,10 @@ class Observer:
 
     async def _record(self, snapshot: AnySnapshot, stream: str, delivery: Delivery | None,
                       metadata: Metadata, correlation_id: str | None) -> AppendResult | None:
-        for _ in range(MAX_CONFLICTS):
-            loaded = await self._load(stream, snapshot_kind(snapshot))
+        kind = snapshot_kind(snapshot)
+        for attempt in range(MAX_CONFLICTS):
+            cached = self._recent.get(stream) if attempt == 0 else None
+            loaded = cached or await self._load(stream, kind)
             events = await self._decide(snapshot, loaded.state)
             batch = [NewEvent(payload=e, metadata=metadata) for e in events]
             if delivery is not None:
@@ -143,11 +150,26 @@ class Observer:
             except (WrongExpectedVersionError, PartialDuplicateError):
                 # Another report of this entity (or another copy of this delivery, which
                 # decided the same facts under other ids) landed first: decide again.
+                self._recent.pop(stream, None)
                 continue
+            self._remember(stream, kind, loaded, events, result)
             log.debug("observation recorded", stream=stream, events=len(events),
                       duplicate=result.duplicate, correlation_id=correlation_id)
             return result
         raise LedgerError(f"{stream}: still conflicting after {MAX_CONFLICTS} attempts")
+
+    def _remember(self, stream: str, kind: str, loaded: Loaded, events: list[DomainEvent],
+                  result: AppendResult) -> None:
+        if result.duplicate:
+            return  # nothing new was written: what we hold is still the state
+        evolve, accepted = _EVOLVE[kind]
+        state = loaded.state
+        for event in events:
+            if isinstance(event, accepted):
+                state = evolve(state, event)
+        if len(self._recent) >= _RECENT_LIMIT:
+            self._recent.pop(next(iter(self._recent)))  # the oldest entry
+        self._recent[stream] = Loaded(state, result.versions[-1])
 
     async def _decide(self, snapshot: AnySnapshot, state: Any) -> list[DomainEvent]:
         match snapshot:

@@ -12,7 +12,7 @@ import sys
 
 import msgspec
 
-from benchmarks import projections, store  # noqa: F401  (registers their benchmarks)
+from benchmarks import projections, store, sync  # noqa: F401  (registers their benchmarks)
 from benchmarks.harness import BENCHMARKS
 
 

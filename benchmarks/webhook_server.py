@@ -1,0 +1,41 @@
+"""Child process for the webhook benchmark: ``python -m benchmarks.webhook_server MODE PORT DB
+SECRET``. MODE ``ledger`` serves the real receiver into a SQLite ledger; ``ok`` serves an
+endpoint that only answers 200 (the baseline)."""
+
+from __future__ import annotations
+
+import sys
+
+import anyio
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from adapters.ingest import Observer
+from adapters.receiver import WebhookReceiver
+from ledger import open_store
+
+
+async def ok(request: Request) -> Response:
+    await request.body()
+    return Response(b'{"ok":true}', media_type="application/json")
+
+
+async def main(mode: str, port: int, db: str, secret: str) -> None:
+    config = {"host": "127.0.0.1", "port": port, "log_level": "warning", "access_log": False}
+    if mode == "ok":
+        app = Starlette(routes=[Route("/webhooks", ok, methods=["POST"])])
+        await uvicorn.Server(uvicorn.Config(app, **config)).serve()  # type: ignore[arg-type]
+        return
+    async with open_store(db) as store:
+        receiver = WebhookReceiver(Observer(store), secret=secret)
+        await uvicorn.Server(uvicorn.Config(receiver.app, **config)).serve()  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    mode, port, db, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    anyio.run(main, mode, port, db, secret)
