@@ -1,19 +1,151 @@
 """The ``cardledger`` command line.
 
-Exit codes: 0 success, 1 a check found a problem, 2 bad usage or bad input.
+Exit codes: 0 success; 1 a check found a problem (a broken chain, drift, a reconciliation
+difference); 2 bad usage or bad input (a one-line reason on stderr, no traceback).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import anyio
 import click
+import structlog
 
-from adapters import store_demo
+from adapters import output
+from adapters import processor as processor_options
+from ledger.errors import LedgerError
+from ledger.store import EventStore, open_store
+
+EXIT_PROBLEM, EXIT_BAD_INPUT = 1, 2
+
+
+class Moment(click.ParamType):  # type: ignore[type-arg]
+    """An ISO 8601 time; a date means its midnight, and a time without zone means UTC."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time (2026-01-31 or "
+                      "2026-01-31T12:00:00Z)", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+MOMENT = Moment()
+db_option = click.option("--db", envvar="CARDLEDGER_DB", default="cardledger.db",
+                         show_default=True, help="sqlite:///PATH, a file path, or "
+                         "postgresql://... (also $CARDLEDGER_DB).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+class CommandError(Exception):
+    def __init__(self, reason: str, code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def run(main: Callable[..., Awaitable[int | None]], *args: Any) -> None:
+    """Run an async command; turn bad input into exit 2 with a one-line reason."""
+    try:
+        code = anyio.run(main, *args)
+    except BaseExceptionGroup as group:  # a task group's, around one error: report that one
+        errors = group.exceptions
+        if len(errors) == 1 and isinstance(errors[0], CommandError | LedgerError | OSError
+                                           | ValueError):
+            click.echo(f"error: {errors[0]}".splitlines()[0], err=True)
+            sys.exit(getattr(errors[0], "code", EXIT_BAD_INPUT))
+        raise
+    except CommandError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.code)
+    except (LedgerError, OSError, ValueError) as exc:
+        click.echo(f"error: {exc}".splitlines()[0], err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    sys.exit(code or 0)
+
+
+def _sqlite_path(db: str) -> Path | None:
+    if db.startswith("postgresql://"):
+        return None
+    return Path(db.removeprefix("sqlite:///")) if db.startswith("sqlite:///") else Path(db)
+
+
+@asynccontextmanager
+async def ledger(db: str, *, must_exist: bool = True) -> AsyncIterator[EventStore]:
+    if db.startswith(("postgresql://", "postgres://")):
+        raise CommandError("the PostgreSQL backend is not available yet: use a SQLite file")
+    path = _sqlite_path(db)
+    if must_exist and path is not None and not path.exists():
+        raise CommandError(f"no ledger at {path} (give --db or set CARDLEDGER_DB)")
+    async with open_store(db) as store:
+        yield store
+
+
+@asynccontextmanager
+async def projections(db: str, *, must_exist: bool = True) -> AsyncIterator[Any]:
+    from projections import ProjectionRunner
+
+    async with ledger(db, must_exist=must_exist) as store, ProjectionRunner(store) as runner:
+        await runner.catch_up()
+        yield runner
+
+
+def entry() -> None:
+    """The console script: bad usage gets a one-line reason and exit 2, not a usage dump."""
+    try:
+        main.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(EXIT_PROBLEM)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}".splitlines()[0], err=True)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
+              show_default=True, help="Logs go to stderr; json for machines.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="warning", show_default=True)
+def main(log_format: str, log_level: str) -> None:
     """cardledger: an event-sourced card ledger."""
+    processors: list[Any] = [structlog.processors.add_log_level,
+                             structlog.processors.TimeStamper(fmt="iso")]
+    processors.append(structlog.processors.JSONRenderer() if log_format == "json"
+                      else structlog.dev.ConsoleRenderer(colors=False))
+    structlog.configure(
+        processors=processors, logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            {"debug": 10, "info": 20, "warning": 30, "error": 40}[log_level]))
+
+
+# --- the main job ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--db", default="cardledger-demo.db", show_default=True,
+              help="SQLite file for the demo's ledger (replaced if it exists).")
+@click.option("--seed", default=7, show_default=True, help="Seed of the whole programme.")
+@click.option("--payments", default=2000, show_default=True, type=click.IntRange(1, 100_000),
+              help="How many authorisations the programme makes.")
+def demo(db: str, seed: int, payments: int) -> None:
+    """The main job: a whole programme against the sandbox, then every report and check."""
+    from adapters import demo as the_demo
+
+    the_demo.remove_database(db)
+    run(the_demo.run, db, seed, payments)
 
 
 @main.command()
@@ -40,14 +172,327 @@ def sandbox(host: str, port: int, api_key: str | None, api_secret: str | None,
         click.echo(f"api secret:     {box.credentials.api_secret}")
     if webhook_secret is None:
         click.echo(f"webhook secret: {box.webhooks.secret}")
+    sys.stdout.flush()
     uvicorn.run(box.app, host=host, port=port, log_level="warning")
 
 
 @main.command()
-@click.option("--db", default="cardledger-demo.db", show_default=True,
-              help="SQLite file for the demo's ledger (replaced if it exists).")
-def demo(db: str) -> None:
-    """Run the demonstration on the embedded SQLite store."""
-    store_demo.remove_database(db)
-    ok = anyio.run(store_demo.run, db)
-    raise SystemExit(0 if ok else 1)
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8710, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--webhook-secret", envvar="CARDLEDGER_WEBHOOK_SECRET",
+              help="Verify Standard Webhooks signatures with this whsec_... secret.")
+@processor_options.options
+def serve(db: str, host: str, port: int, webhook_secret: str | None, **kwargs: Any) -> None:
+    """Webhook receiver (POST /webhooks, GET /health), projection runner, outbox dispatcher
+    and expiry sweeper in one process; stops gracefully on SIGTERM."""
+    from adapters.serve import serve as serve_forever
+
+    connection = processor_options.connection(kwargs)
+    if webhook_secret is None and not connection.configured:
+        raise click.UsageError("give --webhook-secret, or a processor connection to verify "
+                               "deliveries by fetching")
+    run(serve_forever, db, host, port, webhook_secret, connection)
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+async def _views(db: str, account: str | None, as_of: datetime | None,
+                 known_at: datetime | None) -> list[Any]:
+    async with projections(db) as runner:
+        accounts = runner.account_ids()
+        if account is not None and account not in accounts:
+            raise CommandError(f"unknown account {account}")
+        moment = as_of or datetime.now(UTC)
+        return [await runner.view_as_of(a, moment, known_at) for a in ([account] if account
+                                                                       else accounts)]
+
+
+@main.command()
+@db_option
+@click.option("--account", help="Only this account.")
+@click.option("--as-of", type=MOMENT, help="Business time (default: now).")
+@click.option("--known-at", type=MOMENT, help="Only what was recorded by then.")
+@json_option
+def balances(db: str, account: str | None, as_of: datetime | None, known_at: datetime | None,
+             as_json: bool) -> None:
+    """Balances per account and currency: deposits, debits, credits, posted, held, available."""
+
+    async def show() -> None:
+        views = await _views(db, account, as_of, known_at)
+        output.records("Balances", [b for v in views for b in v.balances], as_json)
+
+    run(show)
+
+
+@main.command()
+@db_option
+@click.option("--account", help="Only this account.")
+@click.option("--as-of", type=MOMENT, help="Business time (default: now).")
+@click.option("--all", "everything", is_flag=True, help="Also closed holds, and why they closed.")
+@json_option
+def holds(db: str, account: str | None, as_of: datetime | None, everything: bool,
+          as_json: bool) -> None:
+    """Authorisation holds: remaining amount, expiry, and the card's capture window."""
+
+    async def show() -> None:
+        views = await _views(db, account, as_of, None)
+        found = [h for v in views for h in v.holds if everything or h.closed is None]
+        columns = ["authorisationId", "accountId", "currency", "amount", "remaining", "status",
+                   "expiresAt", "cardStatus"] + (["closed"] if everything else [])
+        output.records("Holds", found, as_json, None if as_json else columns)
+
+    run(show)
+
+
+@main.command()
+@db_option
+@click.option("--as-of", type=MOMENT, help="Business time (default: now).")
+@json_option
+def anomalies(db: str, as_of: datetime | None, as_json: bool) -> None:
+    """Facts that contradict others: recorded and counted, and listed here."""
+
+    async def show() -> None:
+        from projections.views import AnomalyView
+
+        views = await _views(db, None, as_of, None)
+        found: list[AnomalyView] = [a for v in views for a in v.anomalies]
+        async with projections(db) as runner:
+            moment = (as_of or datetime.now(UTC)).isoformat()
+            found += [AnomalyView(kind, entity, entity_id, account_id or "",
+                                  datetime.fromisoformat(at))
+                      for kind, entity, entity_id, account_id, at in runner.db.execute(
+                          "SELECT * FROM anomalies WHERE kind = 'final_state_changed' "
+                          "AND at <= ?", (moment,))]
+        found.sort(key=lambda a: a.at)
+        output.records("Anomalies", found, as_json)
+
+    run(show)
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+
+@main.command()
+@db_option
+def verify(db: str) -> None:
+    """Walk the hash chain: exit 0 when intact, 1 naming the first bad position."""
+
+    async def check() -> int:
+        async with ledger(db) as store:
+            report = await store.verify()
+        if report.ok:
+            click.echo(f"chain intact: {report.checked} events, head {report.last_hash}")
+            return 0
+        click.echo(f"chain broken at position {report.first_bad_position}: {report.reason} "
+                   f"({report.checked} events before it verify)")
+        return EXIT_PROBLEM
+
+    run(check)
+
+
+@main.command()
+@db_option
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="File to write (default: standard output).")
+def export(db: str, output: Path | None) -> None:
+    """The log as JSON Lines: positions, hashes, canonical records and readable payloads."""
+
+    async def write() -> None:
+        from adapters.audit import export_line
+
+        async with ledger(db) as store:
+            sink = output.open("wb") if output else sys.stdout.buffer
+            try:
+                async for rows in store.raw_rows():
+                    sink.write(b"".join(export_line(store.registry, row) for row in rows))
+            finally:
+                if output:
+                    sink.close()
+
+    run(write)
+
+
+@main.command()
+@db_option
+@click.option("--as-of", type=MOMENT, help="Business time to recompute at (default: the log's).")
+@click.option("--known-at", type=MOMENT, help="Only what was recorded by then.")
+@click.option("--from", "source", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Replay an export file instead of the database.")
+@json_option
+def replay(db: str, as_of: datetime | None, known_at: datetime | None, source: Path | None,
+           as_json: bool) -> None:
+    """The audit tool: recompute every balance, hold and anomaly from the log alone, verify
+    the chain, compare with the stored projections; exit 1 on a broken chain or any drift."""
+    from adapters.audit import audit
+
+    run(audit, db, as_of, known_at, source, as_json)
+
+
+# --- getting facts in --------------------------------------------------------------------------
+
+
+@main.command()
+@db_option
+@click.argument("file", type=click.File("rb"))
+@click.option("--skip-invalid", is_flag=True, help="Ingest the valid lines, list the others.")
+@json_option
+def ingest(db: str, file: Any, skip_invalid: bool, as_json: bool) -> None:
+    """Archived processor webhook payloads, one JSON object per line (FILE or - for stdin),
+    with the receiver's semantics: deduplicated, order-tolerant, anomalies flagged."""
+
+    async def load() -> None:
+        from adapters.ingest import InvalidDelivery, Observer
+        from adapters.receiver import ingest_lines
+
+        async with ledger(db, must_exist=False) as store:
+            try:
+                report = await ingest_lines(Observer(store), file, skip_invalid=skip_invalid)
+            except InvalidDelivery as exc:  # the reason, then each bad line
+                for line in str(exc).splitlines()[1:]:
+                    click.echo(f"  {line}", err=True)
+                raise CommandError(str(exc).splitlines()[0]) from None
+        if as_json:
+            output.emit_json(report)
+        else:
+            click.echo(f"{report.lines} deliveries: {report.recorded} recorded, "
+                       f"{report.duplicates} already known, {len(report.skipped)} skipped")
+
+    run(load)
+
+
+@main.command()
+@db_option
+@processor_options.options
+@json_option
+def sync(db: str, as_json: bool, **kwargs: Any) -> None:
+    """Pull what the processor holds and record what changed (then push pending requests)."""
+    connection = processor_options.connection(kwargs)
+
+    async def pull_all() -> None:
+        from adapters.ingest import Observer
+        from adapters.outbox import Outbox
+        from adapters.sync import pull
+
+        async with projections(db, must_exist=False) as runner, await connection.open() as client:
+            sent = await Outbox(runner.store, client).dispatch()
+            report = await pull(client, Observer(runner.store),
+                                [h.authorisation_id for h in runner.live_holds()])
+        if as_json:
+            output.emit_json({"fetched": report.fetched, "recorded": report.recorded,
+                              "requestsSent": sent})
+        else:
+            click.echo(f"fetched {report.fetched}, recorded {report.recorded}, "
+                       f"sent {sent} pending request(s)")
+
+    run(pull_all)
+
+
+@main.command()
+@db_option
+@processor_options.options
+@json_option
+def reconcile(db: str, as_json: bool, **kwargs: Any) -> None:
+    """Compare the ledger with the processor: exit 1 if anything differs."""
+    connection = processor_options.connection(kwargs)
+
+    async def compare() -> int:
+        from adapters.reconcile import reconcile as differences_of
+
+        async with ledger(db) as store, await connection.open() as client:
+            differences = await differences_of(store, client)
+        output.records("Differences", differences, as_json)
+        if not as_json:
+            click.echo(f"{len(differences)} difference(s)")
+        return EXIT_PROBLEM if differences else 0
+
+    run(compare)
+
+
+@main.command()
+@db_option
+@click.option("--account", required=True, help="The account the funds arrived in.")
+@click.option("--amount", required=True, help="A decimal amount, e.g. 100.00.")
+@click.option("--currency", default="EUR", show_default=True)
+@click.option("--chain-transaction", required=True,
+              help="The on-chain transfer: CAIP-2 chain id and hash (eip155:324:0x...).")
+def deposit(db: str, account: str, amount: str, currency: str, chain_transaction: str) -> None:
+    """Record funds deposited to an account (an on-chain transfer the back office saw)."""
+
+    async def record() -> None:
+        from adapters.commands import Commands
+        from ledger.money import parse_amount
+
+        async with ledger(db) as store:
+            event = await Commands(store).record_deposit(account, parse_amount(amount),
+                                                         currency, chain_transaction)
+        click.echo(f"recorded: {type(event).__name__} {amount} {currency} to {account}")
+
+    run(record)
+
+
+@main.group()
+def card() -> None:
+    """Card requests, recorded in the log and pushed to the processor through the outbox."""
+
+
+def _card_command(action: str) -> Callable[..., None]:
+    @db_option
+    @processor_options.options
+    def command(db: str, card_id: str, **kwargs: Any) -> None:
+        connection = processor_options.connection(kwargs)
+
+        async def request() -> None:
+            from adapters.commands import Commands
+
+            async with ledger(db) as store:
+                event = await Commands(store).card_action(card_id, action)
+                await _push(store, connection)
+            click.echo(f"recorded: {type(event).__name__} for card {card_id}")
+
+        run(request)
+
+    command.__doc__ = f"Ask the processor to {action} CARD_ID."
+    return click.argument("card_id")(command)
+
+
+async def _push(store: EventStore, connection: processor_options.Connection) -> None:
+    """Send what the outbox holds now, when a processor is configured (else: by serve)."""
+    if connection.configured:
+        from adapters.outbox import Outbox
+
+        async with await connection.open() as client:
+            await Outbox(store, client).dispatch()
+
+
+for _action in ("deactivate", "activate", "terminate"):
+    card.command(name=_action)(_card_command(_action))
+
+
+@card.command(name="create")
+@db_option
+@click.option("--account", required=True)
+@click.option("--first-line", required=True, help="Billing address, first line.")
+@click.option("--city", required=True)
+@click.option("--post-code", required=True)
+@click.option("--country", required=True, help="ISO 3166 alpha-2, e.g. GB.")
+@processor_options.options
+def create_card(db: str, account: str, first_line: str, city: str, post_code: str,
+                country: str, **kwargs: Any) -> None:
+    """Ask the processor for a virtual card on ACCOUNT (one live virtual card per account)."""
+    from ledger.observations import Address
+
+    connection = processor_options.connection(kwargs)
+    address = Address(first_line=first_line, city=city, post_code=post_code, country=country)
+
+    async def request() -> None:
+        from adapters.commands import Commands
+
+        async with ledger(db) as store:
+            event = await Commands(store).request_card(account, address)
+            await _push(store, connection)
+        click.echo(f"recorded: {type(event).__name__} for account {account}")
+
+    run(request)
+

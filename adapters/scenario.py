@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import anyio
 import httpx
 import msgspec
 import structlog
@@ -63,6 +64,8 @@ class Stack:
     control: SandboxControl
     accounts: list[str] = field(default_factory=list)
     cards: list[str] = field(default_factory=list)
+    approved: int = 0
+    declined: int = 0
 
 
 @asynccontextmanager
@@ -130,14 +133,24 @@ async def run(s: Stack, config: ScenarioConfig) -> None:
 
 
 async def _payments(s: Stack, rng: random.Random, count: int) -> None:
+    """Each card pays in its own task (its own seeded RNG), so their waits overlap."""
+    seeds = [rng.getrandbits(64) for _ in s.cards]
+    async with anyio.create_task_group() as group:
+        for n, (card_id, seed) in enumerate(zip(s.cards, seeds, strict=True)):
+            share = count // len(s.cards) + (n < count % len(s.cards))
+            group.start_soon(_card_payments, s, card_id, random.Random(seed), share)
+
+
+async def _card_payments(s: Stack, card_id: str, rng: random.Random, count: int) -> None:
     debits: list[str] = []
     for _ in range(count):
-        card_id = rng.choice(s.cards)
         amount = Decimal(rng.randrange(100, 20_000)) / 100
         try:
             hold = await s.control.authorise(card_id, amount)
         except Refused:
+            s.declined += 1
             continue  # declined: no authorisation exists
+        s.approved += 1
         action = rng.choices(["full", "partial", "over", "release", "pending"],
                              weights=[5, 2, 1, 2, 2])[0]
         if action == "release":

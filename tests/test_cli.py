@@ -1,61 +1,189 @@
-"""The console script, run as a user runs it."""
+"""The console script, run as a user runs it: in a subprocess, on real files."""
 
 from __future__ import annotations
 
+import json
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.servers import free_port
+from ledger.testing import webhook_payload
+from tests.projections.test_projections import T0, known_history_snapshots
 
 CARDLEDGER = str(Path(sys.executable).with_name("cardledger"))
 
 
-def test_demo_runs_and_verifies_its_chain(tmp_path: Path) -> None:
-    db = tmp_path / "demo.db"
-    result = subprocess.run([CARDLEDGER, "demo", "--db", str(db)], capture_output=True,
-                            text=True, timeout=120)
+def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CARDLEDGER, *args], capture_output=True, text=True, timeout=300,
+                          input=stdin.decode() if stdin else None)
+
+
+def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
+    result = cli("demo", "--db", str(tmp_path / "demo.db"), "--payments", "150")
     assert result.returncode == 0, result.stderr
-    assert "hash chain: intact over 10004 events" in result.stdout
-    assert "card is inactive" in result.stdout
-    assert "duplicate=True" in result.stdout
-    assert db.exists()
+    assert "sandbox agrees" in result.stdout and "NO " not in result.stdout
+    assert "reconciliation with the processor: no difference" in result.stdout
+    assert "hash chain: intact" in result.stdout
+    assert "replay from the log: identical to the stored projections" in result.stdout
 
 
-def test_help_and_bad_usage() -> None:
-    assert "demo" in subprocess.run([CARDLEDGER, "--help"], capture_output=True, text=True,
-                                    check=True).stdout
-    bad = subprocess.run([CARDLEDGER, "no-such-command"], capture_output=True, text=True)
-    assert bad.returncode == 2
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    """A ledger made by the CLI from archived webhooks with known answers, plus a deposit."""
+    archive = tmp_path / "webhooks.jsonl"
+    archive.write_bytes(b"".join(
+        webhook_payload(s, __import__("uuid").UUID(int=n + 1)) + b"\n"
+        for n, s in enumerate(known_history_snapshots())))
+    db = tmp_path / "ledger.db"
+    ingested = cli("ingest", "--db", str(db), str(archive))
+    assert ingested.returncode == 0, ingested.stderr
+    assert ingested.stdout.startswith("13 deliveries: 13 recorded")
+    deposit = cli("deposit", "--db", str(db), "--account", "a1", "--amount", "100.00",
+                  "--chain-transaction", "eip155:324:0xaa")
+    assert deposit.returncode == 0, deposit.stderr
+    return db
+
+
+def test_ingest_balances_and_holds_give_the_known_answers(ledger: Path) -> None:
+    def balances(*args: str) -> dict[str, str]:
+        result = cli("balances", "--db", str(ledger), "--json", *args)
+        assert result.returncode == 0, result.stderr
+        (row,) = json.loads(result.stdout)
+        return {k: row[k] for k in ("deposits", "debits", "credits", "posted", "held",
+                                    "available")}
+
+    # Day 35: the deposit (recorded today) is not there yet; hold h2 was pending when the card
+    # was terminated on day 10, so it holds until day 40.
+    day35 = (T0 + timedelta(days=35)).isoformat()
+    assert balances("--as-of", day35) == {"deposits": "0", "debits": "30.00", "credits": "5.00",
+                                          "posted": "-25.00", "held": "25.00",
+                                          "available": "-50.00"}
+    assert balances() == {"deposits": "100.00", "debits": "30.00", "credits": "5.00",
+                          "posted": "75.00", "held": "0", "available": "75.00"}
+    result = cli("holds", "--db", str(ledger), "--json", "--as-of", day35)
+    (h2,) = json.loads(result.stdout)
+    assert (h2["authorisationId"], h2["remaining"], h2["expiresAt"][:10]) == (
+        "h2", "25.00", "2026-03-13")
+    assert h2["cardStatus"] == "terminated, capture window open until 2026-03-13"
+    everything = json.loads(cli("holds", "--db", str(ledger), "--json", "--all").stdout)
+    assert {(h["authorisationId"], h["closed"]) for h in everything} == {
+        ("h1", "captured"), ("h2", "expired"), ("h3", "released")}
+    table = cli("balances", "--db", str(ledger))
+    assert "75.00" in table.stdout and table.returncode == 0
+
+
+def test_verify_intact_then_tampered(ledger: Path) -> None:
+    intact = cli("verify", "--db", str(ledger))
+    assert intact.returncode == 0 and "chain intact" in intact.stdout
+    db = sqlite3.connect(ledger)
+    db.execute("DROP TRIGGER events_no_update")
+    db.execute("UPDATE events SET record = record || x'00' WHERE position = 5")
+    db.commit()
+    db.close()
+    broken = cli("verify", "--db", str(ledger))
+    assert broken.returncode == 1 and "chain broken at position 5" in broken.stdout
+
+
+def test_export_then_replay_from_the_file_alone(ledger: Path, tmp_path: Path) -> None:
+    exported = tmp_path / "log.jsonl"
+    assert cli("export", "--db", str(ledger), "--output", str(exported)).returncode == 0
+    lines = exported.read_text().splitlines()
+    assert len(lines) > 10 and all("hash" in json.loads(line) for line in lines)
+    from_db = cli("replay", "--db", str(ledger), "--json")
+    assert from_db.returncode == 0, from_db.stdout
+    assert json.loads(from_db.stdout)["drift"] == []
+    from_file = cli("replay", "--db", str(tmp_path / "nothing.db"), "--from", str(exported),
+                    "--json")
+    assert from_file.returncode == 0, from_file.stderr
+    assert json.loads(from_file.stdout)["balances"] == json.loads(from_db.stdout)["balances"]
+    lines[3] = lines[3].replace('"hash":"', '"hash":"00', 1)[:-1] + "}"
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("\n".join(lines))
+    assert cli("replay", "--from", str(tampered)).returncode in (1, 2)
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["ingest", "--db", "{db}", "/no/such/file.jsonl"], "No such file"),
+    (["ingest", "--db", "{db}", "-"], "invalid line"),
+    (["balances", "--db", "{db}", "--account", "nobody"], "unknown account nobody"),
+    (["balances", "--db", "{db}", "--as-of", "yesterday"], "not an ISO 8601 time"),
+    (["holds", "--db", "{db}", "--as-of", "2026-13-45"], "not an ISO 8601 time"),
+    (["balances", "--db", "/no/such/ledger.db"], "no ledger at"),
+    (["verify", "--db", "postgresql://x/y"], "PostgreSQL"),
+    (["deposit", "--db", "{db}", "--account", "a1", "--amount", "1.5e3",
+      "--chain-transaction", "eip155:1:0x1"], "not a plain non-negative decimal"),
+    (["card", "terminate", "--db", "{db}", "no-such-card"], "cannot terminate"),
+    (["replay", "--from", "/no/such/export.jsonl"], "does not exist"),
+    (["no-such-command"], "No such command"),
+])
+def test_bad_input_exits_2_with_a_one_line_reason(ledger: Path, args: list[str],
+                                                  reason: str) -> None:
+    result = cli(*(a.replace("{db}", str(ledger)) for a in args), stdin=b"{broken\n")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert lines and reason in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_command_has_help() -> None:
+    for command in ("demo", "sandbox", "serve", "sync", "reconcile", "deposit", "ingest",
+                    "balances", "holds", "anomalies", "verify", "export", "replay", "card"):
+        result = cli(command, "--help")
+        assert result.returncode == 0 and "Usage:" in result.stdout, command
 
 
 def test_sandbox_serves_and_prints_generated_credentials() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with subprocess.Popen([CARDLEDGER, "sandbox", "--port", str(port), "--seed", "4"],
                           stdout=subprocess.PIPE, text=True) as process:
-        _check_sandbox(process, port)
+        try:
+            assert process.stdout is not None
+            banner = [process.stdout.readline() for _ in range(4)]
+            assert banner[0].startswith(f"sandbox on http://127.0.0.1:{port}")
+            assert banner[1].startswith("api key:")
+            assert banner[3].startswith("webhook secret: whsec_")
+            assert _get(f"http://127.0.0.1:{port}/openapi.json")["openapi"] == "3.1.0"
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=10)
 
 
-def _check_sandbox(process: subprocess.Popen[str], port: int) -> None:
-    import signal
-    import time
+def test_serve_receives_webhooks_and_stops_on_sigterm(tmp_path: Path) -> None:
+    from adapters.sandbox.webhooks import new_secret
 
-    import httpx
+    port, secret = free_port(), new_secret()
+    with subprocess.Popen([CARDLEDGER, "serve", "--db", str(tmp_path / "l.db"), "--port",
+                           str(port), "--webhook-secret", secret]) as process:
+        try:
+            health = _get(f"http://127.0.0.1:{port}/health")
+            assert health["status"] == "ok"
+            from tests.adapters.test_sync import card_body, signed
 
-    try:
-        assert process.stdout is not None
-        banner = [process.stdout.readline() for _ in range(4)]
-        assert banner[0].startswith(f"sandbox on http://127.0.0.1:{port}")
-        assert banner[1].startswith("api key:") and banner[3].startswith("webhook secret: whsec_")
-        for _ in range(100):
-            try:
-                document = httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        assert document["openapi"] == "3.1.0"
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
+            body = card_body("active", 5)
+            answer = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body,
+                                headers=signed(body, secret=secret))
+            assert answer.status_code == 200 and answer.json()["recorded"]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+
+
+def _get(url: str) -> dict[str, object]:
+    for _ in range(200):
+        try:
+            answer: dict[str, object] = httpx.get(url).json()
+            return answer
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} never answered")
+
+
+_ = (datetime, UTC)

@@ -9,6 +9,7 @@ before sending (and retried), or sent out of order within a window.
 from __future__ import annotations
 
 import base64
+import heapq
 import random
 import secrets
 import time
@@ -52,11 +53,11 @@ class Subscription(msgspec.Struct, rename="camel"):
     types: list[WebhookType]
 
 
-class Delivery(msgspec.Struct):
+class Delivery(msgspec.Struct, order=True):
+    due: float  # first: the queue is a heap ordered by due time
     event_id: str
     url: str
     body: bytes
-    due: float
     attempt: int = 0
 
 
@@ -68,11 +69,14 @@ def payload(snapshot: AnySnapshot, event_id: str) -> bytes:
 
 class WebhookSender:
     def __init__(self, secret: str, dice: FaultDice, rng: random.Random, *,
-                 max_attempts: int = 20, base_delay: float = 0.02, max_delay: float = 2.0,
-                 ) -> None:
+                 max_attempts: int = 60, base_delay: float = 0.02, max_delay: float = 2.0,
+                 max_in_flight: int = 16) -> None:
         self.secret, self.dice, self.rng = secret, dice, rng
         self._signer = Webhook(secret)
         self.max_attempts, self.base_delay, self.max_delay = max_attempts, base_delay, max_delay
+        self.max_in_flight = max_in_flight
+        """Deliveries under way at once: like a real sender, it does not flood a slow endpoint
+        (an unbounded sender turned timeouts into a retry storm)."""
         self.subscriptions: dict[str, Subscription] = {}
         self._queue: list[Delivery] = []
         self._in_flight = 0
@@ -91,10 +95,10 @@ class WebhookSender:
         body = payload(snapshot, event_id)
         for sub in self.subscriptions.values():
             if kind in sub.types:
-                self._enqueue(Delivery(event_id, sub.callback_url, body, time.monotonic()))
+                self._enqueue(Delivery(time.monotonic(), event_id, sub.callback_url, body))
 
     def _enqueue(self, delivery: Delivery) -> None:
-        self._queue.append(delivery)
+        heapq.heappush(self._queue, delivery)
         self._wake.set()
 
     @property
@@ -112,7 +116,7 @@ class WebhookSender:
         """Deliver forever (run in a task group)."""
         async with anyio.create_task_group() as group:
             while True:
-                delivery = self._next_due()
+                delivery = self._next_due() if self._in_flight < self.max_in_flight else None
                 if delivery is None:
                     wake = self._wake = anyio.Event()
                     with anyio.move_on_after(self._time_to_next()):
@@ -122,16 +126,21 @@ class WebhookSender:
                 group.start_soon(self._attempt, client, delivery)
 
     def _next_due(self) -> Delivery | None:
-        now = time.monotonic()
-        due = [i for i, d in enumerate(self._queue) if d.due <= now]
-        if not due:
+        """The next due delivery; with reordering on, any of the first N due ones."""
+        now, window = time.monotonic(), list[Delivery]()
+        while self._queue and self._queue[0].due <= now and (
+                len(window) < max(1, self.dice.faults.reorder_window)):
+            window.append(heapq.heappop(self._queue))
+        if not window:
             return None
-        window = due[: max(1, self.dice.faults.reorder_window)]
-        return self._queue.pop(self.rng.choice(window))
+        chosen = window.pop(self.rng.randrange(len(window)))
+        for other in window:
+            heapq.heappush(self._queue, other)
+        return chosen
 
     def _time_to_next(self) -> float:
-        return max(0.0, min((d.due for d in self._queue), default=time.monotonic() + 1)
-                   - time.monotonic()) + 0.001
+        due = self._queue[0].due if self._queue else time.monotonic() + 1
+        return max(0.0, due - time.monotonic()) + 0.001
 
     async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         try:
@@ -146,6 +155,7 @@ class WebhookSender:
                 self._retry(delivery, "refused")
         finally:
             self._in_flight -= 1
+            self._wake.set()  # room for the next delivery
             if not self.pending:
                 self._settled.set()
 

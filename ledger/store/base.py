@@ -31,14 +31,9 @@ from ledger.errors import (
     StoreError,
 )
 from ledger.store import limits
+from ledger.store.chain import check_row
 from ledger.store.limits import check_category, check_stream_name
-from ledger.store.planner import (
-    GENESIS_HASH,
-    PreparedAppend,
-    PreparedEvent,
-    chain_hash,
-    micros,
-)
+from ledger.store.planner import GENESIS_HASH, PreparedAppend, PreparedEvent
 from ledger.store.records import (
     AppendResult,
     Event,
@@ -48,7 +43,6 @@ from ledger.store.records import (
     StreamState,
     VerifyReport,
     split_wire_name,
-    wire_name,
 )
 from ledger.store.registry import EventRegistry
 
@@ -120,11 +114,13 @@ class EventStore(abc.ABC):
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         self._open = False
         assert self._task_group is not None
-        # The writer finishes what was already accepted, then stops.
+        # The writer finishes what was already accepted, then stops. The block's own exception
+        # is not handed to the task group: it propagates as it was raised, not wrapped in an
+        # ExceptionGroup (the writer is internal; a caller should not see its task group).
         self._closing = True
         self._queued.set()
         try:
-            await self._task_group.__aexit__(exc_type, exc, tb)
+            await self._task_group.__aexit__(None, None, None)
         finally:
             await self._disconnect()
 
@@ -333,29 +329,19 @@ class EventStore(abc.ABC):
         previous, checked = GENESIS_HASH, 0
         async for rows in self._verify_rows():
             for row in rows:
-                position = checked + 1
-                problem = self._check_row(row, position, previous)
+                problem = check_row(self.registry, row, checked + 1, previous)
                 if problem is not None:
-                    return VerifyReport(False, checked, position, problem, previous.hex())
-                previous, checked = row[7], position
+                    return VerifyReport(False, checked, checked + 1, problem, previous.hex())
+                previous, checked = row[7], checked + 1
         return VerifyReport(True, checked, None, None, previous.hex())
 
-    def _check_row(self, row: tuple[int, str, int, bytes, str, int, bytes, bytes],
-                   position: int, previous: bytes) -> str | None:
-        at, stream, version, event_id, wire, recorded_us, record, stored_hash = row
-        if at != position:
-            return f"position {position} is missing (next row is at {at})"
-        try:
-            event = self.registry.decode_stored(record)
-        except Exception as exc:
-            return f"record does not decode: {exc}"
-        written = (event.position, event.stream, event.version, event.event_id.bytes,
-                   wire_name(type(event.payload)), micros(event.recorded_at))
-        if (at, stream, version, event_id, wire, recorded_us) != written:
-            return "columns do not match the record"
-        if chain_hash(previous, record) != stored_hash:
-            return "hash does not match"
-        return None
+    async def raw_rows(self) -> AsyncIterator[list[tuple[int, str, int, bytes, str, int, bytes,
+                                                         bytes]]]:
+        """Every row exactly as stored (position, stream, version, event id, wire name,
+        recorded_at in microseconds, record, hash), in batches: for exports and audits."""
+        self._require_open()
+        async for rows in self._verify_rows():
+            yield rows
 
     # --- what a backend provides --------------------------------------------------------
 

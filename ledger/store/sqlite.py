@@ -68,7 +68,12 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-_ROWS = "SELECT position, stream, version, event_id, type, recorded_at, record, hash FROM events"
+# Verification reads every column as raw bytes: a tampered row may hold any type anywhere
+# (in SQL, record || x'00' is TEXT, and invalid UTF-8 would stop the walk instead of being
+# reported).
+_RAW_ROWS = ("SELECT position, CAST(stream AS BLOB), version, CAST(event_id AS BLOB), "
+             "CAST(type AS BLOB), recorded_at, CAST(record AS BLOB), CAST(hash AS BLOB) "
+             "FROM events")
 _STREAM_VERSION = "SELECT MAX(version) FROM events WHERE stream = ?"
 _BUSY_TIMEOUT_MS = 30_000
 _WAL_CHECKPOINT_PAGES = 10_000
@@ -267,14 +272,19 @@ class SqliteEventStore(EventStore):
         after = 0
         while True:
             async with self._r.execute(
-                f"{_ROWS} WHERE position > ? ORDER BY position LIMIT ?",
+                f"{_RAW_ROWS} WHERE position > ? ORDER BY position LIMIT ?",
                 (after, limits.READ_BATCH_EVENTS),
             ) as cursor:
-                rows: list[Row] = list(await cursor.fetchall())  # type: ignore[arg-type]
-            if not rows:
+                raw = list(await cursor.fetchall())
+            if not raw:
                 return
-            yield rows
-            after = rows[-1][0]
+            yield [(p, _text(s), v, i, _text(t), r, rec, h) for p, s, v, i, t, r, rec, h in raw]
+            after = raw[-1][0]
+
+
+def _text(value: bytes) -> str:
+    """A text column read as bytes: undecodable bytes stay visible, and never match."""
+    return value.decode("utf-8", errors="surrogateescape")
 
 
 def _chain_head(db: sqlite3.Connection) -> ChainHead:

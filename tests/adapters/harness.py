@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
 import httpx
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapters.client import ClientConfig, ProcessorClient, SandboxControl, new_signing_key
@@ -51,28 +49,6 @@ async def active_card(client: ProcessorClient, funds: str = "1000") -> tuple[str
     await control.issue_card(card.id)
     await control.deposit(account.id, Decimal(funds))
     return account.id, card.id
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@asynccontextmanager
-async def serving(app: object, port: int) -> AsyncIterator[None]:
-    """Serve an ASGI app with uvicorn on loopback for the duration of the block."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
-                                           log_level="warning", lifespan="on"))
-    async with anyio.create_task_group() as group:
-        group.start_soon(server.serve)
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
-            await anyio.sleep(0.01)
-        try:
-            yield
-        finally:
-            server.should_exit = True
 
 
 async def raw_get(app: object, path: str) -> httpx.Response:

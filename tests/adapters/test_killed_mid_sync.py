@@ -13,8 +13,9 @@ import pytest
 
 from adapters.reconcile import reconcile
 from adapters.scenario import stack
+from adapters.servers import free_port, serving
 from adapters.sync import pull
-from tests.adapters.harness import active_card, free_port, sandbox, serving
+from tests.adapters.harness import active_card, sandbox
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]

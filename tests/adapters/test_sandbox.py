@@ -25,7 +25,8 @@ from adapters.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, R
 from adapters.sandbox import Faults
 from adapters.sandbox.security import IdempotencyKeys
 from adapters.sandbox.world import SandboxError
-from tests.adapters.harness import BASE, active_card, client_for, free_port, sandbox, serving
+from adapters.servers import free_port, serving
+from tests.adapters.harness import BASE, active_card, client_for, sandbox
 
 pytestmark = pytest.mark.anyio
 

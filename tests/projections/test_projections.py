@@ -15,6 +15,7 @@ from ledger import EventStore, NewEvent, open_store
 from ledger.domain.programme import Programme, stream_for
 from ledger.events import DomainEvent, FundsDeposited, HoldExpired
 from ledger.observations import (
+    AccountSnapshot,
     AnySnapshot,
     AuthorisationSnapshot,
     CardSnapshot,
@@ -52,14 +53,12 @@ def tx(tx_id: str, direction: str, status: str, amount: str, at: datetime,
                                created_at=at, updated_at=at)
 
 
-def known_history() -> list[DomainEvent]:
-    """Deposit 100; hold h1 40 (captured 30), h2 25 (pending, then the card terminated), h3
-    10 (released); a 5 refund; a 12 debit reversed."""
-    programme = Programme()
-    events: list[DomainEvent] = [FundsDeposited(
-        account_id="a1", amount=Decimal("100.00"), currency="EUR",
-        chain_transaction="eip155:324:0xaa", at=day(0))]
-    snapshots: list[AnySnapshot] = [
+def known_history_snapshots() -> list[AnySnapshot]:
+    """Hold h1 40 (captured 30), h2 25 (pending, then the card terminated), h3 10
+    (released); a 5 refund; a 12 debit reversed: what the processor reports."""
+    return [
+        AccountSnapshot(id="a1", customer_id="u1", status="active", currencies=["EUR"],
+                        created_at=T0, updated_at=T0),
         card("active", day(0)),
         auth("h1", "pending", "40.00", day(1), day(1)),
         auth("h2", "pending", "25.00", day(2), day(2)),
@@ -73,7 +72,15 @@ def known_history() -> list[DomainEvent]:
         tx("t2", "debit", "reversed", "12.00", day(7)),
         card("terminated", day(10)),
     ]
-    for snapshot in snapshots:
+
+
+def known_history() -> list[DomainEvent]:
+    """Deposit 100, then ``known_history_snapshots``."""
+    programme = Programme()
+    events: list[DomainEvent] = [FundsDeposited(
+        account_id="a1", amount=Decimal("100.00"), currency="EUR",
+        chain_transaction="eip155:324:0xaa", at=day(0))]
+    for snapshot in known_history_snapshots():
         events += programme.observe(snapshot)
     return events
 

@@ -142,14 +142,14 @@ COLUMNS = ("stream", "version", "event_id", "type", "recorded_at", "record", "ha
 
 
 class Tamper(msgspec.Struct, frozen=True):
-    kind: str  # alter | delete | swap
+    kind: str  # alter | sql | delete | swap
     row: int  # 0-based index into the log
     other: int
     column: str
     byte: int
 
 
-tampers = st.builds(Tamper, kind=st.sampled_from(["alter", "delete", "swap"]),
+tampers = st.builds(Tamper, kind=st.sampled_from(["alter", "sql", "delete", "swap"]),
                     row=st.integers(0, 10_000), other=st.integers(0, 10_000),
                     column=st.sampled_from(COLUMNS), byte=st.integers(0, 10_000))
 
@@ -190,6 +190,10 @@ def _tamper(path: Path, tamper: Tamper, count: int) -> int | None:
         db.execute(f"UPDATE events SET {column} = ? WHERE position = ?",
                    (_altered(column, value, tamper.byte), row))
         bad: int | None = row
+    elif tamper.kind == "sql":  # in SQL, || makes TEXT of anything, even a BLOB
+        db.execute(f"UPDATE events SET {tamper.column} = {tamper.column} || x'00' "
+                   "WHERE position = ?", (row,))
+        bad = row
     elif tamper.kind == "delete":
         db.execute("DELETE FROM events WHERE position = ?", (row,))
         bad = row if row < count else None  # the last row: only an anchor can tell

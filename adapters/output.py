@@ -1,0 +1,40 @@
+"""How the command line shows results: rich tables for people, JSON for machines."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.buffer.write(_ENCODER.encode(value) + b"\n")
+    sys.stdout.flush()
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    view = Table(title=title, title_justify="left")
+    for column in columns:
+        numeric = column in ("deposits", "debits", "credits", "posted", "held", "available",
+                             "amount", "remaining", "tokenAmount")
+        view.add_column(column, justify="right" if numeric else "left")
+    for row in rows:
+        view.add_row(*("" if cell is None else str(cell) for cell in row))
+    Console(width=160).print(view)
+
+
+def records(title: str, items: Sequence[msgspec.Struct], as_json: bool,
+            columns: Sequence[str] | None = None) -> None:
+    """A list of structs: a JSON array of their camelCase objects, or a table."""
+    builtins = [msgspec.to_builtins(item) for item in items]
+    if as_json:
+        emit_json(builtins)
+        return
+    keys = list(columns or (builtins[0].keys() if builtins else []))
+    table(title, keys, [[b.get(k) for k in keys] for b in builtins])

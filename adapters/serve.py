@@ -1,0 +1,78 @@
+"""``cardledger serve``: the ledger's long-running process.
+
+The webhook receiver, the projection runner (following the log), the outbox dispatcher and the
+expiry sweeper, in one task group; uvicorn stops on SIGTERM or SIGINT and everything else
+stops with it.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+import structlog
+import uvicorn
+
+from adapters.client import ProcessorClient
+from adapters.ingest import Observer
+from adapters.outbox import Outbox
+from adapters.processor import Connection
+from adapters.receiver import WebhookReceiver
+from ledger.store import open_store
+from projections import ProjectionRunner, sweep
+
+log = structlog.get_logger("adapters.serve")
+OUTBOX_EVERY = 1.0
+SWEEP_EVERY = 60.0
+
+
+async def serve(db: str, host: str, port: int, webhook_secret: str | None,
+                connection: Connection) -> None:
+    client: ProcessorClient | None = await connection.open() if connection.configured else None
+    async with open_store(db) as store, ProjectionRunner(store) as runner:
+        receiver = WebhookReceiver(Observer(store), secret=webhook_secret, fetcher=client)
+        server = _Server(uvicorn.Config(receiver.app, host=host, port=port,
+                                        log_level="warning"))
+        log.info("serving", host=host, port=port, processor=connection.configured)
+        async with anyio.create_task_group() as group:
+
+            async def until_stopped() -> None:
+                await server.serve()  # returns once asked to exit, requests drained
+                group.cancel_scope.cancel()
+
+            async def on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for received in signals:
+                        log.info("stopping", signal=signal.Signals(received).name)
+                        server.should_exit = True
+                        return
+
+            group.start_soon(until_stopped)
+            group.start_soon(on_signal)
+            group.start_soon(runner.follow)
+            group.start_soon(_every, SWEEP_EVERY, lambda: sweep(runner))
+            if client is not None:
+                group.start_soon(_every, OUTBOX_EVERY, Outbox(store, client).dispatch)
+    if client is not None:
+        await client.__aexit__(None, None, None)
+    log.info("stopped")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own signal handling: it re-raises the signal after shutting down,
+    which would kill the process before the store and the runner are closed."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _every(seconds: float, work: object) -> None:
+    while True:
+        try:
+            await work()  # type: ignore[operator]
+        except Exception as exc:  # keep serving; the next round tries again
+            log.warning("background work failed", error=str(exc))
+        await anyio.sleep(seconds)
