@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import msgspec
 from adapters import output
 from ledger.errors import LedgerError
 from ledger.events import DOMAIN_REGISTRY
-from ledger.store import EventRegistry, VerifyReport
+from ledger.store import Event, EventRegistry, StoredEvent, VerifyReport
 from ledger.store.chain import verify_rows
 from ledger.store.planner import Row
 from projections import ProjectionRunner
@@ -73,7 +73,14 @@ async def audit(db: str, as_of: datetime | None, known_at: datetime | None,
 
         async with ledger(db) as store:
             report = await store.verify()
-            recomputed = await replay(store.read_batches(), as_of, known_at)
+            with output.progress("replaying", await store.head(), not as_json) as advance:
+
+                async def counted() -> AsyncIterator[list[StoredEvent[Event]]]:
+                    async for batch in store.read_batches():
+                        advance(len(batch))
+                        yield batch
+
+                recomputed = await replay(counted(), as_of, known_at)
             if as_of is None and known_at is None:  # the stored views are "as of the log"
                 async with ProjectionRunner(store) as runner:
                     await runner.catch_up()

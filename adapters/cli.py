@@ -55,6 +55,9 @@ class CommandError(Exception):
         self.code = code
 
 
+bar = output.progress
+
+
 def run(main: Callable[..., Awaitable[int | None]], *args: Any) -> None:
     """Run an async command; turn bad input into exit 2 with a one-line reason."""
     try:
@@ -305,8 +308,10 @@ def export(db: str, output: Path | None) -> None:
         async with ledger(db) as store:
             sink = output.open("wb") if output else sys.stdout.buffer
             try:
-                async for rows in store.raw_rows():
-                    sink.write(b"".join(export_line(store.registry, row) for row in rows))
+                with bar("exporting", await store.head(), output is not None) as advance:
+                    async for rows in store.raw_rows():
+                        sink.write(b"".join(export_line(store.registry, row) for row in rows))
+                        advance(len(rows))
             finally:
                 if output:
                     sink.close()

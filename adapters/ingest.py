@@ -180,18 +180,25 @@ class Observer:
             case CardSnapshot():
                 return list(card.decide(card.ObserveCard(snapshot), state))
             case AuthorisationSnapshot():
-                the_card = (await self._load(f"card-{snapshot.card_id}", "card")).state
+                the_card = await self._context(f"card-{snapshot.card_id}", "card")
                 return list(hold.decide(hold.ObserveAuthorisation(
                     snapshot, the_card, self.policy), state))
             case TransactionSnapshot():
-                the_hold = (await self._load(f"authorisation-{snapshot.authorisation_id}",
-                                             "authorisation")).state if (
+                the_hold = await self._context(f"authorisation-{snapshot.authorisation_id}",
+                                               "authorisation") if (
                     snapshot.authorisation_id) else None
-                the_card = (await self._load(f"card-{snapshot.card_id}", "card")).state if (
+                the_card = await self._context(f"card-{snapshot.card_id}", "card") if (
                     snapshot.card_id) else None
                 return list(transaction.decide(transaction.ObserveTransaction(
                     snapshot, the_hold, the_card, self.policy), state))
         raise TypeError(type(snapshot).__name__)
+
+    async def _context(self, stream: str, kind: str) -> Any:
+        """Another entity's state, for the flags a decision records. The stored anomalies are
+        recomputed by the projections from everything known, so the recent state is enough
+        when this process holds it."""
+        recent = self._recent.get(stream)
+        return recent.state if recent is not None else (await self._load(stream, kind)).state
 
     async def _load(self, stream: str, kind: str) -> Loaded:
         events = await self.store.read_stream(stream)

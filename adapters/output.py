@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 _ENCODER = msgspec.json.Encoder()
+
+
+@contextmanager
+def progress(description: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for long work: only on a terminal, never with --json."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda advance: None
+        return
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda advance: bar.advance(task, advance)
 
 
 def emit_json(value: Any) -> None:

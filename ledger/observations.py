@@ -42,6 +42,8 @@ class CustomerSnapshot(Snapshot, frozen=True, kw_only=True):
     external_id: str | None = None
     chain_id: str | None = None
     status: CustomerStatus
+    challenge: str | None = None
+    """What the customer must sign to prove they hold ``chainId`` (the verification step)."""
 
 
 class AccountSnapshot(Snapshot, frozen=True, kw_only=True):

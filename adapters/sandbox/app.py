@@ -146,11 +146,12 @@ class Sandbox:
     """The simulated processor. ``app`` is its ASGI application; webhook delivery runs while
     the app's lifespan (or ``delivering()``) is active."""
 
-    def __init__(self, config: SandboxConfig | None = None) -> None:
+    def __init__(self, config: SandboxConfig | None = None,
+                 clock: SandboxClock | None = None) -> None:
         config = config or SandboxConfig()
         self.config = config
         self.rng = random.Random(config.seed)
-        self.clock = SandboxClock()
+        self.clock = clock or SandboxClock()
         self.dice = FaultDice(config.faults, random.Random(config.seed + 1))
         self.credentials = Credentials(config.api_key, config.api_secret, config.token_lifetime)
         self.idempotency = IdempotencyKeys()

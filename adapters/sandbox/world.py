@@ -131,8 +131,10 @@ class World:
         now = self.clock.now()
         customer = self._save(self.customers, CustomerSnapshot(
             id=self._id(), external_id=external_id, chain_id=chain_id, status="initiating",
-            created_at=now, updated_at=now))
-        # Screening passes at once; verification waits for the simulator (the challenge).
+            challenge=f"cardledger-sandbox:{self.rng.getrandbits(64):016x}", created_at=now,
+            updated_at=now))
+        # Screening passes at once; verification (the signed challenge, simplified: the
+        # simulator's verify or reject) moves it on.
         customer = self._move(self.customers, customer, CUSTOMER, "screening")
         return self._move(self.customers, customer, CUSTOMER, "verifying")
 
