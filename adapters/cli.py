@@ -446,29 +446,26 @@ def _card_command(action: str) -> Callable[..., None]:
     @db_option
     @processor_options.options
     def command(db: str, card_id: str, **kwargs: Any) -> None:
-        connection = processor_options.connection(kwargs)
-
-        async def request() -> None:
-            from adapters.commands import Commands
-
-            async with ledger(db) as store:
-                event = await Commands(store).card_action(card_id, action)
-                await _push(store, connection)
-            click.echo(f"recorded: {type(event).__name__} for card {card_id}")
-
-        run(request)
+        run(_request, db, processor_options.connection(kwargs),
+            lambda commands: commands.card_action(card_id, action), f"for card {card_id}")
 
     command.__doc__ = f"Ask the processor to {action} CARD_ID."
     return click.argument("card_id")(command)
 
 
-async def _push(store: EventStore, connection: processor_options.Connection) -> None:
-    """Send what the outbox holds now, when a processor is configured (else: by serve)."""
-    if connection.configured:
-        from adapters.outbox import Outbox
+async def _request(db: str, connection: processor_options.Connection,
+                   make: Callable[[Any], Awaitable[Any]], subject: str) -> None:
+    """Record a back-office request, and send it now if a processor is configured (otherwise
+    ``serve`` sends it)."""
+    from adapters.commands import Commands
+    from adapters.outbox import Outbox
 
-        async with await connection.open() as client:
-            await Outbox(store, client).dispatch()
+    async with ledger(db) as store:
+        event = await make(Commands(store))
+        if connection.configured:
+            async with await connection.open() as client:
+                await Outbox(store, client).dispatch()
+    click.echo(f"recorded: {type(event).__name__} {subject}")
 
 
 for _action in ("deactivate", "activate", "terminate"):
@@ -488,16 +485,7 @@ def create_card(db: str, account: str, first_line: str, city: str, post_code: st
     """Ask the processor for a virtual card on ACCOUNT (one live virtual card per account)."""
     from ledger.observations import Address
 
-    connection = processor_options.connection(kwargs)
     address = Address(first_line=first_line, city=city, post_code=post_code, country=country)
-
-    async def request() -> None:
-        from adapters.commands import Commands
-
-        async with ledger(db) as store:
-            event = await Commands(store).request_card(account, address)
-            await _push(store, connection)
-        click.echo(f"recorded: {type(event).__name__} for account {account}")
-
-    run(request)
+    run(_request, db, processor_options.connection(kwargs),
+        lambda commands: commands.request_card(account, address), f"for account {account}")
 

@@ -4,60 +4,69 @@ An impossible command raises ``InvalidTransitionError`` and records nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from adapters.ingest import fold
+from adapters.ingest import fold, load
 from ledger.domain import account, card, customer
 from ledger.domain.programme import stream_for
-from ledger.events import DomainEvent
+from ledger.events import (
+    AccountOpeningRequested,
+    CardIssuanceRequested,
+    CardRequest,
+    CustomerRegistrationRequested,
+    DomainEvent,
+    FundsDeposited,
+)
 from ledger.observations import Address
-from ledger.store import AppendResult, Event, EventStore, NewEvent, StoredEvent, StreamState
+from ledger.store import Event, EventStore, NewEvent, StoredEvent, StreamState
 from ledger.store.base import utc_now
+
+E = TypeVar("E", bound=DomainEvent)
 
 
 class Commands:
     def __init__(self, store: EventStore) -> None:
         self.store = store
 
-    async def _state(self, stream: str) -> tuple[Any, int | None]:
-        events = await self.store.read_stream(stream)
-        return fold(events, stream.partition("-")[0]), (events[-1].version if events else None)
+    async def _record(self, stream: str, decide: Callable[[Any], Sequence[E]]) -> E:
+        """Decide against the stream's state; append at the version read; the first event."""
+        loaded = await load(self.store, stream)
+        events = list(decide(loaded.state))
+        expected = StreamState.NO_STREAM if loaded.version is None else loaded.version
+        await self.store.append(stream, [NewEvent(payload=e) for e in events],
+                                expected=expected)
+        return events[0]
 
-    async def _record(self, stream: str, events: list[DomainEvent],
-                      version: int | None) -> AppendResult:
-        expected = StreamState.NO_STREAM if version is None else version
-        return await self.store.append(stream, [NewEvent(payload=e) for e in events],
-                                       expected=expected)
-
-    async def register_customer(self, external_id: str, wallet: str) -> DomainEvent:
+    async def register_customer(self, external_id: str,
+                                wallet: str) -> CustomerRegistrationRequested:
         (event,) = customer.decide(customer.RegisterCustomer(external_id, wallet, utc_now()),
                                    None)
+        assert isinstance(event, CustomerRegistrationRequested)
         await self.store.append(stream_for(event), [NewEvent(payload=event)],
                                 expected=StreamState.NO_STREAM)
         return event
 
-    async def open_account(self, customer_id: str, currency: str) -> DomainEvent:
-        stream = f"customer-{customer_id}"
-        state, version = await self._state(stream)
-        events = customer.decide(customer.OpenAccount(currency, utc_now()), state)
-        await self._record(stream, list(events), version)
-        return events[0]
+    async def open_account(self, customer_id: str, currency: str) -> AccountOpeningRequested:
+        event = await self._record(f"customer-{customer_id}", lambda state: customer.decide(
+            customer.OpenAccount(currency, utc_now()), state))
+        assert isinstance(event, AccountOpeningRequested)
+        return event
 
-    async def request_card(self, account_id: str, billing: Address) -> DomainEvent:
-        stream = f"account-{account_id}"
-        state, version = await self._state(stream)
+    async def request_card(self, account_id: str, billing: Address) -> CardIssuanceRequested:
         by_card: dict[str, list[StoredEvent[Event]]] = {}
-        async for event in self.store.read_all(categories=["card"]):
-            if getattr(event.payload, "account_id", None) == account_id:
-                by_card.setdefault(event.stream, []).append(event)
+        async for stored in self.store.read_all(categories=["card"]):
+            if getattr(stored.payload, "account_id", None) == account_id:
+                by_card.setdefault(stored.stream, []).append(stored)
         existing = [fold(events, "card") for events in by_card.values()]
-        events = account.decide(account.RequestCard(at=utc_now(), billing_address=billing,
-                                                    existing_cards=existing), state)
-        await self._record(stream, list(events), version)
-        return events[0]
+        event = await self._record(f"account-{account_id}", lambda state: account.decide(
+            account.RequestCard(at=utc_now(), billing_address=billing,
+                                existing_cards=existing), state))
+        assert isinstance(event, CardIssuanceRequested)
+        return event
 
-    async def card_action(self, card_id: str, action: str) -> DomainEvent:
+    async def card_action(self, card_id: str, action: str) -> CardRequest:
         now = utc_now()
         command: card.CardCommand
         if action == "deactivate":
@@ -68,17 +77,14 @@ class Commands:
             command = card.TerminateCard(at=now)
         else:
             raise ValueError(f"unknown card action {action!r}: deactivate, activate, terminate")
-        stream = f"card-{card_id}"
-        state, version = await self._state(stream)
-        events = card.decide(command, state)
-        await self._record(stream, list(events), version)
-        return events[0]
+        event = await self._record(f"card-{card_id}",
+                                   lambda state: card.decide(command, state))
+        assert isinstance(event, CardRequest)
+        return event
 
     async def record_deposit(self, account_id: str, amount: Decimal, currency: str,
-                             chain_transaction: str) -> DomainEvent:
-        stream = f"account-{account_id}"
-        state, version = await self._state(stream)
-        events = account.decide(account.RecordDeposit(amount, currency, chain_transaction,
-                                                      utc_now()), state)
-        await self._record(stream, list(events), version)
-        return events[0]
+                             chain_transaction: str) -> FundsDeposited:
+        event = await self._record(f"account-{account_id}", lambda state: account.decide(
+            account.RecordDeposit(amount, currency, chain_transaction, utc_now()), state))
+        assert isinstance(event, FundsDeposited)
+        return event

@@ -37,21 +37,19 @@ from ledger.events import (
 )
 from ledger.money import parse_amount
 from ledger.observations import (
+    BY_WEBHOOK_TYPE,
     AccountSnapshot,
     AnySnapshot,
     AuthorisationSnapshot,
     CardSnapshot,
     CustomerSnapshot,
     TransactionSnapshot,
+    kind_of,
 )
 from ledger.store import AppendResult, EventStore, Metadata, NewEvent, StoredEvent, StreamState
 
 log = structlog.get_logger("adapters.ingest")
 
-SNAPSHOT_TYPES: dict[str, type[AnySnapshot]] = {
-    "customer.updated": CustomerSnapshot, "account.updated": AccountSnapshot,
-    "card.updated": CardSnapshot, "authorisation.updated": AuthorisationSnapshot,
-    "transaction.updated": TransactionSnapshot}
 _MARKERS = uuid.UUID("2f1b7c9a-6d4e-5a3b-8c2d-1e0f9a8b7c6d")
 MAX_CONFLICTS = 20
 _STRIPES = 64
@@ -81,10 +79,10 @@ def parse_delivery(body: bytes) -> Delivery:
         raise InvalidDelivery(f"not a webhook payload: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidDelivery(f"malformed JSON: {exc}") from None
-    kind = SNAPSHOT_TYPES.get(envelope.webhook_type)
+    kind = BY_WEBHOOK_TYPE.get(envelope.webhook_type)
     if kind is None:
         raise InvalidDelivery(f"unknown webhookType {envelope.webhook_type!r}; expected one of "
-                              f"{', '.join(SNAPSHOT_TYPES)}")
+                              f"{', '.join(BY_WEBHOOK_TYPE)}")
     try:
         snapshot = msgspec.json.decode(body, type=kind)
         for field in ("amount", "merchant_amount", "exchange_rate", "token_amount"):
@@ -131,7 +129,7 @@ class Observer:
 
     async def _record(self, snapshot: AnySnapshot, stream: str, delivery: Delivery | None,
                       metadata: Metadata, correlation_id: str | None) -> AppendResult | None:
-        kind = snapshot_kind(snapshot)
+        kind = kind_of(snapshot)
         for attempt in range(MAX_CONFLICTS):
             cached = self._recent.get(stream) if attempt == 0 else None
             loaded = cached or await self._load(stream, kind)
@@ -201,12 +199,13 @@ class Observer:
         return recent.state if recent is not None else (await self._load(stream, kind)).state
 
     async def _load(self, stream: str, kind: str) -> Loaded:
-        events = await self.store.read_stream(stream)
-        return Loaded(fold(events, kind), events[-1].version if events else None)
+        return await load(self.store, stream)
 
 
-def snapshot_kind(snapshot: AnySnapshot) -> str:
-    return snapshot_stream(snapshot).partition("-")[0]
+async def load(store: EventStore, stream: str) -> Loaded:
+    """An entity's state from its stream ``<kind>-<id>``, and the stream's version."""
+    events = await store.read_stream(stream)
+    return Loaded(fold(events, stream.partition("-")[0]), events[-1].version if events else None)
 
 
 # Each kind's evolve, and the events that change its state (requests and markers do not).

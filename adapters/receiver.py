@@ -23,20 +23,10 @@ from starlette.routing import Route
 from adapters.client import ProcessorClient
 from adapters.ingest import Delivery, InvalidDelivery, Observer, parse_delivery
 from ledger.errors import LedgerError
-from ledger.observations import (
-    AccountSnapshot,
-    AnySnapshot,
-    AuthorisationSnapshot,
-    CardSnapshot,
-    CustomerSnapshot,
-    TransactionSnapshot,
-)
+from ledger.observations import AnySnapshot, kind_of
 
 log = structlog.get_logger("adapters.receiver")
 _ENCODER = msgspec.json.Encoder()
-_PATHS: dict[type, str] = {CustomerSnapshot: "customers", AccountSnapshot: "accounts",
-                           CardSnapshot: "cards", AuthorisationSnapshot: "authorisations",
-                           TransactionSnapshot: "transactions"}
 
 
 def _json(code: int, **body: Any) -> Response:
@@ -82,8 +72,8 @@ class WebhookReceiver:
 
     async def _fetch(self, delivery: Delivery) -> AnySnapshot:
         assert self.fetcher is not None
-        kind = type(delivery.snapshot)
-        return await self.fetcher.get(f"/v1/{_PATHS[kind]}/{delivery.snapshot.id}", kind)
+        snapshot = delivery.snapshot
+        return await self.fetcher.get(f"/v1/{kind_of(snapshot)}s/{snapshot.id}", type(snapshot))
 
 
 class IngestReport(msgspec.Struct):

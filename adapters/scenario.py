@@ -109,12 +109,12 @@ async def run(s: Stack, config: ScenarioConfig) -> None:
                      for n in range(config.customers)]
     remote = await _push(s)
     for event in registrations:
-        await s.control.verify_customer(remote[str(event.request_id)])  # type: ignore[attr-defined]
+        await s.control.verify_customer(remote[str(event.request_id)])
     await settle(s)
-    openings = [await s.commands.open_account(remote[str(e.request_id)], "EUR")  # type: ignore[attr-defined]
+    openings = [await s.commands.open_account(remote[str(e.request_id)], "EUR")
                 for e in registrations]
     remote = await _push(s)
-    s.accounts = [remote[str(e.request_id)] for e in openings]  # type: ignore[attr-defined]
+    s.accounts = [remote[str(e.request_id)] for e in openings]
     await settle(s)
     for n, account_id in enumerate(s.accounts):
         await s.control.deposit(account_id, config.deposit)
@@ -122,7 +122,7 @@ async def run(s: Stack, config: ScenarioConfig) -> None:
                                         f"eip155:324:0x{config.seed:x}{n:04x}")
     requests = [await s.commands.request_card(a, ADDRESS) for a in s.accounts]
     remote = await _push(s)
-    s.cards = [remote[str(e.request_id)] for e in requests]  # type: ignore[attr-defined]
+    s.cards = [remote[str(e.request_id)] for e in requests]
     for card_id in s.cards:
         await s.control.issue_card(card_id)
     await settle(s)

@@ -133,3 +133,20 @@ class TransactionSnapshot(Snapshot, frozen=True, kw_only=True):
 
 AnySnapshot = (CustomerSnapshot | AccountSnapshot | CardSnapshot | AuthorisationSnapshot
                | TransactionSnapshot)
+
+KINDS: dict[type[Snapshot], str] = {
+    CustomerSnapshot: "customer", AccountSnapshot: "account", CardSnapshot: "card",
+    AuthorisationSnapshot: "authorisation", TransactionSnapshot: "transaction"}
+"""Each entity kind's name: its webhook type is ``<kind>.updated``, its stream ``<kind>-<id>``,
+its API path ``/v1/<kind>s/<id>``."""
+
+BY_WEBHOOK_TYPE: dict[str, type[AnySnapshot]] = {
+    f"{kind}.updated": snapshot_type for snapshot_type, kind in KINDS.items()}  # type: ignore[misc]
+
+
+def kind_of(snapshot: AnySnapshot) -> str:
+    return KINDS[type(snapshot)]
+
+
+def webhook_type(snapshot: AnySnapshot) -> str:
+    return f"{kind_of(snapshot)}.updated"

@@ -47,13 +47,11 @@ from ledger.observations import (
     CustomerSnapshot,
     Merchant,
     TransactionSnapshot,
+    webhook_type,
 )
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 ADDRESS = Address(first_line="1 Test Avenue", city="London", country="GB", post_code="SW1 1AA")
-WEBHOOK_TYPES = {CustomerSnapshot: "customer.updated", AccountSnapshot: "account.updated",
-                 CardSnapshot: "card.updated", AuthorisationSnapshot: "authorisation.updated",
-                 TransactionSnapshot: "transaction.updated"}
 
 
 def amounts(low: str = "0.01", high: str = "500") -> st.SearchStrategy[Decimal]:
@@ -192,7 +190,7 @@ def deliveries(history: list[AnySnapshot]) -> st.SearchStrategy[list[AnySnapshot
 def webhook_payload(snapshot: AnySnapshot, event_id: uuid.UUID) -> bytes:
     """The body the processor posts: the entity's fields plus ``webhookType`` and ``eventId``."""
     fields = msgspec.to_builtins(snapshot)
-    fields |= {"webhookType": WEBHOOK_TYPES[type(snapshot)], "eventId": str(event_id)}
+    fields |= {"webhookType": webhook_type(snapshot), "eventId": str(event_id)}
     return msgspec.json.encode(fields)
 
 

@@ -24,23 +24,12 @@ import structlog
 from standardwebhooks import Webhook
 
 from adapters.sandbox.faults import FaultDice
-from ledger.observations import (
-    AccountSnapshot,
-    AnySnapshot,
-    AuthorisationSnapshot,
-    CardSnapshot,
-    CustomerSnapshot,
-    TransactionSnapshot,
-)
+from ledger.observations import AnySnapshot, webhook_type
 
 log = structlog.get_logger("sandbox.webhooks")
 
 WebhookType = Literal["customer.updated", "account.updated", "card.updated",
                       "authorisation.updated", "transaction.updated"]
-WEBHOOK_TYPES: dict[type, WebhookType] = {
-    CustomerSnapshot: "customer.updated", AccountSnapshot: "account.updated",
-    CardSnapshot: "card.updated", AuthorisationSnapshot: "authorisation.updated",
-    TransactionSnapshot: "transaction.updated"}
 
 
 def new_secret() -> str:
@@ -62,8 +51,9 @@ class Delivery(msgspec.Struct, order=True):
 
 
 def payload(snapshot: AnySnapshot, event_id: str) -> bytes:
+    """The body the processor posts: the entity's fields, ``webhookType`` and ``eventId``."""
     fields = msgspec.to_builtins(snapshot)
-    fields |= {"webhookType": WEBHOOK_TYPES[type(snapshot)], "eventId": event_id}
+    fields |= {"webhookType": webhook_type(snapshot), "eventId": event_id}
     return msgspec.json.encode(fields)
 
 
@@ -90,7 +80,7 @@ class WebhookSender:
         return subscription
 
     def publish(self, snapshot: AnySnapshot) -> None:
-        kind = WEBHOOK_TYPES[type(snapshot)]
+        kind = webhook_type(snapshot)
         event_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         body = payload(snapshot, event_id)
         for sub in self.subscriptions.values():

@@ -33,8 +33,7 @@ class AccountState(msgspec.Struct, frozen=True):
 
     @property
     def status(self) -> str:
-        current = self.standing.current
-        return "unknown" if current is None else current.status
+        return self.standing.status
 
 
 class ObserveAccount(msgspec.Struct, frozen=True):

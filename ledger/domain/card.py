@@ -38,8 +38,7 @@ class CardState(msgspec.Struct, frozen=True):
 
     @property
     def status(self) -> str:
-        current = self.standing.current
-        return "unknown" if current is None else current.status
+        return self.standing.status
 
     @property
     def terminated_at(self) -> datetime | None:

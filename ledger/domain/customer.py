@@ -27,8 +27,7 @@ class CustomerState(msgspec.Struct, frozen=True):
 
     @property
     def status(self) -> str:
-        current = self.standing.current
-        return "unknown" if current is None else current.status
+        return self.standing.status
 
 
 class ObserveCustomer(msgspec.Struct, frozen=True):

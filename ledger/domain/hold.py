@@ -55,8 +55,7 @@ class HoldState(msgspec.Struct, frozen=True):
 
     @property
     def status(self) -> str:
-        current = self.standing.current
-        return "unknown" if current is None else current.status
+        return self.standing.status
 
     @property
     def amount(self) -> Decimal:

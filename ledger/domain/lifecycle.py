@@ -93,6 +93,12 @@ class Standing(msgspec.Struct, frozen=True):
     def current(self) -> Sighting | None:
         return self.final or self.open
 
+    @property
+    def status(self) -> str:
+        """The entity's state (``unknown`` before any report)."""
+        current = self.current
+        return "unknown" if current is None else current.status
+
     def add(self, lifecycle: Lifecycle, sighting: Sighting) -> Standing:
         if sighting in self.seen:
             return self

@@ -38,6 +38,7 @@ from ledger.observations import (
     CardSnapshot,
     CustomerSnapshot,
     TransactionSnapshot,
+    kind_of,
 )
 
 
@@ -63,9 +64,7 @@ def stream_for(event: DomainEvent) -> str:
 
 def snapshot_stream(snapshot: AnySnapshot) -> str:
     """The stream of the entity a processor snapshot describes."""
-    kind = {CustomerSnapshot: "customer", AccountSnapshot: "account", CardSnapshot: "card",
-            AuthorisationSnapshot: "authorisation", TransactionSnapshot: "transaction"}
-    return f"{kind[type(snapshot)]}-{snapshot.id}"
+    return f"{kind_of(snapshot)}-{snapshot.id}"
 
 
 class Programme:

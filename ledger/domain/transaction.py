@@ -36,8 +36,7 @@ class TransactionState(msgspec.Struct, frozen=True):
 
     @property
     def status(self) -> str:
-        current = self.standing.current
-        return "unknown" if current is None else current.status
+        return self.standing.status
 
 
 class ObserveTransaction(msgspec.Struct, frozen=True):
