@@ -45,8 +45,9 @@ def open_store(url: str | os.PathLike[str], *, registry: EventRegistry | None = 
     ``registry`` names the event types the store reads and writes: by default the card
     programme's (``ledger.events.DOMAIN_REGISTRY``).
 
-    ``url`` is ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a plain file
-    path. SQLite takes ``?synchronous=full`` (default), ``extra`` or ``normal``.
+    ``url`` is ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, a plain file
+    path, or ``postgresql://user@host:port/database``. SQLite takes ``?synchronous=full``
+    (default), ``extra`` or ``normal``.
     ``poll_interval`` bounds how late a subscriber sees commits made by *other* processes.
     """
     if registry is None:
@@ -68,7 +69,12 @@ def open_store(url: str | os.PathLike[str], *, registry: EventRegistry | None = 
                                 "between the writer and reader connections)")
         return SqliteEventStore(Path(path), synchronous=query.get("synchronous", "full"),
                                 **options)
-    raise StoreUrlError(f"no backend for {scheme!r} URLs (supported: sqlite:///PATH, a path)")
+    if scheme in ("postgresql", "postgres"):
+        from ledger.store.postgres import PostgresEventStore
+
+        return PostgresEventStore(text, **options)
+    raise StoreUrlError(f"no backend for {scheme!r} URLs (supported: sqlite:///PATH, a path, "
+                        "postgresql://...)")
 
 
 def _sqlite_location(url: str) -> tuple[str, dict[str, str]]:
