@@ -9,18 +9,21 @@ chain verification and the replay check.
 from __future__ import annotations
 
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import click
 
 from adapters import output
+from adapters.reconcile import Difference
 from adapters.sandbox import Faults, Sandbox, SandboxConfig
-from adapters.scenario import ScenarioConfig, compare, stack
+from adapters.scenario import Comparison, ScenarioConfig, compare, stack
 from adapters.scenario import run as run_programme
 from adapters.servers import free_port, serving
+from ledger.store import VerifyReport
 from projections.replay import drift, replay
+from projections.views import AccountView
 
 HOOKS = ["customer.updated", "account.updated", "card.updated", "authorisation.updated",
          "transaction.updated"]
@@ -62,9 +65,9 @@ async def run(db: str, seed: int, payments: int) -> int:
     return 0 if good else 1
 
 
-def _report(comparisons: list, differences: list, views: list, report: object,  # type: ignore[type-arg]
-            problems: list[str], events: int, payments: str, now: object, elapsed: float,
-            delivered: int) -> None:
+def _report(comparisons: list[Comparison], differences: list[Difference],
+            views: list[AccountView], report: VerifyReport, problems: list[str], events: int,
+            payments: str, now: datetime, elapsed: float, delivered: int) -> None:
     click.echo(f"\n{payments}, {delivered} webhook deliveries, {events} events "
                f"in the log, {elapsed:.1f}s; sandbox clock now {now:%Y-%m-%d %H:%M} UTC\n")
     output.table("Balances: the ledger beside the sandbox's own count",
@@ -89,7 +92,7 @@ def _report(comparisons: list, differences: list, views: list, report: object,  
                   for a in anomalies[:10]])
     click.echo(f"reconciliation with the processor: "
                f"{'no difference' if not differences else f'{len(differences)} DIFFERENCES'}")
-    click.echo(f"hash chain: {'intact' if report.ok else 'BROKEN'} over "  # type: ignore[attr-defined]
-               f"{report.checked} events, head {report.last_hash}")  # type: ignore[attr-defined]
+    click.echo(f"hash chain: {'intact' if report.ok else 'BROKEN'} over "
+               f"{report.checked} events, head {report.last_hash}")
     click.echo("replay from the log: " + ("identical to the stored projections" if not problems
                                           else f"{len(problems)} rows DRIFT"))

@@ -70,6 +70,12 @@ def options(function: click.decorators.FC) -> click.decorators.FC:
 
 
 def connection(kwargs: dict[str, object]) -> Connection:
-    return Connection(kwargs.pop("processor_url"), kwargs.pop("api_key"),  # type: ignore[arg-type]
-                      kwargs.pop("api_secret"), kwargs.pop("signing_key"),  # type: ignore[arg-type]
-                      kwargs.pop("key_id"))  # type: ignore[arg-type]
+    """The connection options, taken out of a command's keyword arguments."""
+
+    def text(name: str) -> str | None:
+        value = kwargs.pop(name)
+        return value if isinstance(value, str) else None
+
+    key = kwargs.pop("signing_key")
+    return Connection(text("processor_url"), text("api_key"), text("api_secret"),
+                      key if isinstance(key, Path) else None, text("key_id"))

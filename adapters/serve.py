@@ -8,7 +8,7 @@ stops with it.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 import anyio
@@ -69,10 +69,10 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _every(seconds: float, work: object) -> None:
+async def _every(seconds: float, work: Callable[[], Awaitable[object]]) -> None:
     while True:
         try:
-            await work()  # type: ignore[operator]
+            await work()
         except Exception as exc:  # keep serving; the next round tries again
             log.warning("background work failed", error=str(exc))
         await anyio.sleep(seconds)

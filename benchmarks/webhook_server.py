@@ -5,6 +5,7 @@ endpoint that only answers 200 (the baseline)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable
 
 import anyio
 import structlog
@@ -25,14 +26,15 @@ async def ok(request: Request) -> Response:
 
 
 async def main(mode: str, port: int, db: str, secret: str) -> None:
-    config = {"host": "127.0.0.1", "port": port, "log_level": "warning", "access_log": False}
+    def serve(app: Starlette) -> Awaitable[None]:
+        return uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                             log_level="warning", access_log=False)).serve()
+
     if mode == "ok":
-        app = Starlette(routes=[Route("/webhooks", ok, methods=["POST"])])
-        await uvicorn.Server(uvicorn.Config(app, **config)).serve()  # type: ignore[arg-type]
+        await serve(Starlette(routes=[Route("/webhooks", ok, methods=["POST"])]))
         return
     async with open_store(db) as store:
-        receiver = WebhookReceiver(Observer(store), secret=secret)
-        await uvicorn.Server(uvicorn.Config(receiver.app, **config)).serve()  # type: ignore[arg-type]
+        await serve(WebhookReceiver(Observer(store), secret=secret).app)
 
 
 if __name__ == "__main__":

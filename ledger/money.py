@@ -50,7 +50,9 @@ def parse_amount(text: object, *, max_decimals: int | None = None) -> Decimal:
     if not _DECIMAL_TEXT.fullmatch(text):
         raise InvalidAmountError(f"{text!r} is not a plain non-negative decimal amount")
     amount = Decimal(text)
-    decimals = -amount.as_tuple().exponent  # type: ignore[operator]
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)  # the pattern admits no NaN or infinity
+    decimals = -exponent
     if max_decimals is not None and decimals > max_decimals:
         raise InvalidAmountError(f"{text!r} has {decimals} decimals; at most {max_decimals}")
     return amount

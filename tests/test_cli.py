@@ -8,7 +8,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -40,7 +41,7 @@ def ledger(tmp_path: Path) -> Path:
     """A ledger made by the CLI from archived webhooks with known answers, plus a deposit."""
     archive = tmp_path / "webhooks.jsonl"
     archive.write_bytes(b"".join(
-        webhook_payload(s, __import__("uuid").UUID(int=n + 1)) + b"\n"
+        webhook_payload(s, uuid.UUID(int=n + 1)) + b"\n"
         for n, s in enumerate(known_history_snapshots())))
     db = tmp_path / "ledger.db"
     ingested = cli("ingest", "--db", str(db), str(archive))
@@ -185,5 +186,3 @@ def _get(url: str) -> dict[str, object]:
             time.sleep(0.05)
     raise AssertionError(f"{url} never answered")
 
-
-_ = (datetime, UTC)

@@ -65,8 +65,10 @@ class EventRegistry:
             self._check_chain(legacy)
         union = functools.reduce(operator.or_, self._by_tag.values())
         self._record_decoder = msgspec.msgpack.Decoder(StoredEvent[union])  # type: ignore[valid-type]
-        self._payload_decoders = {t: msgspec.msgpack.Decoder(t) for t in self._current.values()}
-        self._amount_checks = {t: _amount_check(mi.type_info(t)) for t in self._current.values()}
+        self._payload_decoders: dict[type, msgspec.msgpack.Decoder[Any]] = {
+            t: msgspec.msgpack.Decoder(t) for t in self._current.values()}
+        self._amount_checks: dict[type, _AmountCheck | None] = {
+            t: _amount_check(mi.type_info(t)) for t in self._current.values()}
 
     def _check_chain(self, legacy: type[Event]) -> None:
         seen: set[type[Event]] = set()
@@ -117,7 +119,7 @@ class EventRegistry:
         msgspec would silently accept a float there.
         """
         event_type = type(payload)
-        decoder = self._payload_decoders.get(event_type)  # type: ignore[arg-type]
+        decoder = self._payload_decoders.get(event_type)
         if decoder is None:
             raise UnknownEventTypeError(
                 f"{event_type.__name__} is not a current event type of this store's registry"
@@ -128,10 +130,11 @@ class EventRegistry:
             decoder.decode(data)
         except (TypeError, msgspec.EncodeError, msgspec.ValidationError) as exc:
             raise InvalidPayloadError(f"{name}: {exc}") from None
-        check = self._amount_checks[event_type]  # type: ignore[index]
+        check = self._amount_checks[event_type]
         if check is not None:
             check(payload, name)
-        return wire_name(event_type), data  # type: ignore[arg-type]
+        assert issubclass(event_type, Event)  # it has a decoder, so it is registered
+        return wire_name(event_type), data
 
     @staticmethod
     def encode_metadata(metadata: Metadata) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ SECRET = new_secret()
 def card_body(status: str, minute: int, event_id: str = "e-1", **extra: object) -> bytes:
     snapshot = CardSnapshot(id="c1", account_id="a1", type="virtual", status=status,  # type: ignore[arg-type]
                             created_at=T0, updated_at=T0.replace(minute=minute))
-    body = msgspec.json.decode(webhook_payload(snapshot, __import__("uuid").UUID(int=1)))
+    body = msgspec.json.decode(webhook_payload(snapshot, uuid.UUID(int=1)))
     body |= {"eventId": event_id, **extra}
     return msgspec.json.encode(body)
 
