@@ -12,7 +12,7 @@ import sys
 
 import msgspec
 
-from benchmarks import projections, store, sync  # noqa: F401  (registers their benchmarks)
+from benchmarks import postgres, projections, store, sync  # noqa: F401  (registers them)
 from benchmarks.harness import BENCHMARKS
 
 

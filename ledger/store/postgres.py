@@ -174,11 +174,13 @@ class PostgresEventStore(EventStore):
     async def _fetch(self, after: int, upto: int, log_filter: LogFilter,
                      limit: int) -> tuple[list[bytes], int]:
         if log_filter.everything:
-            rows = await self._p.fetch("SELECT record FROM events WHERE position > $1 AND "
-                                       "position <= $2 ORDER BY position LIMIT $3",
-                                       after, upto, limit)
-            return [bytes(r[0]) for r in rows], (after + len(rows) if len(rows) == limit
-                                                 else upto)
+            # Positions are gap-free and committed up to the head, so the next `count` rows
+            # are exactly after+1 .. after+count: no upper bound in the query, which lets the
+            # planner walk the primary key instead of sorting a bitmap scan.
+            count = min(limit, upto - after)
+            rows = await self._p.fetch("SELECT record FROM events WHERE position > $1 "
+                                       "ORDER BY position LIMIT $2", after, count)
+            return [r[0] for r in rows], after + len(rows)
         where, params = _filter_sql(log_filter, first=4)
         rows = await self._p.fetch(f"SELECT position, record FROM events WHERE position > $1 "
                                    f"AND position <= $2 AND ({where}) ORDER BY position "

@@ -253,13 +253,15 @@ class SqliteEventStore(EventStore):
     async def _fetch(self, after: int, upto: int, log_filter: LogFilter,
                      limit: int) -> tuple[list[bytes], int]:
         if log_filter.everything:
+            # Positions are gap-free and committed up to the head: the next `count` rows are
+            # exactly after+1 .. after+count, so the last one is known without selecting it.
+            count = min(limit, upto - after)
             async with self._r.execute(
-                "SELECT record FROM events WHERE position > ? AND position <= ? "
-                "ORDER BY position LIMIT ?", (after, upto, limit)
+                "SELECT record FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                (after, count)
             ) as cursor:
                 rows = list(await cursor.fetchall())
-            # Positions are gap-free, so the last one is known without selecting it.
-            return [r[0] for r in rows], (after + len(rows) if len(rows) == limit else upto)
+            return [r[0] for r in rows], after + len(rows)
         where, params = _filter_sql(log_filter)
         async with self._r.execute(
             f"SELECT position, record FROM events WHERE position > ? AND position <= ? "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -87,3 +88,40 @@ async def test_concurrent_writer_processes_and_a_subscriber_see_every_event_once
     assert len(by_id) == len(seen)
     for event_id, position in acknowledged.items():
         assert by_id[event_id] == position
+
+
+@pytest.mark.anyio
+async def test_two_receivers_on_one_postgres_ledger_count_nothing_twice(
+    postgres_database: str,
+) -> None:
+    """Two service instances (two stores, two observers) receive the same deliveries, each
+    twice, at the same time: every report is recorded once."""
+    from adapters.ingest import Observer, parse_delivery
+    from ledger.domain.programme import Programme
+    from ledger.events import DomainEvent
+    from ledger.testing import webhook_payload
+    from tests.projections.test_projections import known_history_snapshots
+
+    bodies = [webhook_payload(s, uuid.UUID(int=n + 1))
+              for n, s in enumerate(known_history_snapshots())]
+    async with open_store(postgres_database) as first, open_store(postgres_database) as second:
+
+        async def receive(store: EventStore, order: list[bytes]) -> None:
+            observer = Observer(store)
+            for body in order:
+                delivery = parse_delivery(body)
+                await observer.record(delivery.snapshot, delivery=delivery)
+
+        async with anyio.create_task_group() as group:
+            for store, order in ((first, bodies), (second, bodies[::-1]), (first, bodies[::-1]),
+                                 (second, bodies)):
+                group.start_soon(receive, store, order)
+        events = [e async for e in first.read_all()]
+        assert (await first.verify()).ok
+    markers = [e for e in events if e.type == "ObservationReceived"]
+    assert len(markers) == len(bodies)  # one per delivery, whoever received it first
+    replayed, in_order = Programme(), Programme()
+    replayed.apply_all(e.payload for e in events if isinstance(e.payload, DomainEvent))
+    for snapshot in known_history_snapshots():
+        in_order.observe(snapshot)
+    assert replayed.summary() == in_order.summary()
