@@ -79,15 +79,15 @@ def run(main: Callable[..., Awaitable[int | None]], *args: Any) -> None:
 
 
 def _sqlite_path(db: str) -> Path | None:
-    if db.startswith("postgresql://"):
+    if db.startswith(("postgresql://", "postgres://")):
         return None
     return Path(db.removeprefix("sqlite:///")) if db.startswith("sqlite:///") else Path(db)
 
 
 @asynccontextmanager
 async def ledger(db: str, *, must_exist: bool = True) -> AsyncIterator[EventStore]:
-    if db.startswith(("postgresql://", "postgres://")):
-        raise CommandError("the PostgreSQL backend is not available yet: use a SQLite file")
+    """The store at ``db``; a SQLite file must exist unless the command creates one. (The
+    read models are kept in SQLite only, for now: reports on PostgreSQL say so.)"""
     path = _sqlite_path(db)
     if must_exist and path is not None and not path.exists():
         raise CommandError(f"no ledger at {path} (give --db or set CARDLEDGER_DB)")

@@ -186,3 +186,16 @@ def _get(url: str) -> dict[str, object]:
             time.sleep(0.05)
     raise AssertionError(f"{url} never answered")
 
+
+
+def test_the_store_commands_work_on_postgresql(postgres_database: str, tmp_path: Path) -> None:
+    archive = tmp_path / "webhooks.jsonl"
+    archive.write_bytes(b"".join(webhook_payload(s, uuid.UUID(int=n + 1)) + b"\n"
+                                 for n, s in enumerate(known_history_snapshots())))
+    assert cli("ingest", "--db", postgres_database, str(archive)).returncode == 0
+    verified = cli("verify", "--db", postgres_database)
+    assert verified.returncode == 0 and "chain intact" in verified.stdout
+    exported = cli("export", "--db", postgres_database)
+    assert len(exported.stdout.splitlines()) > 13
+    report = cli("balances", "--db", postgres_database)
+    assert report.returncode == 2 and "SQLite" in report.stderr
