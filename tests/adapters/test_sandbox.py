@@ -3,7 +3,6 @@ machines, the 30-day rule, funds, webhooks, faults. Through the real signed clie
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -226,9 +225,10 @@ async def test_over_real_http_on_loopback() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     async with serving(box.app, port), client_for(box, base_url=url) as client:
-        account_id, _ = await active_card(client)
+        account_id, card_id = await active_card(client)
         assert (await client.accounts())[0].id == account_id
-    assert time.time() > 0
+        assert (await client.card(card_id)).status == "active"
+    assert box.world.accounts[account_id].status == "active"  # it went through the server
 
 
 async def test_an_unknown_merchant_currency_is_a_400_not_a_500() -> None:

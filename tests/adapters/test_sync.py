@@ -114,7 +114,7 @@ async def test_verify_by_fetch_records_what_the_processor_says(tmp_path: Path) -
         events = await s.store.read_stream(f"card-{card_id}")
         assert "CardBlocked" not in [e.type for e in events]
         assert events[-1].type == "CardIssued"
-        assert account_id
+        assert getattr(events[-1].payload, "account_id", None) == account_id
 
 
 async def _card(s: Stack) -> tuple[str, str]:
