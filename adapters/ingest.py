@@ -103,6 +103,9 @@ class Loaded(msgspec.Struct):
     version: int | None
 
 
+_UNSEEN = Loaded(None, None)
+
+
 class Observer:
     """Records processor snapshots in a store; see the module's docstring."""
 
@@ -131,8 +134,11 @@ class Observer:
                       metadata: Metadata, correlation_id: str | None) -> AppendResult | None:
         kind = kind_of(snapshot)
         for attempt in range(MAX_CONFLICTS):
-            cached = self._recent.get(stream) if attempt == 0 else None
-            loaded = cached or await self._load(stream, kind)
+            # First attempt: what this process last appended, or else an entity taken to be
+            # new. Either is only a guess the append's version check verifies; after a
+            # conflict, the state is read from the log.
+            loaded = self._recent.get(stream, _UNSEEN) if attempt == 0 else (
+                await self._load(stream, kind))
             events = await self._decide(snapshot, loaded.state)
             batch = [NewEvent(payload=e, metadata=metadata) for e in events]
             if delivery is not None:
@@ -193,10 +199,12 @@ class Observer:
 
     async def _context(self, stream: str, kind: str) -> Any:
         """Another entity's state, for the flags a decision records. The stored anomalies are
-        recomputed by the projections from everything known, so the recent state is enough
-        when this process holds it."""
+        recomputed by the projections from everything known, so a state this process read
+        or wrote before is enough."""
         recent = self._recent.get(stream)
-        return recent.state if recent is not None else (await self._load(stream, kind)).state
+        if recent is None:
+            recent = self._recent[stream] = await self._load(stream, kind)
+        return recent.state
 
     async def _load(self, stream: str, kind: str) -> Loaded:
         return await load(self.store, stream)

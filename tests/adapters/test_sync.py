@@ -192,3 +192,25 @@ async def test_logs_never_carry_tokens_secrets_or_signatures(tmp_path: Path) -> 
     assert logs and token
     for secret in (token, box.credentials.api_secret, "Bearer", "sig1=", "webhook-signature"):
         assert secret not in text
+
+
+async def test_a_fresh_observer_on_an_existing_entity_decides_on_the_logs_state(
+    tmp_path: Path,
+) -> None:
+    """An observer with nothing in memory (a restart, another instance) first takes an entity
+    to be new; the store's version check refuses that guess, and it decides again on the
+    state in the log: the older report is recorded as stale, the card stays inactive."""
+    async with open_store(tmp_path / "l.db") as store:
+        first = Observer(store)
+        await first.record(msgspec.json.decode(card_body("active", 5), type=CardSnapshot))
+        await first.record(msgspec.json.decode(card_body("inactive", 9), type=CardSnapshot))
+        restarted = Observer(store)
+        result = await restarted.record(msgspec.json.decode(card_body("active", 7),
+                                                            type=CardSnapshot))
+        assert result is not None and not result.duplicate
+        events = await store.read_stream("card-c1")
+        last = events[-1].payload
+        assert events[-1].type == "CardActivated" and getattr(last, "stale", False)
+        assert [e.type for e in events].count("CardIssuanceStarted") == 1
+        assert await restarted.record(msgspec.json.decode(card_body("active", 7),
+                                                          type=CardSnapshot)) is None
