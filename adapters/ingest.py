@@ -13,37 +13,29 @@ its batch is the marker alone, which the store recognises as a duplicate and doe
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import anyio
 import msgspec
 import structlog
 
-from ledger.domain import account, card, customer, hold, transaction
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
-from ledger.domain.programme import snapshot_stream
+from ledger.domain.programme import (
+    context_ids,
+    decide_observation,
+    evolve_all,
+    snapshot_stream,
+)
 from ledger.errors import LedgerError, PartialDuplicateError, WrongExpectedVersionError
 from ledger.events import (
-    AccountStatusChanged,
-    CardObserved,
-    CardRequest,
-    CustomerStatusChanged,
     DomainEvent,
-    HoldExpired,
-    HoldObserved,
     ObservationReceived,
-    TransactionObserved,
 )
 from ledger.money import parse_amount
 from ledger.observations import (
     BY_WEBHOOK_TYPE,
-    AccountSnapshot,
     AnySnapshot,
-    AuthorisationSnapshot,
-    CardSnapshot,
-    CustomerSnapshot,
-    TransactionSnapshot,
     kind_of,
 )
 from ledger.store import AppendResult, EventStore, Metadata, NewEvent, StoredEvent, StreamState
@@ -138,7 +130,7 @@ class Observer:
             # new. Either is only a guess the append's version check verifies; after a
             # conflict, the state is read from the log.
             loaded = self._recent.get(stream, _UNSEEN) if attempt == 0 else (
-                await self._load(stream, kind))
+                await load(self.store, stream))
             events = await self._decide(snapshot, loaded.state)
             batch = [NewEvent(payload=e, metadata=metadata) for e in events]
             if delivery is not None:
@@ -166,48 +158,29 @@ class Observer:
                   result: AppendResult) -> None:
         if result.duplicate:
             return  # nothing new was written: what we hold is still the state
-        evolve, accepted = _EVOLVE[kind]
-        state = loaded.state
-        for event in events:
-            if isinstance(event, accepted):
-                state = evolve(state, event)
+        self._keep(stream, Loaded(evolve_all(kind, loaded.state, events), result.versions[-1]))
+
+    def _keep(self, stream: str, loaded: Loaded) -> None:
         if len(self._recent) >= _RECENT_LIMIT:
             self._recent.pop(next(iter(self._recent)))  # the oldest entry
-        self._recent[stream] = Loaded(state, result.versions[-1])
+        self._recent[stream] = loaded
 
     async def _decide(self, snapshot: AnySnapshot, state: Any) -> list[DomainEvent]:
-        match snapshot:
-            case CustomerSnapshot():
-                return list(customer.decide(customer.ObserveCustomer(snapshot), state))
-            case AccountSnapshot():
-                return list(account.decide(account.ObserveAccount(snapshot), state))
-            case CardSnapshot():
-                return list(card.decide(card.ObserveCard(snapshot), state))
-            case AuthorisationSnapshot():
-                the_card = await self._context(f"card-{snapshot.card_id}", "card")
-                return list(hold.decide(hold.ObserveAuthorisation(
-                    snapshot, the_card, self.policy), state))
-            case TransactionSnapshot():
-                the_hold = await self._context(f"authorisation-{snapshot.authorisation_id}",
-                                               "authorisation") if (
-                    snapshot.authorisation_id) else None
-                the_card = await self._context(f"card-{snapshot.card_id}", "card") if (
-                    snapshot.card_id) else None
-                return list(transaction.decide(transaction.ObserveTransaction(
-                    snapshot, the_hold, the_card, self.policy), state))
-        raise TypeError(type(snapshot).__name__)
+        card_id, authorisation_id = context_ids(snapshot)
+        the_card = await self._context(f"card-{card_id}") if card_id else None
+        the_hold = await self._context(f"authorisation-{authorisation_id}") if (
+            authorisation_id) else None
+        return decide_observation(snapshot, state, the_card, the_hold, self.policy)
 
-    async def _context(self, stream: str, kind: str) -> Any:
+    async def _context(self, stream: str) -> Any:
         """Another entity's state, for the flags a decision records. The stored anomalies are
         recomputed by the projections from everything known, so a state this process read
         or wrote before is enough."""
         recent = self._recent.get(stream)
         if recent is None:
-            recent = self._recent[stream] = await self._load(stream, kind)
+            recent = await load(self.store, stream)
+            self._keep(stream, recent)
         return recent.state
-
-    async def _load(self, stream: str, kind: str) -> Loaded:
-        return await load(self.store, stream)
 
 
 async def load(store: EventStore, stream: str) -> Loaded:
@@ -216,21 +189,6 @@ async def load(store: EventStore, stream: str) -> Loaded:
     return Loaded(fold(events, stream.partition("-")[0]), events[-1].version if events else None)
 
 
-# Each kind's evolve, and the events that change its state (requests and markers do not).
-_EVOLVE: dict[str, tuple[Callable[[Any, Any], Any], tuple[type, ...]]] = {
-    "customer": (customer.evolve, (CustomerStatusChanged,)),
-    "account": (account.evolve, (AccountStatusChanged,)),
-    "card": (card.evolve, (CardObserved, CardRequest)),
-    "authorisation": (hold.evolve, (HoldObserved, HoldExpired)),
-    "transaction": (transaction.evolve, (TransactionObserved,)),
-}
-
-
 def fold(events: Iterable[StoredEvent[Any]], kind: str) -> Any:
     """An entity's state from its stream (markers and other kinds of events skipped)."""
-    evolve, accepted = _EVOLVE[kind]
-    state = None
-    for stored in events:
-        if isinstance(stored.payload, accepted):
-            state = evolve(state, stored.payload)
-    return state
+    return evolve_all(kind, None, (stored.payload for stored in events))

@@ -1,14 +1,15 @@
 """A whole card programme held in memory: every entity's state, and where each event goes.
 
-``Programme.observe(snapshot)`` routes a processor snapshot to its entity's decider with the
-context that entity's rules need (a hold needs its card; a transaction its hold and card),
-applies the resulting events, and returns them. It does no I/O: tests, the property-based
-toolkit and the adapter's ingest all use it, the adapter after loading the states it needs.
+``decide_observation`` routes a processor snapshot to its entity's decider with the context
+that entity's rules need (a hold needs its card; a transaction its hold and card), and
+``evolve_all`` applies events to an entity's state. Neither does I/O: ``Programme`` uses them
+on states held in memory (tests, the property-based toolkit), the adapter's ingest on states
+it loads from the log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ledger.domain import account, card, customer, hold, transaction
@@ -67,6 +68,56 @@ def snapshot_stream(snapshot: AnySnapshot) -> str:
     return f"{kind_of(snapshot)}-{snapshot.id}"
 
 
+def context_ids(snapshot: AnySnapshot) -> tuple[str | None, str | None]:
+    """The card and the authorisation whose states ``snapshot``'s rules need, if any."""
+    match snapshot:
+        case AuthorisationSnapshot():
+            return snapshot.card_id, None
+        case TransactionSnapshot():
+            return snapshot.card_id, snapshot.authorisation_id
+    return None, None
+
+
+def decide_observation(snapshot: AnySnapshot, state: Any, the_card: card.CardState | None,
+                       the_hold: hold.HoldState | None, policy: HoldPolicy,
+                       ) -> list[DomainEvent]:
+    """What ``snapshot`` teaches, given its entity's state and its context (``context_ids``)."""
+    match snapshot:
+        case CustomerSnapshot():
+            return list(customer.decide(customer.ObserveCustomer(snapshot), state))
+        case AccountSnapshot():
+            return list(account.decide(account.ObserveAccount(snapshot), state))
+        case CardSnapshot():
+            return list(card.decide(card.ObserveCard(snapshot), state))
+        case AuthorisationSnapshot():
+            return list(hold.decide(hold.ObserveAuthorisation(snapshot, the_card, policy),
+                                    state))
+        case TransactionSnapshot():
+            return list(transaction.decide(transaction.ObserveTransaction(
+                snapshot, the_hold, the_card, policy), state))
+    raise TypeError(type(snapshot).__name__)
+
+
+# Per stream category, the entity's evolve and the events that change its state (requests,
+# markers and money movements do not).
+EVOLVE: dict[str, tuple[Callable[[Any, Any], Any], tuple[type, ...]]] = {
+    "customer": (customer.evolve, (CustomerStatusChanged,)),
+    "account": (account.evolve, (AccountStatusChanged,)),
+    "card": (card.evolve, (CardObserved, CardRequest)),
+    "authorisation": (hold.evolve, (HoldObserved, HoldExpired)),
+    "transaction": (transaction.evolve, (TransactionObserved,)),
+}
+
+
+def evolve_all(kind: str, state: Any, events: Iterable[object]) -> Any:
+    """``state`` of an entity of ``kind`` after those of ``events`` that change it."""
+    evolve, accepted = EVOLVE[kind]
+    for event in events:
+        if isinstance(event, accepted):
+            state = evolve(state, event)
+    return state
+
+
 class Programme:
     """Every entity's state, kept by applying events; a fold, so replay equals live."""
 
@@ -77,53 +128,30 @@ class Programme:
         self.cards: dict[str, card.CardState] = {}
         self.holds: dict[str, hold.HoldState] = {}
         self.transactions: dict[str, transaction.TransactionState] = {}
+        self._states: dict[str, dict[str, Any]] = {
+            "customer": self.customers, "account": self.accounts, "card": self.cards,
+            "authorisation": self.holds, "transaction": self.transactions}
 
     def observe(self, snapshot: AnySnapshot) -> list[DomainEvent]:
         """Decide what a processor snapshot tells us, apply it, and return the new events."""
-        events: list[Any] = []
-        match snapshot:
-            case CustomerSnapshot():
-                events = customer.decide(customer.ObserveCustomer(snapshot),
-                                         self.customers.get(snapshot.id))
-            case AccountSnapshot():
-                events = account.decide(account.ObserveAccount(snapshot),
-                                        self.accounts.get(snapshot.id))
-            case CardSnapshot():
-                events = card.decide(card.ObserveCard(snapshot), self.cards.get(snapshot.id))
-            case AuthorisationSnapshot():
-                events = hold.decide(hold.ObserveAuthorisation(
-                    snapshot, self.cards.get(snapshot.card_id), self.policy),
-                    self.holds.get(snapshot.id))
-            case TransactionSnapshot():
-                linked = self.holds.get(snapshot.authorisation_id or "")
-                events = transaction.decide(transaction.ObserveTransaction(
-                    snapshot, linked, self.cards.get(snapshot.card_id or ""), self.policy),
-                    self.transactions.get(snapshot.id))
+        card_id, authorisation_id = context_ids(snapshot)
+        events = decide_observation(
+            snapshot, self._states[kind_of(snapshot)].get(snapshot.id),
+            self.cards.get(card_id) if card_id else None,
+            self.holds.get(authorisation_id) if authorisation_id else None, self.policy)
         self.apply_all(events)
-        return list(events)
+        return events
 
     def apply_all(self, events: Iterable[DomainEvent]) -> None:
         for event in events:
             self.apply(event)
 
     def apply(self, event: DomainEvent) -> None:
-        match event:
-            case CustomerStatusChanged():
-                self.customers[event.customer_id] = customer.evolve(
-                    self.customers.get(event.customer_id), event)
-            case AccountStatusChanged():
-                self.accounts[event.account_id] = account.evolve(
-                    self.accounts.get(event.account_id), event)
-            case CardObserved() | CardRequest():
-                self.cards[event.card_id] = card.evolve(self.cards.get(event.card_id), event)
-            case HoldObserved() | HoldExpired():
-                self.holds[event.authorisation_id] = hold.evolve(
-                    self.holds.get(event.authorisation_id), event)
-            case TransactionObserved():
-                self.transactions[event.transaction_id] = transaction.evolve(
-                    self.transactions.get(event.transaction_id), event)
-            case _:
-                pass  # requests and money movements change no processor entity's state
+        for kind, (evolve, accepted) in EVOLVE.items():
+            if isinstance(event, accepted):
+                states, entity_id = self._states[kind], stream_for(event).partition("-")[2]
+                states[entity_id] = evolve(states.get(entity_id), event)
+                return
 
     def summary(self) -> dict[str, dict[str, tuple[str, ...]]]:
         """Each entity's current state, comparable across programmes."""
