@@ -28,16 +28,9 @@ from ledger.domain.programme import (
     snapshot_stream,
 )
 from ledger.errors import LedgerError, PartialDuplicateError, WrongExpectedVersionError
-from ledger.events import (
-    DomainEvent,
-    ObservationReceived,
-)
+from ledger.events import DomainEvent, ObservationReceived
 from ledger.money import parse_amount
-from ledger.observations import (
-    BY_WEBHOOK_TYPE,
-    AnySnapshot,
-    kind_of,
-)
+from ledger.observations import BY_WEBHOOK_TYPE, AnySnapshot, kind_of
 from ledger.store import AppendResult, EventStore, Metadata, NewEvent, StoredEvent, StreamState
 
 log = structlog.get_logger("adapters.ingest")

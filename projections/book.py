@@ -19,6 +19,7 @@ from ledger.events import (
     CARD_STATUS_OF,
     HOLD_STATUS_OF,
     TRANSACTION_STATUS_OF,
+    Anomaly,
     CardObserved,
     DomainEvent,
     FeePaid,
@@ -27,6 +28,7 @@ from ledger.events import (
     HoldExpired,
     HoldObserved,
     HoldPlaced,
+    Observed,
     TransactionObserved,
     TransactionPosted,
 )
@@ -168,3 +170,28 @@ class AccountBook(msgspec.Struct):
 def account_of(event: DomainEvent) -> str | None:
     """The account an event concerns, if any (customer-level events concern none)."""
     return getattr(event, "account_id", None)
+
+
+def entity_of(event: DomainEvent) -> tuple[str, str]:
+    """The entity an event is about: (kind, id)."""
+    match event:
+        case HoldObserved() | HoldExpired():
+            return "hold", event.authorisation_id
+        case TransactionObserved():
+            return "transaction", event.transaction_id
+        case CardObserved():
+            return "card", event.card_id
+        case FundsDeposited() | FundsWithdrawn():
+            return "account", event.account_id
+    return "other", str(getattr(event, "account_id", None) or getattr(event, "customer_id", ""))
+
+
+def contradiction(event: DomainEvent) -> tuple[str, str, str, str | None, str] | None:
+    """The anomalies row of a report that changed a final state, if ``event`` is one.
+
+    The other kinds of anomaly relate two entities and are computed by the views, whatever
+    order the reports came in; this one is about the report itself."""
+    if not (isinstance(event, Observed) and Anomaly.FINAL_STATE_CHANGED in event.anomalies):
+        return None
+    return (Anomaly.FINAL_STATE_CHANGED.value, *entity_of(event), account_of(event),
+            event.at.isoformat())

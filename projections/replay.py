@@ -10,11 +10,12 @@ from datetime import datetime
 import msgspec
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
-from ledger.events import Anomaly, DomainEvent, Observed
+from ledger.events import DomainEvent
 from ledger.store import Event, StoredEvent
 from projections import tables
-from projections.book import AccountBook, account_of
-from projections.runner import ProjectionRunner, _entity, _rows_of
+from projections.book import AccountBook, account_of, contradiction
+from projections.runner import ProjectionRunner
+from projections.tables import rows_of
 from projections.views import AccountView, view
 
 
@@ -44,12 +45,9 @@ class ReplayBuilder:
                 continue
             self.events += 1
             account_id = account_of(payload)
-            contradicts = (isinstance(payload, Observed)
-                           and Anomaly.FINAL_STATE_CHANGED in payload.anomalies)
-            if contradicts and (self.as_of is None or payload.at <= self.as_of):
-                self.contradictions.append((Anomaly.FINAL_STATE_CHANGED.value,
-                                            *_entity(payload), account_id,
-                                            payload.at.isoformat()))
+            contradicting = contradiction(payload)
+            if contradicting is not None and (self.as_of is None or payload.at <= self.as_of):
+                self.contradictions.append(contradicting)
             if account_id is not None:
                 self.books.setdefault(account_id, AccountBook(account_id)).apply(payload)
 
@@ -70,7 +68,7 @@ def drift(recomputed: Replay, runner: ProjectionRunner) -> list[str]:
     """Every row where the stored projections differ from the replay (as of the log)."""
     expected: dict[str, set[tuple[object, ...]]] = {t: set() for t in tables.VIEW_TABLES}
     for account in recomputed.views.values():
-        for table, rows in _rows_of(account).items():
+        for table, rows in rows_of(account).items():
             expected[table] |= set(rows.values())
     expected["anomalies"] |= set(recomputed.contradictions)
     found = []

@@ -21,17 +21,7 @@ import msgspec
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.errors import LedgerError
-from ledger.events import (
-    Anomaly,
-    CardObserved,
-    DomainEvent,
-    FundsDeposited,
-    FundsWithdrawn,
-    HoldExpired,
-    HoldObserved,
-    Observed,
-    TransactionObserved,
-)
+from ledger.events import DomainEvent
 from ledger.store import Event, EventStore, StoredEvent
 from ledger.store.planner import micros
 from projections import tables
@@ -42,11 +32,13 @@ from projections.book import (
     Timeline,
     TransactionFacts,
     account_of,
+    contradiction,
+    entity_of,
 )
+from projections.tables import Rows, rows_of
 from projections.views import AccountView, HoldView, view
 
 T = TypeVar("T")
-Rows = dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
 
 
 class AccountFacts(msgspec.Struct):
@@ -131,7 +123,7 @@ class ProjectionRunner:
             book = self._books.setdefault(account_id, AccountBook(account_id, prune=True))
             _entities_of(book, kind)[entity_id] = _DECODERS[kind].decode(facts)
         for account_id, book in self._books.items():
-            self._diff(account_id, _rows_of(view(book, None, self.policy)), None)
+            self._diff(account_id, rows_of(view(book, None, self.policy)), None)
 
     # --- following the log --------------------------------------------------------------
 
@@ -174,11 +166,9 @@ class ProjectionRunner:
             if not isinstance(payload, DomainEvent):
                 continue
             account_id = account_of(payload)
-            if isinstance(payload, Observed) and Anomaly.FINAL_STATE_CHANGED in payload.anomalies:
-                # The other kinds relate two entities and are computed by the views, whatever
-                # order the reports came in; this one is about the report itself.
-                write.anomalies.append((Anomaly.FINAL_STATE_CHANGED.value, *_entity(payload),
-                                        account_id, payload.at.isoformat()))
+            contradicting = contradiction(payload)
+            if contradicting is not None:
+                write.anomalies.append(contradicting)
             if account_id is None:
                 continue
             book = self._books.get(account_id)
@@ -186,7 +176,7 @@ class ProjectionRunner:
                 book = self._books[account_id] = AccountBook(account_id, prune=True)
             book.apply(payload)
             write.account_events.append((account_id, stored.position))
-            touched[_entity(payload)] = book
+            touched[entity_of(payload)] = book
         accounts = {book.account_id: book for book in touched.values()}
         for (kind, entity_id), book in touched.items():
             facts = _entities_of(book, kind).get(entity_id)
@@ -195,7 +185,7 @@ class ProjectionRunner:
         for account_id, book in accounts.items():
             write.accounts.append((account_id, _ENCODER.encode(
                 AccountFacts(book.movements, book.latest_at))))
-            self._diff(account_id, _rows_of(view(book, None, self.policy)), write)
+            self._diff(account_id, rows_of(view(book, None, self.policy)), write)
         return write
 
     def _diff(self, account_id: str, rows: Rows, write: tables.BatchWrite | None) -> None:
@@ -257,19 +247,6 @@ class ProjectionRunner:
             "ORDER BY a.position", (account_id, self.position, limit))]
 
 
-def _entity(event: DomainEvent) -> tuple[str, str]:
-    match event:
-        case HoldObserved() | HoldExpired():
-            return "hold", event.authorisation_id
-        case TransactionObserved():
-            return "transaction", event.transaction_id
-        case CardObserved():
-            return "card", event.card_id
-        case FundsDeposited() | FundsWithdrawn():
-            return "account", event.account_id
-    return "other", str(getattr(event, "account_id", None) or getattr(event, "customer_id", ""))
-
-
 def _entities_of(book: AccountBook, kind: str) -> dict[str, Any]:
     """The book's entities of one kind (none for an account's own facts)."""
     if kind == "hold":
@@ -277,27 +254,3 @@ def _entities_of(book: AccountBook, kind: str) -> dict[str, Any]:
     if kind == "transaction":
         return book.transactions
     return book.cards if kind == "card" else {}
-
-
-def _rows_of(account: AccountView) -> Rows:
-    rows: Rows = {table: {} for table in tables.VIEW_TABLES}
-    for b in account.balances:
-        rows["balances"][(b.account_id, b.currency)] = (
-            b.account_id, b.currency, str(b.deposits), str(b.debits), str(b.credits),
-            str(b.posted), str(b.held), str(b.available))
-    for h in account.holds:
-        rows["holds"][(h.authorisation_id,)] = (
-            h.authorisation_id, h.account_id, h.card_id, h.currency, str(h.amount),
-            str(h.remaining), h.status, h.created_at.isoformat(), h.expires_at.isoformat(),
-            h.card_status, h.closed)
-    for c in account.cards:
-        rows["cards"][(c.card_id,)] = (
-            c.card_id, c.account_id, c.status,
-            c.capture_window_until.isoformat() if c.capture_window_until else None)
-    for t in account.tokens:
-        rows["token_totals"][(t.account_id, t.token, t.kind)] = (
-            t.account_id, t.token, t.kind, str(t.token_amount))
-    for a in account.anomalies:
-        rows["anomalies"][(a.kind, a.entity_id)] = (a.kind, a.entity, a.entity_id, a.account_id,
-                                                    a.at.isoformat())
-    return rows

@@ -13,6 +13,10 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from projections.views import AccountView
+
+Rows = dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projection_checkpoints (
     name TEXT PRIMARY KEY, position INTEGER NOT NULL);
@@ -108,3 +112,28 @@ def clear(db: sqlite3.Connection, name: str) -> None:
         db.execute(f"DELETE FROM {table}")
     db.execute("DELETE FROM projection_checkpoints WHERE name = ?", (name,))
     db.execute("COMMIT")
+
+
+def rows_of(account: AccountView) -> Rows:
+    """An account's view as rows of the view tables, by key."""
+    rows: Rows = {table: {} for table in VIEW_TABLES}
+    for b in account.balances:
+        rows["balances"][(b.account_id, b.currency)] = (
+            b.account_id, b.currency, str(b.deposits), str(b.debits), str(b.credits),
+            str(b.posted), str(b.held), str(b.available))
+    for h in account.holds:
+        rows["holds"][(h.authorisation_id,)] = (
+            h.authorisation_id, h.account_id, h.card_id, h.currency, str(h.amount),
+            str(h.remaining), h.status, h.created_at.isoformat(), h.expires_at.isoformat(),
+            h.card_status, h.closed)
+    for c in account.cards:
+        rows["cards"][(c.card_id,)] = (
+            c.card_id, c.account_id, c.status,
+            c.capture_window_until.isoformat() if c.capture_window_until else None)
+    for t in account.tokens:
+        rows["token_totals"][(t.account_id, t.token, t.kind)] = (
+            t.account_id, t.token, t.kind, str(t.token_amount))
+    for a in account.anomalies:
+        rows["anomalies"][(a.kind, a.entity_id)] = (a.kind, a.entity, a.entity_id, a.account_id,
+                                                    a.at.isoformat())
+    return rows

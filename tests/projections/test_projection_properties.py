@@ -18,8 +18,7 @@ from ledger.observations import AnySnapshot
 from ledger.testing import deliveries
 from projections import AccountView, ProjectionRunner, view
 from projections.postings import AVAILABLE, CHAIN, HELD, MERCHANTS, journal, totals
-from projections.runner import _rows_of
-from projections.tables import VIEW_TABLES
+from projections.tables import VIEW_TABLES, rows_of
 from tests.projections.histories import books, funded_histories, record
 
 SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -61,7 +60,7 @@ def test_the_incremental_projection_equals_a_full_replay(
     assert views == replayed
     expected: dict[str, set[tuple[object, ...]]] = {t: set() for t in VIEW_TABLES}
     for account in replayed.values():
-        for table, table_rows in _rows_of(account).items():
+        for table, table_rows in rows_of(account).items():
             expected[table] |= set(table_rows.values())
     assert rows == expected
 
