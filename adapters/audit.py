@@ -17,6 +17,7 @@ from ledger.store import Event, EventRegistry, StoredEvent, VerifyReport
 from ledger.store.chain import verify_rows
 from ledger.store.planner import Row
 from projections import ProjectionRunner
+from projections.backends import Snapshot
 from projections.replay import Replay, ReplayBuilder, drift, replay
 
 
@@ -73,18 +74,23 @@ async def audit(db: str, as_of: datetime | None, known_at: datetime | None,
 
         async with ledger(db) as store:
             report = await store.verify()
-            with output.progress("replaying", await store.head(), not as_json) as advance:
+            stored: Snapshot | None = None
+            if as_of is None and known_at is None:  # the stored views are "as of the log"
+                async with ProjectionRunner(store) as runner:
+                    await runner.catch_up(wait=False)  # a serving runner may be leading
+                    stored = await runner.backend.snapshot()
+            # Replay exactly what the stored views have seen, so that they compare.
+            upto = stored.position if stored is not None else await store.head()
+            with output.progress("replaying", upto, not as_json) as advance:
 
                 async def counted() -> AsyncIterator[list[StoredEvent[Event]]]:
                     async for batch in store.read_batches():
                         advance(len(batch))
                         yield batch
 
-                recomputed = await replay(counted(), as_of, known_at)
-            if as_of is None and known_at is None:  # the stored views are "as of the log"
-                async with ProjectionRunner(store) as runner:
-                    await runner.catch_up()
-                    problems = drift(recomputed, runner)
+                recomputed = await replay(counted(), as_of, known_at, upto)
+            if stored is not None:
+                problems = drift(recomputed, stored)
     _show(report, recomputed, problems, source, as_json)
     return 1 if not report.ok or problems else 0
 

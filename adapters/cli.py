@@ -86,8 +86,7 @@ def _sqlite_path(db: str) -> Path | None:
 
 @asynccontextmanager
 async def ledger(db: str, *, must_exist: bool = True) -> AsyncIterator[EventStore]:
-    """The store at ``db``; a SQLite file must exist unless the command creates one. (The
-    read models are kept in SQLite only, for now: reports on PostgreSQL say so.)"""
+    """The store at ``db``; a SQLite file must exist unless the command creates one."""
     path = _sqlite_path(db)
     if must_exist and path is not None and not path.exists():
         raise CommandError(f"no ledger at {path} (give --db or set CARDLEDGER_DB)")
@@ -100,7 +99,7 @@ async def projections(db: str, *, must_exist: bool = True) -> AsyncIterator[Any]
     from projections import ProjectionRunner
 
     async with ledger(db, must_exist=must_exist) as store, ProjectionRunner(store) as runner:
-        await runner.catch_up()
+        await runner.catch_up(wait=False)  # a serving runner may be leading: read its state
         yield runner
 
 
@@ -263,11 +262,11 @@ def anomalies(db: str, as_of: datetime | None, as_json: bool) -> None:
         found: list[AnomalyView] = [a for v in views for a in v.anomalies]
         async with projections(db) as runner:
             moment = (as_of or datetime.now(UTC)).isoformat()
+            stored = (await runner.backend.snapshot()).rows["anomalies"]
             found += [AnomalyView(kind, entity, entity_id, account_id or "",
                                   datetime.fromisoformat(at))
-                      for kind, entity, entity_id, account_id, at in runner.db.execute(
-                          "SELECT * FROM anomalies WHERE kind = 'final_state_changed' "
-                          "AND at <= ?", (moment,))]
+                      for kind, entity, entity_id, account_id, at in stored
+                      if kind == "final_state_changed" and at <= moment]
         found.sort(key=lambda a: a.at)
         output.records("Anomalies", found, as_json)
 

@@ -53,8 +53,9 @@ async def run(db: str, seed: int, payments: int) -> int:
         now = box.clock.now()
         views = [await s.runner.view_as_of(a, as_of=now) for a in s.accounts]
         report = await s.store.verify()
-        recomputed = await replay(s.store.read_batches())
-        problems = drift(recomputed, s.runner)
+        stored = await s.runner.backend.snapshot()
+        recomputed = await replay(s.store.read_batches(), upto=stored.position)
+        problems = drift(recomputed, stored)
         events = await s.store.head()
     elapsed = time.perf_counter() - started
     _report(comparisons, differences, views, report, problems, events,

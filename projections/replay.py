@@ -13,8 +13,8 @@ from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.events import DomainEvent
 from ledger.store import Event, StoredEvent
 from projections import tables
+from projections.backends import Snapshot
 from projections.book import AccountBook, account_of, contradiction
-from projections.runner import ProjectionRunner
 from projections.tables import rows_of
 from projections.views import AccountView, view
 
@@ -57,15 +57,20 @@ class ReplayBuilder:
 
 
 async def replay(batches: AsyncIterable[list[StoredEvent[Event]]], as_of: datetime | None = None,
-                 known_at: datetime | None = None) -> Replay:
+                 known_at: datetime | None = None, upto: int | None = None) -> Replay:
+    """Replay the batches (of the log up to position ``upto``, when given)."""
     builder = ReplayBuilder(as_of, known_at)
     async for batch in batches:
+        if upto is not None and batch[-1].position > upto:
+            builder.add(e for e in batch if e.position <= upto)
+            break
         builder.add(batch)
     return builder.result()
 
 
-def drift(recomputed: Replay, runner: ProjectionRunner) -> list[str]:
-    """Every row where the stored projections differ from the replay (as of the log)."""
+def drift(recomputed: Replay, stored: Snapshot) -> list[str]:
+    """Every row where the stored projections differ from the replay (of the log up to the
+    snapshot's position)."""
     expected: dict[str, set[tuple[object, ...]]] = {t: set() for t in tables.VIEW_TABLES}
     for account in recomputed.views.values():
         for table, rows in rows_of(account).items():
@@ -73,7 +78,7 @@ def drift(recomputed: Replay, runner: ProjectionRunner) -> list[str]:
     expected["anomalies"] |= set(recomputed.contradictions)
     found = []
     for table in tables.VIEW_TABLES:
-        stored = set(runner.db.execute(f"SELECT * FROM {table}"))
-        found += [f"{table}: stored but not recomputed: {row}" for row in stored - expected[table]]
-        found += [f"{table}: recomputed but not stored: {row}" for row in expected[table] - stored]
+        kept = stored.rows[table]
+        found += [f"{table}: stored but not recomputed: {row}" for row in kept - expected[table]]
+        found += [f"{table}: recomputed but not stored: {row}" for row in expected[table] - kept]
     return found

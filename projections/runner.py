@@ -9,22 +9,21 @@ time; the expiry sweeper keeps that time moving as holds expire.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import anyio
-import anyio.to_thread
 import msgspec
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
-from ledger.errors import LedgerError
 from ledger.events import DomainEvent
 from ledger.store import Event, EventStore, StoredEvent
 from ledger.store.planner import micros
 from projections import tables
+from projections.backends import ProjectionError, backend_for
 from projections.book import (
     AccountBook,
     HoldFacts,
@@ -38,7 +37,7 @@ from projections.book import (
 from projections.tables import Rows, rows_of
 from projections.views import AccountView, HoldView, view
 
-T = TypeVar("T")
+__all__ = ["ProjectionError", "ProjectionRunner"]
 
 
 class AccountFacts(msgspec.Struct):
@@ -54,107 +53,138 @@ _DECODERS: dict[str, msgspec.msgpack.Decoder[Any]] = {
 _ACCOUNT_DECODER = msgspec.msgpack.Decoder(AccountFacts)
 
 
-class ProjectionError(LedgerError):
-    pass
-
-
 class ProjectionRunner:
     """Use as ``async with ProjectionRunner(store) as runner``; then ``catch_up()``,
-    ``follow()`` (forever), ``wait_for(position)`` or ``rebuild()``."""
+    ``follow()`` (forever), ``wait_for(position)`` or ``rebuild()``.
+
+    Runners in several processes may share a projection: one writes at a time (it holds the
+    lead while it catches up or follows), the others wait for the lead and take over when the
+    leader stops or dies (see ``projections.backends``)."""
 
     name = "ledger"
 
     def __init__(self, store: EventStore, *, policy: HoldPolicy = DEFAULT_POLICY,
-                 batch_size: int = 5_000) -> None:
-        path = getattr(store, "path", None)
-        if path is None:
-            raise ProjectionError("projections are kept in SQLite stores only, for now")
-        self.store, self.policy, self.batch_size, self._path = store, policy, batch_size, path
-        self._db: sqlite3.Connection | None = None
-        self._thread = anyio.CapacityLimiter(1)
+                 batch_size: int = 5_000, lead_poll: float = 0.2) -> None:
+        self.store, self.policy, self.batch_size = store, policy, batch_size
+        self.lead_poll = lead_poll
+        """Seconds between attempts to take the lead while another runner holds it."""
+        self.backend = backend_for(store, self.name)
         self.position = 0
         self._books: dict[str, AccountBook] = {}
         self._written: dict[str, dict[str, dict[tuple[Any, ...], int]]] = {}
         """Per account and table, each written row's hash: enough to tell what changed."""
         self._moved = anyio.Event()
+        self._leaders = 0  # this runner's tasks holding the lead now
+        self._guard = anyio.Lock()  # taking and giving up the lead
+        self._applying = anyio.Lock()  # loading the books, or applying one batch
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._db = await self._in_thread(self._open)
-        await self._in_thread(self._load)
+        await self.backend.open()
+        try:
+            await self._load()
+        except BaseException:
+            await self.backend.close()
+            raise
         return self
 
     async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None,
                         ) -> None:
-        if self._db is not None:
-            await self._in_thread(self._db.close)
-            self._db = None
+        await self.backend.close()
 
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA busy_timeout = 30000")
-        tables.create(db)
-        return db
-
-    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(function, *args, limiter=self._thread)
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise ProjectionError("the runner is not open: use 'async with ProjectionRunner(...)'")
-        return self._db
-
-    def _load(self) -> None:
+    async def _load(self) -> None:
         """Rebuild the in-memory books from the stored facts: no replay of the log."""
-        row = self.db.execute("SELECT position FROM projection_checkpoints WHERE name = ?",
-                              (self.name,)).fetchone()
-        self.position = row[0] if row else 0
+        stored = await self.backend.load()
+        self.position = stored.position
         self._books, self._written = {}, {}
-        for account_id, facts in self.db.execute("SELECT account_id, facts FROM "
-                                                 "projection_accounts"):
+        for account_id, facts in stored.accounts:
             account = _ACCOUNT_DECODER.decode(facts)
             self._books[account_id] = AccountBook(account_id, prune=True,
                                                   movements=account.movements,
                                                   latest_at=account.latest_at)
-        for entity_id, kind, account_id, facts in self.db.execute(
-                "SELECT entity_id, kind, account_id, facts FROM projection_entities"):
+        for entity_id, kind, account_id, facts in stored.entities:
             book = self._books.setdefault(account_id, AccountBook(account_id, prune=True))
             _entities_of(book, kind)[entity_id] = _DECODERS[kind].decode(facts)
         for account_id, book in self._books.items():
             self._diff(account_id, rows_of(view(book, None, self.policy)), None)
 
+    @property
+    def leading(self) -> bool:
+        """Whether this runner holds the projection's lead (and so may write) now."""
+        return self._leaders > 0
+
+    @asynccontextmanager
+    async def _lead(self, wait: bool = True) -> AsyncIterator[bool]:
+        """Hold the projection's lead for the block (True), waiting for it; or, without
+        ``wait`` and with another runner leading, take that runner's stored state (False).
+        The tasks of one runner share its lead."""
+        while True:
+            async with self._guard:
+                if self._leaders > 0 or await self.backend.try_lead():
+                    self._leaders += 1
+                    break
+            if not wait:
+                async with self._applying:
+                    if await self.backend.checkpoint() != self.position:
+                        await self._load()
+                yield False
+                return
+            await anyio.sleep(self.lead_poll)
+        try:
+            async with self._applying:
+                if await self.backend.checkpoint() != self.position:
+                    await self._load()  # another runner wrote while this one did not lead
+            yield True
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._guard:
+                    self._leaders -= 1
+                    if self._leaders == 0:
+                        await self.backend.resign()
+
     # --- following the log --------------------------------------------------------------
 
-    async def catch_up(self) -> int:
-        """Apply everything committed so far; return the position reached."""
-        async for batch in self.store.read_batches(self.position, batch_size=self.batch_size):
-            await self._apply(batch)
+    async def catch_up(self, *, wait: bool = True) -> int:
+        """Apply everything committed so far; return the position reached. If another runner
+        leads, wait for the lead; or, with ``wait=False``, take the state it has stored."""
+        async with self._lead(wait) as leading:
+            if leading:
+                async for batch in self.store.read_batches(self.position,
+                                                           batch_size=self.batch_size):
+                    await self._apply(batch)
         return self.position
 
     async def follow(self) -> None:
-        """Apply the log as it grows, forever (run it in a task group; cancel to stop)."""
-        async for batch in self.store.subscribe(self.position, batch_size=self.batch_size):
-            await self._apply(batch)
+        """Take the lead (waiting while another runner has it), then apply the log as it
+        grows, forever (run it in a task group; cancel to stop)."""
+        async with self._lead():
+            async for batch in self.store.subscribe(self.position, batch_size=self.batch_size):
+                await self._apply(batch)
 
     async def wait_for(self, position: int) -> None:
-        """Return once the projection has applied the log up to ``position``."""
+        """Return once this runner has applied the log up to ``position``."""
         while self.position < position:
             moved = self._moved
             await moved.wait()
 
     async def rebuild(self) -> int:
         """Throw the read models away and recompute them from position 0."""
-        await self._in_thread(tables.clear, self.db, self.name)
-        await self._in_thread(self._load)
-        return await self.catch_up()
+        async with self._lead():
+            await self.backend.clear()
+            await self._load()
+            return await self.catch_up()
 
     async def _apply(self, events: list[StoredEvent[Event]]) -> None:
-        write = self._fold(events)
-        last = events[-1].position
-        await self._in_thread(write.commit, self.db, self.name, last)
-        self.position = last
+        assert self._leaders > 0, "only the leading runner writes"
+        async with self._applying:  # a sweep's catch-up may run beside follow()
+            fresh = [e for e in events if e.position > self.position]
+            if not fresh:
+                return
+            write = self._fold(fresh)
+            last = fresh[-1].position
+            await self.backend.commit(write, self.position, last)
+            self.position = last
         moved, self._moved = self._moved, anyio.Event()
         moved.set()
 
@@ -224,27 +254,22 @@ class ProjectionRunner:
                          known_at: datetime | None = None) -> AccountView:
         """The account as of business time ``as_of``, knowing only what was recorded by
         ``known_at``: computed from the log, reading only this account's events."""
-        records = await self._in_thread(self._account_records, account_id, known_at)
+        position = self.position
+        records = await self.backend.account_records(
+            account_id, position, None if known_at is None else micros(known_at))
         book = AccountBook(account_id)
         for record in records:
             payload = self.store.registry.decode_record(record).payload
             if isinstance(payload, DomainEvent):
                 book.apply(payload)
         # Events after the checkpoint are not indexed yet: read them from the log.
-        async for batch in self.store.read_batches(self.position):
+        async for batch in self.store.read_batches(position):
             for stored in batch:
                 if (isinstance(stored.payload, DomainEvent)
                         and account_of(stored.payload) == account_id
                         and (known_at is None or stored.recorded_at <= known_at)):
                     book.apply(stored.payload)
         return view(book, as_of, self.policy)
-
-    def _account_records(self, account_id: str, known_at: datetime | None) -> list[bytes]:
-        limit = micros(known_at) if known_at is not None else 2**62
-        return [row[0] for row in self.db.execute(
-            "SELECT e.record FROM account_events a JOIN events e ON e.position = a.position "
-            "WHERE a.account_id = ? AND a.position <= ? AND e.recorded_at <= ? "
-            "ORDER BY a.position", (account_id, self.position, limit))]
 
 
 def _entities_of(book: AccountBook, kind: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ async def sweep(runner: ProjectionRunner, now: datetime | None = None) -> int:
     """Append ``HoldExpired`` for every live hold whose expiry has passed; return how many
     were new."""
     moment = now or utc_now()
-    await runner.catch_up()
+    await runner.catch_up(wait=False)  # another process may lead: sweep what it stored
     appended = 0
     for hold in runner.live_holds():
         if hold.expires_at > moment:
@@ -45,5 +45,5 @@ async def sweep(runner: ProjectionRunner, now: datetime | None = None) -> int:
         except EventIdConflictError:
             continue  # expired already, by a sweep that saw the hold differently
         appended += not result.duplicate
-    await runner.catch_up()
+    await runner.catch_up(wait=False)
     return appended

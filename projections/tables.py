@@ -1,61 +1,94 @@
-"""The read models' tables, in the same SQLite database as the log.
+"""The read models' tables: their columns, their SQL for each backend, and one batch's writes.
 
 Views (``balances``, ``holds``, ``cards``, ``anomalies``, ``token_totals``) are what readers
 query. ``projection_entities`` and ``projection_accounts`` keep each entity's facts, so a
 runner restarts from its checkpoint without replaying the log; ``account_events`` indexes the
 log by account, so a point-in-time query for one account reads only that account's events.
-Every batch's rows and its checkpoint are written in one transaction.
+The tables live in the same database as the log, SQLite or PostgreSQL; every batch's rows and
+its checkpoint are written in one transaction (see ``projections.backends``).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from projections.views import AccountView
 
 Rows = dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
+Dialect = Literal["sqlite", "postgres"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS projection_checkpoints (
-    name TEXT PRIMARY KEY, position INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS projection_entities (
-    entity_id TEXT NOT NULL, kind TEXT NOT NULL, account_id TEXT NOT NULL, facts BLOB NOT NULL,
-    PRIMARY KEY (kind, entity_id));
-CREATE TABLE IF NOT EXISTS projection_accounts (
-    account_id TEXT PRIMARY KEY, facts BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS account_events (
-    account_id TEXT NOT NULL, position INTEGER NOT NULL,
-    PRIMARY KEY (account_id, position)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS balances (
-    account_id TEXT NOT NULL, currency TEXT NOT NULL, deposits TEXT NOT NULL,
-    debits TEXT NOT NULL, credits TEXT NOT NULL, posted TEXT NOT NULL, held TEXT NOT NULL,
-    available TEXT NOT NULL, PRIMARY KEY (account_id, currency));
-CREATE TABLE IF NOT EXISTS holds (
-    authorisation_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, card_id TEXT NOT NULL,
-    currency TEXT NOT NULL, amount TEXT NOT NULL, remaining TEXT NOT NULL,
-    status TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-    card_status TEXT NOT NULL, closed TEXT);
-CREATE INDEX IF NOT EXISTS holds_account ON holds (account_id);
-CREATE TABLE IF NOT EXISTS cards (
-    card_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, status TEXT NOT NULL,
-    capture_window_until TEXT);
-CREATE TABLE IF NOT EXISTS anomalies (
-    kind TEXT NOT NULL, entity TEXT NOT NULL, entity_id TEXT NOT NULL, account_id TEXT,
-    at TEXT NOT NULL, PRIMARY KEY (kind, entity_id));
-CREATE TABLE IF NOT EXISTS token_totals (
-    account_id TEXT NOT NULL, token TEXT NOT NULL, kind TEXT NOT NULL,
-    token_amount TEXT NOT NULL, PRIMARY KEY (account_id, token, kind));
-"""
 
+class Table(msgspec.Struct, frozen=True):
+    columns: tuple[tuple[str, str], ...]
+    """(name, type) in row order; types: text, text? (nullable), int, bytes."""
+    key: tuple[str, ...]
+
+
+TABLES: dict[str, Table] = {
+    "projection_checkpoints": Table((("name", "text"), ("position", "int")), ("name",)),
+    "projection_entities": Table((("entity_id", "text"), ("kind", "text"),
+                                  ("account_id", "text"), ("facts", "bytes")),
+                                 ("kind", "entity_id")),
+    "projection_accounts": Table((("account_id", "text"), ("facts", "bytes")), ("account_id",)),
+    "account_events": Table((("account_id", "text"), ("position", "int")),
+                            ("account_id", "position")),
+    "balances": Table(tuple((c, "text") for c in (
+        "account_id", "currency", "deposits", "debits", "credits", "posted", "held",
+        "available")), ("account_id", "currency")),
+    "holds": Table((*((c, "text") for c in (
+        "authorisation_id", "account_id", "card_id", "currency", "amount", "remaining",
+        "status", "created_at", "expires_at", "card_status")), ("closed", "text?")),
+        ("authorisation_id",)),
+    "cards": Table((("card_id", "text"), ("account_id", "text"), ("status", "text"),
+                    ("capture_window_until", "text?")), ("card_id",)),
+    "anomalies": Table((("kind", "text"), ("entity", "text"), ("entity_id", "text"),
+                        ("account_id", "text?"), ("at", "text")), ("kind", "entity_id")),
+    "token_totals": Table((("account_id", "text"), ("token", "text"), ("kind", "text"),
+                           ("token_amount", "text")), ("account_id", "token", "kind")),
+}
 VIEW_TABLES = ("balances", "holds", "cards", "token_totals", "anomalies")
 ALL_TABLES = ("projection_entities", "projection_accounts", "account_events", *VIEW_TABLES)
 
-# Each view table: its key columns, then the other columns, in row order.
-VIEW_KEYS = {"balances": ("account_id", "currency"), "holds": ("authorisation_id",),
-             "cards": ("card_id",), "token_totals": ("account_id", "token", "kind"),
-             "anomalies": ("kind", "entity_id")}
+_TYPES = {"sqlite": {"text": "TEXT", "int": "INTEGER", "bytes": "BLOB"},
+          "postgres": {"text": "TEXT", "int": "BIGINT", "bytes": "BYTEA"}}
+
+
+def schema(dialect: Dialect) -> list[str]:
+    """The statements that create every table (if missing)."""
+    statements = []
+    for name, table in TABLES.items():
+        columns = [f"{column} {_TYPES[dialect][kind.rstrip('?')]}"
+                   + ("" if kind.endswith("?") else " NOT NULL") for column, kind in table.columns]
+        # An index-only table where the key is the whole row (SQLite stores it once).
+        compact = dialect == "sqlite" and len(table.key) == len(table.columns)
+        statements.append(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}, "
+                          f"PRIMARY KEY ({', '.join(table.key)})){' WITHOUT ROWID' * compact}")
+    statements.append("CREATE INDEX IF NOT EXISTS holds_account ON holds (account_id)")
+    return statements
+
+
+def insert_sql(dialect: Dialect, name: str, *, replace: bool) -> str:
+    """Insert a row; on the same key, replace it (``replace``) or keep the first one."""
+    table = TABLES[name]
+    if dialect == "sqlite":
+        marks = ", ".join("?" * len(table.columns))
+        return f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO {name} VALUES ({marks})"
+    marks = ", ".join(f"${n}" for n in range(1, len(table.columns) + 1))
+    others = [c for c, _ in table.columns if c not in table.key]
+    action = (f"UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in others)}" if replace
+              else "NOTHING")
+    return (f"INSERT INTO {name} VALUES ({marks}) "
+            f"ON CONFLICT ({', '.join(table.key)}) DO {action}")
+
+
+def delete_sql(dialect: Dialect, name: str) -> str:
+    """Delete the row with the given key."""
+    key = TABLES[name].key
+    marks = ["?"] * len(key) if dialect == "sqlite" else [f"${n}" for n in range(1, len(key) + 1)]
+    return f"DELETE FROM {name} WHERE " + " AND ".join(
+        f"{column} = {mark}" for column, mark in zip(key, marks, strict=True))
 
 
 class BatchWrite:
@@ -69,49 +102,17 @@ class BatchWrite:
         self.upserts: dict[str, list[tuple[Any, ...]]] = {t: [] for t in VIEW_TABLES}
         self.deletes: dict[str, list[tuple[Any, ...]]] = {t: [] for t in VIEW_TABLES}
 
-    def commit(self, db: sqlite3.Connection, name: str, position: int) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany("INSERT OR REPLACE INTO projection_entities VALUES (?, ?, ?, ?)",
-                           self.entities)
-            db.executemany("INSERT OR REPLACE INTO projection_accounts VALUES (?, ?)",
-                           self.accounts)
-            db.executemany("INSERT OR IGNORE INTO account_events VALUES (?, ?)",
-                           self.account_events)
-            db.executemany("INSERT OR IGNORE INTO anomalies VALUES (?, ?, ?, ?, ?)",
-                           self.anomalies)
-            for table in VIEW_TABLES:
-                _delete(db, table, self.deletes[table])
-                _upsert(db, table, self.upserts[table])
-            db.execute("INSERT OR REPLACE INTO projection_checkpoints VALUES (?, ?)",
-                       (name, position))
-        except BaseException:
-            db.rollback()
-            raise
-        db.execute("COMMIT")
-
-
-def _upsert(db: sqlite3.Connection, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    if rows:
-        marks = ", ".join("?" * len(rows[0]))
-        db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", rows)
-
-
-def _delete(db: sqlite3.Connection, table: str, keys: Iterable[tuple[Any, ...]]) -> None:
-    where = " AND ".join(f"{column} = ?" for column in VIEW_KEYS[table])
-    db.executemany(f"DELETE FROM {table} WHERE {where}", list(keys))
-
-
-def create(db: sqlite3.Connection) -> None:
-    db.executescript(SCHEMA)
-
-
-def clear(db: sqlite3.Connection, name: str) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    for table in ALL_TABLES:
-        db.execute(f"DELETE FROM {table}")
-    db.execute("DELETE FROM projection_checkpoints WHERE name = ?", (name,))
-    db.execute("COMMIT")
+    def statements(self, dialect: Dialect) -> list[tuple[str, list[Any]]]:
+        """The batch as (SQL, rows) pairs, in the order they must run."""
+        steps: list[tuple[str, list[Any]]] = [
+            (insert_sql(dialect, "projection_entities", replace=True), self.entities),
+            (insert_sql(dialect, "projection_accounts", replace=True), self.accounts),
+            (insert_sql(dialect, "account_events", replace=False), self.account_events),
+            (insert_sql(dialect, "anomalies", replace=False), self.anomalies)]
+        for table in VIEW_TABLES:
+            steps.append((delete_sql(dialect, table), self.deletes[table]))
+            steps.append((insert_sql(dialect, table, replace=True), self.upserts[table]))
+        return [(sql, rows) for sql, rows in steps if rows]
 
 
 def rows_of(account: AccountView) -> Rows:

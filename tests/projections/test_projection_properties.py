@@ -37,14 +37,14 @@ async def _project(path: Path, events: list[DomainEvent], batch: int, restart_at
     async with open_store(path) as store:
         for event in events:
             await store.append(stream_for(event), [NewEvent(payload=event)])
-        async with ProjectionRunner(store, batch_size=batch) as runner:
+        async with ProjectionRunner(store, batch_size=batch) as runner, runner._lead():
             async for chunk in store.read_batches(0, batch_size=restart_at):
                 await runner._apply(chunk)  # part of the log, then stop
                 break
         async with ProjectionRunner(store, batch_size=batch) as runner:  # restart, continue
             assert await runner.catch_up() == len(events)
             views = {a: runner.stored_view(a) for a in runner.account_ids()}
-            rows = {t: set(runner.db.execute(f"SELECT * FROM {t}")) for t in VIEW_TABLES}
+            rows = (await runner.backend.snapshot()).rows
     return views, rows
 
 

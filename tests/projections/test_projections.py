@@ -138,8 +138,8 @@ async def test_the_runner_follows_live_commits_and_callers_can_wait(tmp_path: Pa
         assert stored is not None
         (balance,) = stored.balances
         assert (balance.posted, balance.held) == (Decimal("75.00"), Decimal("25.00"))
-        row = runner.db.execute("SELECT posted, held, available FROM balances").fetchone()
-        assert row == ("75.00", "25.00", "50.00")
+        (row,) = (await runner.backend.snapshot()).rows["balances"]
+        assert row[5:] == ("75.00", "25.00", "50.00")  # posted, held, available
 
 
 async def test_the_sweeper_records_each_expiry_once(tmp_path: Path) -> None:
@@ -160,11 +160,10 @@ async def test_rebuild_gives_the_same_tables(tmp_path: Path) -> None:
     async with ledger_with(tmp_path / "l.db", known_history()) as store, ProjectionRunner(
             store, batch_size=3) as runner:
         await runner.catch_up()
-        before = {t: sorted(runner.db.execute(f"SELECT * FROM {t}")) for t in
-                  ("balances", "holds", "cards", "anomalies", "token_totals", "account_events")}
+        before = await runner.backend.snapshot()
         assert await runner.rebuild() == await store.head()
-        after = {t: sorted(runner.db.execute(f"SELECT * FROM {t}")) for t in before}
-        assert after == before and before["holds"]
+        after = await runner.backend.snapshot()
+        assert after == before and before.rows["holds"]
 
 
 async def test_known_at_sees_only_what_was_recorded_by_then(tmp_path: Path) -> None:

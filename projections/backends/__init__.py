@@ -1,0 +1,105 @@
+"""Where a projection's tables live, and which runner may write them.
+
+The read models live in the same database as the log: the SQLite file, or the PostgreSQL
+database. A backend opens them, loads what a runner restarts from, commits one batch with its
+checkpoint in one transaction, and answers the point-in-time and audit reads.
+
+**One writer per projection.** A runner writes only while it holds the projection's lead: an
+exclusive lock the operating system (SQLite: ``flock`` on a file beside the database) or the
+server (PostgreSQL: a session advisory lock) releases by itself when the holder's process
+dies, so a standby takes over without anyone cleaning up. Each commit also checks, in its
+transaction, that the checkpoint is still the one the runner started the batch from: should two
+runners ever both believe they lead, the second write fails instead of counting twice.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import msgspec
+
+from ledger.errors import LedgerError
+from ledger.store import EventStore
+from projections.tables import BatchWrite
+
+
+class ProjectionError(LedgerError):
+    pass
+
+
+class Stored(msgspec.Struct):
+    """A projection as stored: its checkpoint and what the runner's books restart from."""
+
+    position: int
+    accounts: list[tuple[str, bytes]]
+    entities: list[tuple[str, str, str, bytes]]
+
+
+class Snapshot(msgspec.Struct):
+    """The view tables' rows and the checkpoint they are consistent with, read at once."""
+
+    position: int
+    rows: dict[str, set[tuple[Any, ...]]]
+
+
+class ProjectionBackend(ABC):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create the tables if they are missing."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def try_lead(self) -> bool:
+        """Take the projection's lead if no other runner holds it; never waits."""
+
+    @abstractmethod
+    async def resign(self) -> None: ...
+
+    @abstractmethod
+    async def checkpoint(self) -> int: ...
+
+    @abstractmethod
+    async def load(self) -> Stored: ...
+
+    @abstractmethod
+    async def commit(self, write: BatchWrite, expected: int, position: int) -> None:
+        """Write the batch and move the checkpoint from ``expected`` to ``position``, in one
+        transaction; ProjectionError (and nothing written) if it was not at ``expected``."""
+
+    @abstractmethod
+    async def clear(self) -> None:
+        """Empty the tables and reset the checkpoint, in one transaction."""
+
+    @abstractmethod
+    async def account_records(self, account_id: str, upto: int,
+                              recorded_by: int | None) -> list[bytes]:
+        """The account's event records up to position ``upto``, in log order; only those
+        recorded by ``recorded_by`` (microseconds since the epoch) when given."""
+
+    @abstractmethod
+    async def snapshot(self) -> Snapshot: ...
+
+
+def backend_for(store: EventStore, name: str) -> ProjectionBackend:
+    """The backend that keeps projections in the store's own database."""
+    path, dsn = getattr(store, "path", None), getattr(store, "dsn", None)
+    if path is not None:
+        from projections.backends.sqlite import SqliteProjections
+
+        return SqliteProjections(path, name)
+    if dsn is not None:
+        from projections.backends.postgres import PostgresProjections
+
+        return PostgresProjections(dsn, name)
+    raise ProjectionError(f"projections cannot be kept in a {type(store).__name__}")
+
+
+def moved(expected: int, found: int) -> ProjectionError:
+    return ProjectionError(f"the projection's checkpoint is at {found}, not {expected}: "
+                           "another runner wrote it (only the leading runner may write)")

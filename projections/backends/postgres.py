@@ -1,0 +1,108 @@
+"""Projections in the PostgreSQL database of the log, written by one runner at a time.
+
+The lead is a session advisory lock held by the runner's own connection, and every commit goes
+through that connection: if the leader's process dies or its connection drops, the server
+releases the lock and no later write can come from the old leader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import anyio
+import asyncpg
+
+from projections import tables
+from projections.backends import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
+
+_SCHEMA_LOCK = 0x6361_7264_7072_6F6A  # "cardproj": creating the tables, once at a time
+
+
+def lead_key(name: str) -> int:
+    """The advisory lock of one projection: a signed 64-bit number derived from its name."""
+    digest = hashlib.sha256(f"cardledger projection {name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class PostgresProjections(ProjectionBackend):
+    def __init__(self, dsn: str, name: str) -> None:
+        super().__init__(name)
+        self.dsn, self._key = dsn, lead_key(name)
+        self._db: asyncpg.Connection | None = None
+        self._busy = anyio.Lock()  # a connection runs one query at a time
+
+    @property
+    def db(self) -> asyncpg.Connection:
+        if self._db is None:
+            raise ProjectionError("the projection tables are not open")
+        return self._db
+
+    async def open(self) -> None:
+        self._db = await asyncpg.connect(self.dsn)
+        async with self.db.transaction():
+            await self.db.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            for statement in tables.schema("postgres"):
+                await self.db.execute(statement)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()  # ends the session: releases the lead, if held
+            self._db = None
+
+    async def try_lead(self) -> bool:
+        async with self._busy:
+            return bool(await self.db.fetchval("SELECT pg_try_advisory_lock($1)", self._key))
+
+    async def resign(self) -> None:
+        async with self._busy:
+            if self._db is not None and not self._db.is_closed():
+                await self._db.execute("SELECT pg_advisory_unlock($1)", self._key)
+
+    async def checkpoint(self) -> int:
+        async with self._busy:
+            return await self._checkpoint()
+
+    async def _checkpoint(self, lock: str = "") -> int:
+        found = await self.db.fetchval(
+            f"SELECT position FROM projection_checkpoints WHERE name = $1 {lock}", self.name)
+        return int(found or 0)
+
+    async def load(self) -> Stored:
+        async with self._busy, self.db.transaction(isolation="repeatable_read", readonly=True):
+            accounts = await self.db.fetch("SELECT account_id, facts FROM projection_accounts")
+            entities = await self.db.fetch("SELECT entity_id, kind, account_id, facts "
+                                           "FROM projection_entities")
+            return Stored(await self._checkpoint(), [(a, bytes(f)) for a, f in accounts],
+                          [(e, k, a, bytes(f)) for e, k, a, f in entities])
+
+    async def commit(self, write: tables.BatchWrite, expected: int, position: int) -> None:
+        async with self._busy, self.db.transaction():
+            found = await self._checkpoint("FOR UPDATE")
+            if found != expected:
+                raise moved(expected, found)
+            for sql, rows in write.statements("postgres"):
+                await self.db.executemany(sql, rows)
+            await self.db.execute(tables.insert_sql("postgres", "projection_checkpoints",
+                                                    replace=True), self.name, position)
+
+    async def clear(self) -> None:
+        async with self._busy, self.db.transaction():
+            await self.db.execute(f"TRUNCATE {', '.join(tables.ALL_TABLES)}")
+            await self.db.execute("DELETE FROM projection_checkpoints WHERE name = $1",
+                                  self.name)
+
+    async def account_records(self, account_id: str, upto: int,
+                              recorded_by: int | None) -> list[bytes]:
+        async with self._busy:
+            rows = await self.db.fetch(
+                "SELECT e.record FROM account_events a JOIN events e ON e.position = a.position"
+                " WHERE a.account_id = $1 AND a.position <= $2 AND e.recorded_at <= $3 "
+                "ORDER BY a.position", account_id, upto,
+                2**62 if recorded_by is None else recorded_by)
+        return [bytes(r[0]) for r in rows]
+
+    async def snapshot(self) -> Snapshot:
+        async with self._busy, self.db.transaction(isolation="repeatable_read", readonly=True):
+            rows = {table: {tuple(r) for r in await self.db.fetch(f"SELECT * FROM {table}")}
+                    for table in tables.VIEW_TABLES}
+            return Snapshot(await self._checkpoint(), rows)

@@ -1,0 +1,142 @@
+"""Projections in the SQLite file of the log, written by one runner at a time (``flock``)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from projections import tables
+from projections.backends import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
+
+T = TypeVar("T")
+
+
+class SqliteProjections(ProjectionBackend):
+    def __init__(self, path: Path, name: str) -> None:
+        super().__init__(name)
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._thread = anyio.CapacityLimiter(1)  # one connection: one thread at a time
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ProjectionError("the projection tables are not open")
+        return self._db
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(function, *args, limiter=self._thread)
+
+    async def open(self) -> None:
+        self._db = await self._run(self._connect)
+        self._lock_fd = os.open(f"{self.path}-{self.name}.lead", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 30000")
+        for statement in tables.schema("sqlite"):
+            db.execute(statement)
+        return db
+
+    async def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lead, if held
+            self._lock_fd = None
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+
+    async def try_lead(self) -> bool:
+        assert self._lock_fd is not None
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    async def resign(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    async def checkpoint(self) -> int:
+        return await self._run(self._checkpoint)
+
+    def _checkpoint(self) -> int:
+        row = self.db.execute("SELECT position FROM projection_checkpoints WHERE name = ?",
+                              (self.name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    async def load(self) -> Stored:
+        return await self._run(self._load)
+
+    def _load(self) -> Stored:
+        self.db.execute("BEGIN")  # one read transaction: rows and checkpoint agree
+        try:
+            return Stored(self._checkpoint(),
+                          self.db.execute("SELECT account_id, facts FROM "
+                                          "projection_accounts").fetchall(),
+                          self.db.execute("SELECT entity_id, kind, account_id, facts FROM "
+                                          "projection_entities").fetchall())
+        finally:
+            self.db.execute("COMMIT")
+
+    async def commit(self, write: tables.BatchWrite, expected: int, position: int) -> None:
+        await self._run(self._commit, write, expected, position)
+
+    def _commit(self, write: tables.BatchWrite, expected: int, position: int) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            found = self._checkpoint()
+            if found != expected:
+                raise moved(expected, found)
+            for sql, rows in write.statements("sqlite"):
+                db.executemany(sql, rows)
+            db.execute("INSERT OR REPLACE INTO projection_checkpoints VALUES (?, ?)",
+                       (self.name, position))
+        except BaseException:
+            db.rollback()
+            raise
+        db.execute("COMMIT")
+
+    async def clear(self) -> None:
+        await self._run(self._clear)
+
+    def _clear(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        for table in tables.ALL_TABLES:
+            self.db.execute(f"DELETE FROM {table}")
+        self.db.execute("DELETE FROM projection_checkpoints WHERE name = ?", (self.name,))
+        self.db.execute("COMMIT")
+
+    async def account_records(self, account_id: str, upto: int,
+                              recorded_by: int | None) -> list[bytes]:
+        return await self._run(self._account_records, account_id, upto, recorded_by)
+
+    def _account_records(self, account_id: str, upto: int, recorded_by: int | None,
+                         ) -> list[bytes]:
+        return [row[0] for row in self.db.execute(
+            "SELECT e.record FROM account_events a JOIN events e ON e.position = a.position "
+            "WHERE a.account_id = ? AND a.position <= ? AND e.recorded_at <= ? "
+            "ORDER BY a.position",
+            (account_id, upto, 2**62 if recorded_by is None else recorded_by))]
+
+    async def snapshot(self) -> Snapshot:
+        return await self._run(self._snapshot)
+
+    def _snapshot(self) -> Snapshot:
+        self.db.execute("BEGIN")
+        try:
+            return Snapshot(self._checkpoint(), {
+                table: set(self.db.execute(f"SELECT * FROM {table}"))
+                for table in tables.VIEW_TABLES})
+        finally:
+            self.db.execute("COMMIT")
