@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -34,17 +33,6 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture
 def postgres_database(postgres_server: str) -> str:
     """A fresh, empty database on the session's server: its URL."""
-    import anyio
-    import asyncpg
+    from tests.postgres_cluster import new_database
 
-    name = f"t_{uuid.uuid4().hex}"
-
-    async def create() -> None:
-        db = await asyncpg.connect(postgres_server)
-        try:
-            await db.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await db.close()
-
-    anyio.run(create)
-    return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    return new_database(postgres_server)

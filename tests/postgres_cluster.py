@@ -9,6 +9,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 from adapters.servers import free_port
@@ -60,3 +61,21 @@ def _exists(user: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def new_database(server: str) -> str:
+    """A fresh, empty database on the server at URL ``server``: its URL."""
+    import anyio
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex}"
+
+    async def create() -> None:
+        db = await asyncpg.connect(server)
+        try:
+            await db.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await db.close()
+
+    anyio.run(create)
+    return server.rsplit("/", 1)[0] + f"/{name}"

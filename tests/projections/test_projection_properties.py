@@ -19,6 +19,7 @@ from ledger.testing import deliveries
 from projections import AccountView, ProjectionRunner, view
 from projections.postings import AVAILABLE, CHAIN, HELD, MERCHANTS, journal, totals
 from projections.tables import VIEW_TABLES, rows_of
+from tests.postgres_cluster import new_database
 from tests.projections.histories import books, funded_histories, record
 
 SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,9 +33,9 @@ def moments(events: list[DomainEvent]) -> list[datetime]:
                                                   timedelta(days=31))})
 
 
-async def _project(path: Path, events: list[DomainEvent], batch: int, restart_at: int,
+async def _project(url: str, events: list[DomainEvent], batch: int, restart_at: int,
                    ) -> tuple[dict[str, AccountView | None], dict[str, set[tuple[object, ...]]]]:
-    async with open_store(path) as store:
+    async with open_store(url) as store:
         for event in events:
             await store.append(stream_for(event), [NewEvent(payload=event)])
         async with ProjectionRunner(store, batch_size=batch) as runner, runner._lead():
@@ -48,14 +49,9 @@ async def _project(path: Path, events: list[DomainEvent], batch: int, restart_at
     return views, rows
 
 
-@SLOW
-@given(funded=funded_histories(), batch=st.integers(1, 40), restart_at=st.integers(1, 30))
-def test_the_incremental_projection_equals_a_full_replay(
-    funded: tuple[list[AnySnapshot], list[DomainEvent]], batch: int, restart_at: int
-) -> None:
-    events = record(*funded)
-    with tempfile.TemporaryDirectory() as directory:
-        views, rows = anyio.run(_project, Path(directory) / "l.db", events, batch, restart_at)
+def _equal_to_a_full_replay(url: str, events: list[DomainEvent], batch: int,
+                            restart_at: int) -> None:
+    views, rows = anyio.run(_project, url, events, batch, restart_at)
     replayed = {a: view(book, None) for a, book in books(events).items()}
     assert views == replayed
     expected: dict[str, set[tuple[object, ...]]] = {t: set() for t in VIEW_TABLES}
@@ -63,6 +59,26 @@ def test_the_incremental_projection_equals_a_full_replay(
         for table, table_rows in rows_of(account).items():
             expected[table] |= set(table_rows.values())
     assert rows == expected
+
+
+@SLOW
+@given(funded=funded_histories(), batch=st.integers(1, 40), restart_at=st.integers(1, 30))
+def test_the_incremental_projection_equals_a_full_replay(
+    funded: tuple[list[AnySnapshot], list[DomainEvent]], batch: int, restart_at: int
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        _equal_to_a_full_replay(str(Path(directory) / "l.db"), record(*funded), batch,
+                                restart_at)
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(funded=funded_histories(), batch=st.integers(1, 40), restart_at=st.integers(1, 30))
+def test_the_incremental_projection_on_postgresql_equals_a_full_replay(
+    postgres_server: str, funded: tuple[list[AnySnapshot], list[DomainEvent]], batch: int,
+    restart_at: int,
+) -> None:
+    _equal_to_a_full_replay(new_database(postgres_server), record(*funded), batch, restart_at)
 
 
 @FAST
