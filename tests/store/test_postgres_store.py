@@ -94,17 +94,23 @@ async def test_concurrent_writer_processes_and_a_subscriber_see_every_event_once
 async def test_two_receivers_on_one_postgres_ledger_count_nothing_twice(
     postgres_database: str,
 ) -> None:
-    """Two service instances (two stores, two observers) receive the same deliveries, each
-    twice, at the same time: every report is recorded once."""
+    """Two service instances (two stores, observers and projection runners) receive the same
+    deliveries, each twice, at the same time: every report is recorded once, one runner
+    writes the projections, and they equal a replay of the log."""
     from adapters.ingest import Observer, parse_delivery
     from ledger.domain.programme import Programme
     from ledger.events import DomainEvent
     from ledger.testing import webhook_payload
+    from projections import ProjectionRunner
+    from projections.replay import drift, replay
     from tests.projections.test_projections import known_history_snapshots
 
     bodies = [webhook_payload(s, uuid.UUID(int=n + 1))
               for n, s in enumerate(known_history_snapshots())]
-    async with open_store(postgres_database) as first, open_store(postgres_database) as second:
+    async with open_store(postgres_database, poll_interval=0.02) as first, \
+            open_store(postgres_database, poll_interval=0.02) as second, \
+            ProjectionRunner(first, lead_poll=0.02) as one, \
+            ProjectionRunner(second, lead_poll=0.02) as other:
 
         async def receive(store: EventStore, order: list[bytes]) -> None:
             observer = Observer(store)
@@ -112,10 +118,22 @@ async def test_two_receivers_on_one_postgres_ledger_count_nothing_twice(
                 delivery = parse_delivery(body)
                 await observer.record(delivery.snapshot, delivery=delivery)
 
-        async with anyio.create_task_group() as group:
-            for store, order in ((first, bodies), (second, bodies[::-1]), (first, bodies[::-1]),
-                                 (second, bodies)):
-                group.start_soon(receive, store, order)
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as following:
+                following.start_soon(one.follow)
+                following.start_soon(other.follow)
+                async with anyio.create_task_group() as group:
+                    for store, order in ((first, bodies), (second, bodies[::-1]),
+                                         (first, bodies[::-1]), (second, bodies)):
+                        group.start_soon(receive, store, order)
+                head = await first.head()
+                leader = one if one.leading else other
+                await leader.wait_for(head)
+                assert [one.leading, other.leading].count(True) == 1
+                following.cancel_scope.cancel()
+        stored = await leader.backend.snapshot()
+        assert stored.position == head
+        assert drift(await replay(first.read_batches()), stored) == []
         events = [e async for e in first.read_all()]
         assert (await first.verify()).ok
     markers = [e for e in events if e.type == "ObservationReceived"]
