@@ -53,6 +53,16 @@ _DECODERS: dict[str, msgspec.msgpack.Decoder[Any]] = {
 _ACCOUNT_DECODER = msgspec.msgpack.Decoder(AccountFacts)
 
 
+class _Span:
+    """Events folded into the books and not yet written: what their commit must write."""
+
+    def __init__(self, after: int) -> None:
+        self.after = self.last = after
+        self.events = 0
+        self.touched: dict[tuple[str, str], AccountBook] = {}
+        self.write = tables.BatchWrite()
+
+
 class ProjectionRunner:
     """Use as ``async with ProjectionRunner(store) as runner``; then ``catch_up()``,
     ``follow()`` (forever), ``wait_for(position)`` or ``rebuild()``.
@@ -64,8 +74,12 @@ class ProjectionRunner:
     name = "ledger"
 
     def __init__(self, store: EventStore, *, policy: HoldPolicy = DEFAULT_POLICY,
-                 batch_size: int = 5_000, lead_poll: float = 0.2) -> None:
+                 batch_size: int = 5_000, commit_every: int = 100_000,
+                 lead_poll: float = 0.2) -> None:
         self.store, self.policy, self.batch_size = store, policy, batch_size
+        self.commit_every = commit_every
+        """Catching up, write at most this many events' changes in one transaction. Larger
+        spans compute each touched account's views less often, and hold more in memory."""
         self.lead_poll = lead_poll
         """Seconds between attempts to take the lead while another runner holds it."""
         self.backend = backend_for(store, self.name)
@@ -76,7 +90,8 @@ class ProjectionRunner:
         self._moved = anyio.Event()
         self._leaders = 0  # this runner's tasks holding the lead now
         self._guard = anyio.Lock()  # taking and giving up the lead
-        self._applying = anyio.Lock()  # loading the books, or applying one batch
+        self._applying = anyio.Lock()  # loading the books, or folding and committing
+        self._stale = False  # the books may be ahead of the tables
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -96,7 +111,7 @@ class ProjectionRunner:
     async def _load(self) -> None:
         """Rebuild the in-memory books from the stored facts: no replay of the log."""
         stored = await self.backend.load()
-        self.position = stored.position
+        self.position, self._stale = stored.position, False
         self._books, self._written = {}, {}
         for account_id, facts in stored.accounts:
             account = _ACCOUNT_DECODER.decode(facts)
@@ -150,9 +165,14 @@ class ProjectionRunner:
         leads, wait for the lead; or, with ``wait=False``, take the state it has stored."""
         async with self._lead(wait) as leading:
             if leading:
-                async for batch in self.store.read_batches(self.position,
-                                                           batch_size=self.batch_size):
-                    await self._apply(batch)
+                async with self._writing():
+                    span = _Span(self.position)
+                    async for batch in self.store.read_batches(self.position,
+                                                               batch_size=self.batch_size):
+                        self._fold(batch, span)
+                        if span.events >= self.commit_every:
+                            span = await self._commit(span)
+                    await self._commit(span)
         return self.position
 
     async def follow(self) -> None:
@@ -176,47 +196,64 @@ class ProjectionRunner:
             return await self.catch_up()
 
     async def _apply(self, events: list[StoredEvent[Event]]) -> None:
-        assert self._leaders > 0, "only the leading runner writes"
-        async with self._applying:  # a sweep's catch-up may run beside follow()
-            fresh = [e for e in events if e.position > self.position]
-            if not fresh:
-                return
-            write = self._fold(fresh)
-            last = fresh[-1].position
-            await self.backend.commit(write, self.position, last)
-            self.position = last
-        moved, self._moved = self._moved, anyio.Event()
-        moved.set()
+        async with self._writing():
+            span = _Span(self.position)
+            self._fold(events, span)
+            await self._commit(span)
 
-    def _fold(self, events: Iterable[StoredEvent[Event]]) -> tables.BatchWrite:
-        write = tables.BatchWrite()
-        touched: dict[tuple[str, str], AccountBook] = {}
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """Fold and commit, one task at a time (a sweep's catch-up may run beside follow()).
+        Between a fold and its commit the books are ahead of the tables: if the block fails
+        there, the next one reloads them first."""
+        assert self._leaders > 0, "only the leading runner writes"
+        async with self._applying:
+            if self._stale:
+                await self._load()
+            self._stale = True
+            yield
+            self._stale = False
+
+    def _fold(self, events: Iterable[StoredEvent[Event]], span: _Span) -> None:
         for stored in events:
+            if stored.position <= span.last:
+                continue  # applied already
+            span.last = stored.position
+            span.events += 1
             payload = stored.payload
             if not isinstance(payload, DomainEvent):
                 continue
             account_id = account_of(payload)
             contradicting = contradiction(payload)
             if contradicting is not None:
-                write.anomalies.append(contradicting)
+                span.write.anomalies.append(contradicting)
             if account_id is None:
                 continue
             book = self._books.get(account_id)
             if book is None:
                 book = self._books[account_id] = AccountBook(account_id, prune=True)
             book.apply(payload)
-            write.account_events.append((account_id, stored.position))
-            touched[entity_of(payload)] = book
-        accounts = {book.account_id: book for book in touched.values()}
-        for (kind, entity_id), book in touched.items():
+            span.write.account_events.append((account_id, stored.position))
+            span.touched[entity_of(payload)] = book
+
+    async def _commit(self, span: _Span) -> _Span:
+        """Write what the span changed, with its checkpoint; return the next, empty span."""
+        if span.last == span.after:
+            return span
+        write = span.write
+        for (kind, entity_id), book in span.touched.items():
             facts = _entities_of(book, kind).get(entity_id)
             if facts is not None:
                 write.entities.append((entity_id, kind, book.account_id, _ENCODER.encode(facts)))
-        for account_id, book in accounts.items():
-            write.accounts.append((account_id, _ENCODER.encode(
+        for book in {book.account_id: book for book in span.touched.values()}.values():
+            write.accounts.append((book.account_id, _ENCODER.encode(
                 AccountFacts(book.movements, book.latest_at))))
-            self._diff(account_id, rows_of(view(book, None, self.policy)), write)
-        return write
+            self._diff(book.account_id, rows_of(view(book, None, self.policy)), write)
+        await self.backend.commit(write, span.after, span.last)
+        self.position = span.last
+        moved, self._moved = self._moved, anyio.Event()
+        moved.set()
+        return _Span(self.position)
 
     def _diff(self, account_id: str, rows: Rows, write: tables.BatchWrite | None) -> None:
         """Queue the rows that changed since they were last written (None: just remember)."""

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -136,3 +137,24 @@ async def test_a_standby_takes_over_when_the_leader_is_killed(url: str) -> None:
                 assert standby.leading
                 group.cancel_scope.cancel()
         await no_drift(store, standby)
+
+
+async def test_a_failed_commit_loses_nothing_and_the_next_catch_up_writes_it_all(
+    url: str,
+) -> None:
+    async with ledger_at(url, known_history()) as store, ProjectionRunner(store) as runner:
+        await runner.catch_up()
+        head = await append(store, deposits(0, 10))
+        commit = runner.backend.commit
+
+        async def failing(*args: Any) -> None:
+            raise OSError("disk full")  # after the books took the batch in
+
+        runner.backend.commit = failing  # type: ignore[method-assign, assignment]
+        with pytest.raises(OSError, match="disk full"):
+            await runner.catch_up()
+        runner.backend.commit = commit  # type: ignore[method-assign]
+        assert await runner.catch_up() == head
+        await no_drift(store, runner)
+        assert {a: runner.stored_view(a) for a in runner.account_ids()} == {
+            a: view(b, None) for a, b in books(known_history() + deposits(0, 10)).items()}
