@@ -59,18 +59,22 @@ def hold_life(account: str, n: int, at: datetime) -> list[list[DomainEvent]]:
 
 
 async def build_log(path: Path, total: int, accounts: int) -> int:
+    """Every account funded, then its holds' lives; the accounts take turns, as in a real
+    programme where they are all active at once (16 writers, each with its own accounts)."""
     holds_per_account = max(1, (total // accounts - 1) // 5)
     async with open_store(path) as store:
 
         async def write(first: int) -> None:
-            for a in range(first, accounts, 16):
+            mine = range(first, accounts, 16)
+            for a in mine:
                 account = f"acc{a:05d}"
                 deposit = FundsDeposited(account_id=account, amount=Decimal("100000"),
                                          currency="EUR", chain_transaction=f"eip155:1:0x{a:x}",
                                          at=T0)
                 await store.append(stream_for(deposit), [NewEvent(payload=deposit)])
-                for n in range(holds_per_account):
-                    for batch in hold_life(account, n, T0 + timedelta(minutes=7 * n + a)):
+            for n in range(holds_per_account):
+                for a in mine:
+                    for batch in hold_life(f"acc{a:05d}", n, T0 + timedelta(minutes=7 * n + a)):
                         await store.append(stream_for(batch[0]),
                                            [NewEvent(payload=e) for e in batch])
 
