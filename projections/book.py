@@ -54,11 +54,16 @@ class Timeline(msgspec.Struct):
 
     def at(self, lifecycle: Lifecycle, moment: datetime | None) -> Sighting | None:
         """The state as of ``moment`` (None: as of the newest report)."""
-        known = [s for s in self.sightings if moment is None or s.at <= moment]
-        finals = [s for s in known if lifecycle.is_final(s.status)]
-        if finals:
-            return min(finals)
-        return max(known) if known else None
+        final: Sighting | None = None
+        latest: Sighting | None = None
+        for s in self.sightings:
+            if moment is not None and s.at > moment:
+                continue
+            if lifecycle.is_final(s.status):
+                final = s if final is None or s < final else final
+            elif latest is None or s > latest:
+                latest = s
+        return final or latest  # the earliest final, else the latest open one
 
     def first_final_at(self, lifecycle: Lifecycle, moment: datetime | None) -> datetime | None:
         current = self.at(lifecycle, moment)
