@@ -35,22 +35,25 @@ from ledger.events import (
 from ledger.money import EXACT
 
 
-class Timeline(msgspec.Struct):
-    sightings: list[Sighting] = []
+class Timeline(msgspec.Struct, gc=False):
+    # A tuple, replaced rather than changed: with the structs' gc=False, a timeline is nothing
+    # the cyclic garbage collector walks (a million of them made each pass slow).
+    sightings: tuple[Sighting, ...] = ()
 
     def add(self, lifecycle: Lifecycle, sighting: Sighting, prune: bool) -> None:
+        kept_ones = self.sightings
         if not prune:
-            if sighting not in self.sightings:
-                self.sightings.append(sighting)
+            if sighting not in kept_ones:
+                self.sightings = (*kept_ones, sighting)
             return
         # Pruned: at most one final (the earliest) and one open sighting (the latest).
         final = lifecycle.is_final(sighting.status)
-        for i, kept in enumerate(self.sightings):
+        for i, kept in enumerate(kept_ones):
             if lifecycle.is_final(kept.status) == final:
                 if (sighting < kept) == final and sighting != kept:
-                    self.sightings[i] = sighting
+                    self.sightings = (*kept_ones[:i], sighting, *kept_ones[i + 1:])
                 return
-        self.sightings.append(sighting)
+        self.sightings = (*kept_ones, sighting)
 
     def at(self, lifecycle: Lifecycle, moment: datetime | None) -> Sighting | None:
         """The state as of ``moment`` (None: as of the newest report)."""
@@ -70,7 +73,7 @@ class Timeline(msgspec.Struct):
         return current.at if current is not None and lifecycle.is_final(current.status) else None
 
 
-class HoldFacts(msgspec.Struct):
+class HoldFacts(msgspec.Struct, gc=False):
     authorisation_id: str
     card_id: str
     currency: str
@@ -79,7 +82,7 @@ class HoldFacts(msgspec.Struct):
     expired_at: datetime | None = None
 
 
-class TransactionFacts(msgspec.Struct):
+class TransactionFacts(msgspec.Struct, gc=False):
     transaction_id: str
     authorisation_id: str | None
     direction: str
@@ -92,7 +95,7 @@ class TransactionFacts(msgspec.Struct):
     timeline: Timeline = msgspec.field(default_factory=Timeline)
 
 
-class MoneyMovement(msgspec.Struct, frozen=True):
+class MoneyMovement(msgspec.Struct, frozen=True, gc=False):
     at: datetime
     currency: str
     amount: Decimal

@@ -30,7 +30,7 @@ from projections.book import AccountBook, HoldFacts
 COUNTED = frozenset({"processing", "processed", "reversing"})
 
 
-class Balance(msgspec.Struct, frozen=True, rename="camel"):
+class Balance(msgspec.Struct, frozen=True, rename="camel", gc=False):
     account_id: str
     currency: str
     deposits: Decimal
@@ -41,7 +41,7 @@ class Balance(msgspec.Struct, frozen=True, rename="camel"):
     available: Decimal
 
 
-class HoldView(msgspec.Struct, frozen=True, rename="camel"):
+class HoldView(msgspec.Struct, frozen=True, rename="camel", gc=False):
     authorisation_id: str
     account_id: str
     card_id: str
@@ -56,14 +56,14 @@ class HoldView(msgspec.Struct, frozen=True, rename="camel"):
     """Why the hold no longer reserves funds: released, captured, expired (None: open)."""
 
 
-class CardView(msgspec.Struct, frozen=True, rename="camel"):
+class CardView(msgspec.Struct, frozen=True, rename="camel", gc=False):
     card_id: str
     account_id: str
     status: str
     capture_window_until: datetime | None = None
 
 
-class TokenTotal(msgspec.Struct, frozen=True, rename="camel"):
+class TokenTotal(msgspec.Struct, frozen=True, rename="camel", gc=False):
     account_id: str
     token: str
     kind: str
@@ -71,7 +71,7 @@ class TokenTotal(msgspec.Struct, frozen=True, rename="camel"):
     token_amount: Decimal
 
 
-class AnomalyView(msgspec.Struct, frozen=True, rename="camel"):
+class AnomalyView(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """A fact that contradicts another, as of T: counted all the same, and listed."""
 
     kind: str

@@ -71,7 +71,7 @@ TRANSACTION = _machine("transaction", {
 }, "processing < processed < reversing < reversed")
 
 
-class Sighting(msgspec.Struct, frozen=True, order=True):
+class Sighting(msgspec.Struct, frozen=True, order=True, gc=False):
     """One observation reduced to what orders it: when, how far along, and its content."""
 
     at: datetime
