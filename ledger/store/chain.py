@@ -19,7 +19,7 @@ def check_row(registry: EventRegistry, row: Row, position: int, previous: bytes)
         return f"position {position} is missing (next row is at {at})"
     try:
         event = registry.decode_stored(record)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.MsgspecError, ValueError) as exc:  # ValueError: e.g. a string not UTF-8
         return f"record does not decode: {exc}"
     written = (event.position, event.stream, event.version, event.event_id.bytes,
                wire_name(type(event.payload)), micros(event.recorded_at))
