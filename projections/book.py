@@ -68,10 +68,6 @@ class Timeline(msgspec.Struct, gc=False):
                 latest = s
         return final or latest  # the earliest final, else the latest open one
 
-    def first_final_at(self, lifecycle: Lifecycle, moment: datetime | None) -> datetime | None:
-        current = self.at(lifecycle, moment)
-        return current.at if current is not None and lifecycle.is_final(current.status) else None
-
 
 class HoldFacts(msgspec.Struct, gc=False):
     authorisation_id: str

@@ -22,7 +22,7 @@ from decimal import Decimal
 import msgspec
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy, expiry
-from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION
+from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION, Sighting
 from ledger.events import Anomaly
 from ledger.money import EXACT
 from projections.book import AccountBook, HoldFacts
@@ -105,10 +105,12 @@ def view(book: AccountBook, as_of: datetime | None,
     linked_counted: dict[str, Decimal] = defaultdict(lambda: zero)
     linked_known: set[str] = set()
     tokens: dict[tuple[str, str], Decimal] = defaultdict(lambda: zero)
+    tx_states: dict[str, Sighting] = {}  # each transaction's state as of T, for the anomalies
     for tx in book.transactions.values():
         state = tx.timeline.at(TRANSACTION, as_of)
         if state is None:
             continue
+        tx_states[tx.transaction_id] = state
         if tx.direction == "debit" and tx.authorisation_id is not None:
             linked_known.add(tx.authorisation_id)
         if state.status not in COUNTED:
@@ -133,7 +135,8 @@ def view(book: AccountBook, as_of: datetime | None,
             holds.append(hold)
             held[hold.currency] = EXACT.add(held[hold.currency], hold.remaining)
 
-    anomalies = _anomalies(book, as_of, {h.authorisation_id: h for h in holds}, cards, policy)
+    anomalies = _anomalies(book, tx_states, {h.authorisation_id: h for h in holds}, cards,
+                           policy)
     currencies = sorted(set(deposits) | set(debits) | set(credits) | set(held))
     balances = []
     for currency in currencies:
@@ -147,15 +150,15 @@ def view(book: AccountBook, as_of: datetime | None,
         for (token, kind), amount in sorted(tokens.items())], anomalies)
 
 
-def _anomalies(book: AccountBook, as_of: datetime | None, holds: dict[str, HoldView],
+def _anomalies(book: AccountBook, tx_states: dict[str, Sighting], holds: dict[str, HoldView],
                cards: dict[str, CardView], policy: HoldPolicy) -> list[AnomalyView]:
     """Facts that contradict each other, from everything known as of T, whatever order it
     arrived in: a debit with no known authorisation, above its hold, or after the hold expired;
     an authorisation created after its card was terminated."""
     found = []
     for tx in book.transactions.values():
-        state = tx.timeline.at(TRANSACTION, as_of)
-        if state is None or tx.direction != "debit" or tx.created_at is None:
+        if (tx.direction != "debit" or tx.created_at is None
+                or tx.transaction_id not in tx_states):
             continue
         hold = holds.get(tx.authorisation_id or "")
 
@@ -201,8 +204,8 @@ def _hold(book: AccountBook, facts: HoldFacts, as_of: datetime | None, moment: d
     card = cards.get(facts.card_id)
     terminated = card.capture_window_until - policy.window if (
         card is not None and card.capture_window_until is not None) else None
-    expires = expiry(facts.created_at, terminated,
-                     facts.timeline.first_final_at(AUTHORISATION, as_of), policy)
+    closed_at = state.at if AUTHORISATION.is_final(state.status) else None
+    expires = expiry(facts.created_at, terminated, closed_at, policy)
     closed: str | None = None
     if state.status == "released":
         remaining, closed = Decimal(0), "released"
