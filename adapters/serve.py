@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import anyio
 import structlog
@@ -26,6 +27,7 @@ from projections import ProjectionRunner, sweep
 log = structlog.get_logger("adapters.serve")
 OUTBOX_EVERY = 1.0
 SWEEP_EVERY = 60.0
+FOLLOW_RETRY = 1.0  # seconds, after the runner lost its database connection
 
 
 async def serve(db: str, host: str, port: int, webhook_secret: str | None,
@@ -51,7 +53,7 @@ async def serve(db: str, host: str, port: int, webhook_secret: str | None,
 
             group.start_soon(until_stopped)
             group.start_soon(on_signal)
-            group.start_soon(runner.follow)
+            group.start_soon(partial(runner.follow, retry_after=FOLLOW_RETRY))
             group.start_soon(_every, SWEEP_EVERY, lambda: sweep(runner))
             if client is not None:
                 group.start_soon(_every, OUTBOX_EVERY, Outbox(store, client).dispatch)

@@ -17,8 +17,10 @@ from typing import Any, Self
 
 import anyio
 import msgspec
+import structlog
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
+from ledger.errors import LedgerError
 from ledger.events import DomainEvent
 from ledger.store import Event, EventStore, StoredEvent
 from ledger.store.planner import micros
@@ -38,6 +40,7 @@ from projections.tables import Rows, rows_of
 from projections.views import AccountView, HoldView, view
 
 __all__ = ["ProjectionError", "ProjectionRunner"]
+log = structlog.get_logger("projections.runner")
 
 
 class AccountFacts(msgspec.Struct):
@@ -175,12 +178,23 @@ class ProjectionRunner:
                     await self._commit(span)
         return self.position
 
-    async def follow(self) -> None:
+    async def follow(self, *, retry_after: float | None = None) -> None:
         """Take the lead (waiting while another runner has it), then apply the log as it
-        grows, forever (run it in a task group; cancel to stop)."""
-        async with self._lead():
-            async for batch in self.store.subscribe(self.position, batch_size=self.batch_size):
-                await self._apply(batch)
+        grows, forever (run it in a task group; cancel to stop). A failure (the database
+        connection lost, say) is raised; or, with ``retry_after``, logged and retried that
+        many seconds later, as the leader or as a standby if another runner took over."""
+        while True:
+            try:
+                async with self._lead():
+                    async for batch in self.store.subscribe(self.position,
+                                                            batch_size=self.batch_size):
+                        await self._apply(batch)
+            except LedgerError as exc:
+                if retry_after is None:
+                    raise
+                log.warning("projection runner failed; retrying", error=str(exc),
+                            retry_after=retry_after)
+                await anyio.sleep(retry_after)
 
     async def wait_for(self, position: int) -> None:
         """Return once this runner has applied the log up to ``position``."""

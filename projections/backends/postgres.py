@@ -2,12 +2,15 @@
 
 The lead is a session advisory lock held by the runner's own connection, and every commit goes
 through that connection: if the leader's process dies or its connection drops, the server
-releases the lock and no later write can come from the old leader.
+releases the lock and no later write can come from the old leader. A runner whose connection
+dropped gets a ProjectionError; its next call connects again, as a runner without the lead.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import asyncpg
@@ -37,6 +40,24 @@ class PostgresProjections(ProjectionBackend):
             raise ProjectionError("the projection tables are not open")
         return self._db
 
+    @asynccontextmanager
+    async def _session(self, *, leading: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """The connection, one query at a time, and ProjectionError if it is lost. A lost
+        connection took the lead with it: writing (``leading``) needs the session that took
+        the lead, anything else connects again."""
+        async with self._busy:
+            try:
+                if self.db.is_closed():
+                    if leading:
+                        raise ProjectionError("lost the connection to PostgreSQL, and the lead "
+                                              "with it")
+                    self._db = await asyncpg.connect(self.dsn)
+                yield self.db
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                    asyncpg.exceptions.AdminShutdownError) as exc:
+                self.db.terminate()  # so that the next call connects again
+                raise ProjectionError(f"lost the connection to PostgreSQL: {exc}") from exc
+
     async def open(self) -> None:
         self._db = await asyncpg.connect(self.dsn)
         async with self.db.transaction():
@@ -50,51 +71,55 @@ class PostgresProjections(ProjectionBackend):
             self._db = None
 
     async def try_lead(self) -> bool:
-        async with self._busy:
-            return bool(await self.db.fetchval("SELECT pg_try_advisory_lock($1)", self._key))
+        async with self._session() as db:
+            return bool(await db.fetchval("SELECT pg_try_advisory_lock($1)", self._key))
 
     async def resign(self) -> None:
-        async with self._busy:
-            if self._db is not None and not self._db.is_closed():
-                await self._db.execute("SELECT pg_advisory_unlock($1)", self._key)
+        if self._db is None or self._db.is_closed():
+            return  # a closed session holds no lock
+        try:
+            async with self._session() as db:
+                await db.execute("SELECT pg_advisory_unlock($1)", self._key)
+        except ProjectionError:
+            pass  # the connection was lost, and the lock with it
 
     async def checkpoint(self) -> int:
-        async with self._busy:
-            return await self._checkpoint()
+        async with self._session() as db:
+            return await self._checkpoint(db)
 
-    async def _checkpoint(self, lock: str = "") -> int:
-        found = await self.db.fetchval(
+    async def _checkpoint(self, db: asyncpg.Connection, lock: str = "") -> int:
+        found = await db.fetchval(
             f"SELECT position FROM projection_checkpoints WHERE name = $1 {lock}", self.name)
         return int(found or 0)
 
     async def load(self) -> Stored:
-        async with self._busy, self.db.transaction(isolation="repeatable_read", readonly=True):
-            accounts = await self.db.fetch("SELECT account_id, facts FROM projection_accounts")
-            entities = await self.db.fetch("SELECT entity_id, kind, account_id, facts "
-                                           "FROM projection_entities")
-            return Stored(await self._checkpoint(), [(a, bytes(f)) for a, f in accounts],
+        async with self._session() as db, db.transaction(isolation="repeatable_read",
+                                                         readonly=True):
+            accounts = await db.fetch("SELECT account_id, facts FROM projection_accounts")
+            entities = await db.fetch("SELECT entity_id, kind, account_id, facts "
+                                      "FROM projection_entities")
+            return Stored(await self._checkpoint(db), [(a, bytes(f)) for a, f in accounts],
                           [(e, k, a, bytes(f)) for e, k, a, f in entities])
 
     async def commit(self, write: tables.BatchWrite, expected: int, position: int) -> None:
-        async with self._busy, self.db.transaction():
-            found = await self._checkpoint("FOR UPDATE")
+        async with self._session(leading=True) as db, db.transaction():
+            found = await self._checkpoint(db, "FOR UPDATE")
             if found != expected:
                 raise moved(expected, found)
             for sql, rows in write.statements("postgres"):
-                await self.db.executemany(sql, rows)
-            await self.db.execute(tables.insert_sql("postgres", "projection_checkpoints",
-                                                    replace=True), self.name, position)
+                await db.executemany(sql, rows)
+            await db.execute(tables.insert_sql("postgres", "projection_checkpoints",
+                                               replace=True), self.name, position)
 
     async def clear(self) -> None:
-        async with self._busy, self.db.transaction():
-            await self.db.execute(f"TRUNCATE {', '.join(tables.ALL_TABLES)}")
-            await self.db.execute("DELETE FROM projection_checkpoints WHERE name = $1",
-                                  self.name)
+        async with self._session(leading=True) as db, db.transaction():
+            await db.execute(f"TRUNCATE {', '.join(tables.ALL_TABLES)}")
+            await db.execute("DELETE FROM projection_checkpoints WHERE name = $1", self.name)
 
     async def account_records(self, account_id: str, upto: int,
                               recorded_by: int | None) -> list[bytes]:
-        async with self._busy:
-            rows = await self.db.fetch(
+        async with self._session() as db:
+            rows = await db.fetch(
                 "SELECT e.record FROM account_events a JOIN events e ON e.position = a.position"
                 " WHERE a.account_id = $1 AND a.position <= $2 AND e.recorded_at <= $3 "
                 "ORDER BY a.position", account_id, upto,
@@ -102,7 +127,8 @@ class PostgresProjections(ProjectionBackend):
         return [bytes(r[0]) for r in rows]
 
     async def snapshot(self) -> Snapshot:
-        async with self._busy, self.db.transaction(isolation="repeatable_read", readonly=True):
-            rows = {table: {tuple(r) for r in await self.db.fetch(f"SELECT * FROM {table}")}
+        async with self._session() as db, db.transaction(isolation="repeatable_read",
+                                                         readonly=True):
+            rows = {table: {tuple(r) for r in await db.fetch(f"SELECT * FROM {table}")}
                     for table in tables.VIEW_TABLES}
-            return Snapshot(await self._checkpoint(), rows)
+            return Snapshot(await self._checkpoint(db), rows)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from ledger.domain.programme import stream_for
 from ledger.events import DomainEvent, FundsDeposited
 from projections import ProjectionRunner, view
 from projections.backends import ProjectionError
+from projections.backends.postgres import PostgresProjections
 from projections.replay import drift, replay
 from projections.tables import BatchWrite
 from tests.projections.histories import books
@@ -158,3 +160,33 @@ async def test_a_failed_commit_loses_nothing_and_the_next_catch_up_writes_it_all
         await no_drift(store, runner)
         assert {a: runner.stored_view(a) for a in runner.account_ids()} == {
             a: view(b, None) for a, b in books(known_history() + deposits(0, 10)).items()}
+
+
+async def test_a_leader_that_loses_its_connection_hands_over_and_comes_back_as_standby(
+    postgres_database: str,
+) -> None:
+    import asyncpg
+
+    async with ledger_at(postgres_database, known_history()) as store, ProjectionRunner(
+            store, lead_poll=0.02) as first, ProjectionRunner(store, lead_poll=0.02) as second:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                group.start_soon(partial(first.follow, retry_after=0.05))
+                head = await append(store, deposits(0, 5))
+                await first.wait_for(head)
+                group.start_soon(partial(second.follow, retry_after=0.05))
+                assert isinstance(first.backend, PostgresProjections)
+                admin = await asyncpg.connect(postgres_database)
+                try:  # what a network failure or a server restart does to a session
+                    await admin.execute("SELECT pg_terminate_backend($1)",
+                                        first.backend.db.get_server_pid())
+                finally:
+                    await admin.close()
+                head = await append(store, deposits(5, 5))
+                await second.wait_for(head)
+                assert second.leading and not first.leading
+                head = await append(store, deposits(10, 5))
+                await second.wait_for(head)
+                assert first.position < head  # a standby now: it writes nothing
+                group.cancel_scope.cancel()
+        await no_drift(store, second)
