@@ -41,6 +41,7 @@ from projections.views import AccountView, HoldView, view
 
 __all__ = ["ProjectionError", "ProjectionRunner"]
 log = structlog.get_logger("projections.runner")
+_NEVER = 2**62  # a record time after any (microseconds since the epoch)
 
 
 class AccountFacts(msgspec.Struct):
@@ -127,6 +128,12 @@ class ProjectionRunner:
         for account_id, book in self._books.items():
             self._diff(account_id, rows_of(view(book, None, self.policy)), None)
 
+    async def _load_if_moved(self) -> None:
+        """Load the stored state if another runner wrote since this one last did."""
+        async with self._applying:
+            if await self.backend.checkpoint() != self.position:
+                await self._load()
+
     @property
     def leading(self) -> bool:
         """Whether this runner holds the projection's lead (and so may write) now."""
@@ -143,16 +150,12 @@ class ProjectionRunner:
                     self._leaders += 1
                     break
             if not wait:
-                async with self._applying:
-                    if await self.backend.checkpoint() != self.position:
-                        await self._load()
+                await self._load_if_moved()
                 yield False
                 return
             await anyio.sleep(self.lead_poll)
         try:
-            async with self._applying:
-                if await self.backend.checkpoint() != self.position:
-                    await self._load()  # another runner wrote while this one did not lead
+            await self._load_if_moved()
             yield True
         finally:
             with anyio.CancelScope(shield=True):
@@ -307,7 +310,7 @@ class ProjectionRunner:
         ``known_at``: computed from the log, reading only this account's events."""
         position = self.position
         records = await self.backend.account_records(
-            account_id, position, None if known_at is None else micros(known_at))
+            account_id, position, _NEVER if known_at is None else micros(known_at))
         book = AccountBook(account_id)
         for record in records:
             payload = self.store.registry.decode_record(record).payload

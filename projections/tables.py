@@ -69,26 +69,37 @@ def schema(dialect: Dialect) -> list[str]:
     return statements
 
 
+def marks(dialect: Dialect, count: int) -> list[str]:
+    """The dialect's parameter placeholders: ? in SQLite, $1, $2... in PostgreSQL."""
+    return ["?"] * count if dialect == "sqlite" else [f"${n}" for n in range(1, count + 1)]
+
+
 def insert_sql(dialect: Dialect, name: str, *, replace: bool) -> str:
     """Insert a row; on the same key, replace it (``replace``) or keep the first one."""
     table = TABLES[name]
+    values = ", ".join(marks(dialect, len(table.columns)))
     if dialect == "sqlite":
-        marks = ", ".join("?" * len(table.columns))
-        return f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO {name} VALUES ({marks})"
-    marks = ", ".join(f"${n}" for n in range(1, len(table.columns) + 1))
+        return f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO {name} VALUES ({values})"
     others = [c for c, _ in table.columns if c not in table.key]
     action = (f"UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in others)}" if replace
               else "NOTHING")
-    return (f"INSERT INTO {name} VALUES ({marks}) "
+    return (f"INSERT INTO {name} VALUES ({values}) "
             f"ON CONFLICT ({', '.join(table.key)}) DO {action}")
 
 
 def delete_sql(dialect: Dialect, name: str) -> str:
     """Delete the row with the given key."""
     key = TABLES[name].key
-    marks = ["?"] * len(key) if dialect == "sqlite" else [f"${n}" for n in range(1, len(key) + 1)]
     return f"DELETE FROM {name} WHERE " + " AND ".join(
-        f"{column} = {mark}" for column, mark in zip(key, marks, strict=True))
+        f"{column} = {mark}" for column, mark in zip(key, marks(dialect, len(key)), strict=True))
+
+
+def account_records_sql(dialect: Dialect) -> str:
+    """One account's event records up to a position, recorded by a time, in log order."""
+    account, upto, recorded_by = marks(dialect, 3)
+    return ("SELECT e.record FROM account_events a JOIN events e ON e.position = a.position "
+            f"WHERE a.account_id = {account} AND a.position <= {upto} "
+            f"AND e.recorded_at <= {recorded_by} ORDER BY a.position")
 
 
 class BatchWrite:

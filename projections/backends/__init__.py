@@ -78,9 +78,9 @@ class ProjectionBackend(ABC):
 
     @abstractmethod
     async def account_records(self, account_id: str, upto: int,
-                              recorded_by: int | None) -> list[bytes]:
-        """The account's event records up to position ``upto``, in log order; only those
-        recorded by ``recorded_by`` (microseconds since the epoch) when given."""
+                              recorded_by: int) -> list[bytes]:
+        """The account's event records up to position ``upto`` and recorded by
+        ``recorded_by`` (microseconds since the epoch), in log order."""
 
     @abstractmethod
     async def snapshot(self) -> Snapshot: ...

@@ -117,13 +117,10 @@ class PostgresProjections(ProjectionBackend):
             await db.execute("DELETE FROM projection_checkpoints WHERE name = $1", self.name)
 
     async def account_records(self, account_id: str, upto: int,
-                              recorded_by: int | None) -> list[bytes]:
+                              recorded_by: int) -> list[bytes]:
         async with self._session() as db:
-            rows = await db.fetch(
-                "SELECT e.record FROM account_events a JOIN events e ON e.position = a.position"
-                " WHERE a.account_id = $1 AND a.position <= $2 AND e.recorded_at <= $3 "
-                "ORDER BY a.position", account_id, upto,
-                2**62 if recorded_by is None else recorded_by)
+            rows = await db.fetch(tables.account_records_sql("postgres"), account_id, upto,
+                                  recorded_by)
         return [bytes(r[0]) for r in rows]
 
     async def snapshot(self) -> Snapshot:

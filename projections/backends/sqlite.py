@@ -5,13 +5,15 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
+from ledger.store.sqlite import transaction
 from projections import tables
 from projections.backends import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
 
@@ -77,66 +79,58 @@ class SqliteProjections(ProjectionBackend):
     async def load(self) -> Stored:
         return await self._run(self._load)
 
-    def _load(self) -> Stored:
-        self.db.execute("BEGIN")  # one read transaction: rows and checkpoint agree
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: the rows read and the checkpoint agree."""
+        self.db.execute("BEGIN")
         try:
-            return Stored(self._checkpoint(),
-                          self.db.execute("SELECT account_id, facts FROM "
-                                          "projection_accounts").fetchall(),
-                          self.db.execute("SELECT entity_id, kind, account_id, facts FROM "
-                                          "projection_entities").fetchall())
+            yield self.db
         finally:
             self.db.execute("COMMIT")
+
+    def _load(self) -> Stored:
+        with self._reading() as db:
+            return Stored(self._checkpoint(),
+                          db.execute("SELECT account_id, facts FROM "
+                                     "projection_accounts").fetchall(),
+                          db.execute("SELECT entity_id, kind, account_id, facts FROM "
+                                     "projection_entities").fetchall())
 
     async def commit(self, write: tables.BatchWrite, expected: int, position: int) -> None:
         await self._run(self._commit, write, expected, position)
 
     def _commit(self, write: tables.BatchWrite, expected: int, position: int) -> None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db):
             found = self._checkpoint()
             if found != expected:
                 raise moved(expected, found)
             for sql, rows in write.statements("sqlite"):
-                db.executemany(sql, rows)
-            db.execute("INSERT OR REPLACE INTO projection_checkpoints VALUES (?, ?)",
-                       (self.name, position))
-        except BaseException:
-            db.rollback()
-            raise
-        db.execute("COMMIT")
+                self.db.executemany(sql, rows)
+            self.db.execute(tables.insert_sql("sqlite", "projection_checkpoints", replace=True),
+                            (self.name, position))
 
     async def clear(self) -> None:
         await self._run(self._clear)
 
     def _clear(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        for table in tables.ALL_TABLES:
-            self.db.execute(f"DELETE FROM {table}")
-        self.db.execute("DELETE FROM projection_checkpoints WHERE name = ?", (self.name,))
-        self.db.execute("COMMIT")
+        with transaction(self.db):
+            for table in tables.ALL_TABLES:
+                self.db.execute(f"DELETE FROM {table}")
+            self.db.execute("DELETE FROM projection_checkpoints WHERE name = ?", (self.name,))
 
     async def account_records(self, account_id: str, upto: int,
-                              recorded_by: int | None) -> list[bytes]:
+                              recorded_by: int) -> list[bytes]:
         return await self._run(self._account_records, account_id, upto, recorded_by)
 
-    def _account_records(self, account_id: str, upto: int, recorded_by: int | None,
-                         ) -> list[bytes]:
-        return [row[0] for row in self.db.execute(
-            "SELECT e.record FROM account_events a JOIN events e ON e.position = a.position "
-            "WHERE a.account_id = ? AND a.position <= ? AND e.recorded_at <= ? "
-            "ORDER BY a.position",
-            (account_id, upto, 2**62 if recorded_by is None else recorded_by))]
+    def _account_records(self, account_id: str, upto: int, recorded_by: int) -> list[bytes]:
+        return [row[0] for row in self.db.execute(tables.account_records_sql("sqlite"),
+                                                  (account_id, upto, recorded_by))]
 
     async def snapshot(self) -> Snapshot:
         return await self._run(self._snapshot)
 
     def _snapshot(self) -> Snapshot:
-        self.db.execute("BEGIN")
-        try:
+        with self._reading() as db:
             return Snapshot(self._checkpoint(), {
-                table: set(self.db.execute(f"SELECT * FROM {table}"))
+                table: set(db.execute(f"SELECT * FROM {table}"))
                 for table in tables.VIEW_TABLES})
-        finally:
-            self.db.execute("COMMIT")
