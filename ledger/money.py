@@ -58,6 +58,12 @@ def parse_amount(text: object, *, max_decimals: int | None = None) -> Decimal:
     return amount
 
 
+def format_amount(amount: Decimal) -> str:
+    """An amount as plain decimal text that ``parse_amount`` reads back to the same value:
+    ``str(Decimal)`` switches to exponents (``1E-18``, ``1E+3``), which no amount field takes."""
+    return format(amount, "f")
+
+
 def parse_token_amount(text: object) -> Decimal:
     return parse_amount(text, max_decimals=TOKEN_DECIMALS)
 
@@ -117,7 +123,7 @@ class Money(msgspec.Struct, frozen=True):
         return self.amount <= other.amount
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency}"
+        return f"{format_amount(self.amount)} {self.currency}"
 
 
 def exact_sum(amounts: list[Decimal] | tuple[Decimal, ...]) -> Decimal:

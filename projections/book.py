@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import msgspec
 
-from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION, Lifecycle, Sighting
+from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION, Lifecycle, Sighting, sighting
 from ledger.events import (
     CARD_STATUS_OF,
     HOLD_STATUS_OF,
@@ -40,20 +40,20 @@ class Timeline(msgspec.Struct, gc=False):
     # the cyclic garbage collector walks (a million of them made each pass slow).
     sightings: tuple[Sighting, ...] = ()
 
-    def add(self, lifecycle: Lifecycle, sighting: Sighting, prune: bool) -> None:
+    def add(self, lifecycle: Lifecycle, report: Sighting, prune: bool) -> None:
         kept_ones = self.sightings
         if not prune:
-            if sighting not in kept_ones:
-                self.sightings = (*kept_ones, sighting)
+            if report not in kept_ones:
+                self.sightings = (*kept_ones, report)
             return
-        # Pruned: at most one final (the earliest) and one open sighting (the latest).
-        final = lifecycle.is_final(sighting.status)
+        # Pruned: at most one final (the earliest) and one open report (the latest).
+        final = lifecycle.is_final(report.status)
         for i, kept in enumerate(kept_ones):
             if lifecycle.is_final(kept.status) == final:
-                if (sighting < kept) == final and sighting != kept:
-                    self.sightings = (*kept_ones[:i], sighting, *kept_ones[i + 1:])
+                if (report < kept) == final and report != kept:
+                    self.sightings = (*kept_ones[:i], report, *kept_ones[i + 1:])
                 return
-        self.sightings = (*kept_ones, sighting)
+        self.sightings = (*kept_ones, report)
 
     def at(self, lifecycle: Lifecycle, moment: datetime | None) -> Sighting | None:
         """The state as of ``moment`` (None: as of the newest report)."""
@@ -79,10 +79,12 @@ class HoldFacts(msgspec.Struct, gc=False):
 
 
 class TransactionFacts(msgspec.Struct, gc=False):
+    """A transaction's facts; its amount as of T is that of its state as of T (the timeline's
+    sightings carry it), since a clearing can differ from the first report."""
+
     transaction_id: str
     authorisation_id: str | None
     direction: str
-    amount: Decimal
     currency: str
     token: str | None = None
     token_amount: Decimal = Decimal(0)
@@ -115,7 +117,8 @@ class AccountBook(msgspec.Struct):
             self.latest_at = payload.at
         match payload:
             case FundsDeposited() | FundsWithdrawn():
-                amount = payload.amount if isinstance(payload, FundsDeposited) else -payload.amount
+                amount = payload.amount if isinstance(payload, FundsDeposited) else (
+                    EXACT.minus(payload.amount))
                 self._move(MoneyMovement(payload.at, payload.currency, amount))
             case HoldObserved():
                 self._hold(payload)
@@ -128,7 +131,7 @@ class AccountBook(msgspec.Struct):
             case CardObserved():
                 status = CARD_STATUS_OF[type(payload)]
                 self.cards.setdefault(payload.card_id, Timeline()).add(
-                    CARD, Sighting(payload.reported_at, CARD.rank[status], status), self.prune)
+                    CARD, sighting(CARD, status, payload.reported_at), self.prune)
 
     def _move(self, movement: MoneyMovement) -> None:
         if not self.prune:
@@ -150,15 +153,14 @@ class AccountBook(msgspec.Struct):
         if isinstance(event, HoldPlaced):
             facts.created_at = event.at
         status = HOLD_STATUS_OF[type(event)]
-        facts.timeline.add(AUTHORISATION, Sighting(event.reported_at, AUTHORISATION.rank[status],
-                                                   status, (str(event.amount),)), self.prune)
+        facts.timeline.add(AUTHORISATION, sighting(AUTHORISATION, status, event.reported_at,
+                                                   event.amount), self.prune)
 
     def _transaction(self, event: TransactionObserved) -> None:
         facts = self.transactions.get(event.transaction_id)
         if facts is None:
             facts = self.transactions[event.transaction_id] = TransactionFacts(
-                event.transaction_id, event.authorisation_id, event.direction, event.amount,
-                event.currency)
+                event.transaction_id, event.authorisation_id, event.direction, event.currency)
         if isinstance(event, TransactionPosted):
             facts.token, facts.token_amount, facts.fees = (event.token, event.token_amount,
                                                            event.fees)
@@ -167,8 +169,8 @@ class AccountBook(msgspec.Struct):
             facts.created_at = event.at if facts.created_at is None else min(facts.created_at,
                                                                              event.at)
         status = TRANSACTION_STATUS_OF[type(event)]
-        facts.timeline.add(TRANSACTION, Sighting(event.reported_at, TRANSACTION.rank[status],
-                                                 status), self.prune)
+        facts.timeline.add(TRANSACTION, sighting(TRANSACTION, status, event.reported_at,
+                                                 event.amount), self.prune)
 
 
 def account_of(event: DomainEvent) -> str | None:

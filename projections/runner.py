@@ -42,6 +42,9 @@ from projections.views import AccountView, HoldView, view
 __all__ = ["ProjectionError", "ProjectionRunner"]
 log = structlog.get_logger("projections.runner")
 _NEVER = 2**62  # a record time after any (microseconds since the epoch)
+MODEL_VERSION = 2
+"""The version of the balance model and of the stored facts. Tables written by another
+version are rebuilt from the log by the first runner that leads (2: amounts per report)."""
 
 
 class AccountFacts(msgspec.Struct):
@@ -96,6 +99,7 @@ class ProjectionRunner:
         self._guard = anyio.Lock()  # taking and giving up the lead
         self._applying = anyio.Lock()  # loading the books, or folding and committing
         self._stale = False  # the books may be ahead of the tables
+        self._outdated = False  # the tables were written by another model version
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -117,6 +121,9 @@ class ProjectionRunner:
         stored = await self.backend.load()
         self.position, self._stale = stored.position, False
         self._books, self._written = {}, {}
+        self._outdated = stored.position > 0 and stored.model != MODEL_VERSION
+        if self._outdated:
+            return  # facts of another version may not even decode: rebuilt when leading
         for account_id, facts in stored.accounts:
             account = _ACCOUNT_DECODER.decode(facts)
             self._books[account_id] = AccountBook(account_id, prune=True,
@@ -225,6 +232,11 @@ class ProjectionRunner:
         there, the next one reloads them first."""
         assert self._leaders > 0, "only the leading runner writes"
         async with self._applying:
+            if self._outdated:
+                log.warning("projection tables written by another model version: rebuilding",
+                            projection=self.name, model=MODEL_VERSION)
+                await self.backend.clear()
+                await self._load()
             if self._stale:
                 await self._load()
             self._stale = True
@@ -258,6 +270,7 @@ class ProjectionRunner:
         if span.last == span.after:
             return span
         write = span.write
+        write.models.append((self.name, MODEL_VERSION))
         for (kind, entity_id), book in span.touched.items():
             facts = _entities_of(book, kind).get(entity_id)
             if facts is not None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from ledger.money import format_amount
 from projections.views import AccountView
 
 Rows = dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
@@ -28,6 +29,7 @@ class Table(msgspec.Struct, frozen=True):
 
 TABLES: dict[str, Table] = {
     "projection_checkpoints": Table((("name", "text"), ("position", "int")), ("name",)),
+    "projection_models": Table((("name", "text"), ("version", "int")), ("name",)),
     "projection_entities": Table((("entity_id", "text"), ("kind", "text"),
                                   ("account_id", "text"), ("facts", "bytes")),
                                  ("kind", "entity_id")),
@@ -49,7 +51,8 @@ TABLES: dict[str, Table] = {
                            ("token_amount", "text")), ("account_id", "token", "kind")),
 }
 VIEW_TABLES = ("balances", "holds", "cards", "token_totals", "anomalies")
-ALL_TABLES = ("projection_entities", "projection_accounts", "account_events", *VIEW_TABLES)
+ALL_TABLES = ("projection_models", "projection_entities", "projection_accounts",
+              "account_events", *VIEW_TABLES)
 
 _TYPES = {"sqlite": {"text": "TEXT", "int": "INTEGER", "bytes": "BLOB"},
           "postgres": {"text": "TEXT", "int": "BIGINT", "bytes": "BYTEA"}}
@@ -94,6 +97,11 @@ def delete_sql(dialect: Dialect, name: str) -> str:
         f"{column} = {mark}" for column, mark in zip(key, marks(dialect, len(key)), strict=True))
 
 
+def model_sql(dialect: Dialect) -> str:
+    """The version of the model that wrote a projection's rows."""
+    return f"SELECT version FROM projection_models WHERE name = {marks(dialect, 1)[0]}"
+
+
 def account_records_sql(dialect: Dialect) -> str:
     """One account's event records up to a position, recorded by a time, in log order."""
     account, upto, recorded_by = marks(dialect, 3)
@@ -106,6 +114,8 @@ class BatchWrite:
     """Everything one batch changes, written in one transaction with the checkpoint."""
 
     def __init__(self) -> None:
+        self.models: list[tuple[str, int]] = []
+        """(projection, version of its model): the rows were computed by that version."""
         self.entities: list[tuple[str, str, str, bytes]] = []
         self.accounts: list[tuple[str, bytes]] = []
         self.account_events: list[tuple[str, int]] = []
@@ -116,6 +126,7 @@ class BatchWrite:
     def statements(self, dialect: Dialect) -> list[tuple[str, list[Any]]]:
         """The batch as (SQL, rows) pairs, in the order they must run."""
         steps: list[tuple[str, list[Any]]] = [
+            (insert_sql(dialect, "projection_models", replace=True), self.models),
             (insert_sql(dialect, "projection_entities", replace=True), self.entities),
             (insert_sql(dialect, "projection_accounts", replace=True), self.accounts),
             (insert_sql(dialect, "account_events", replace=False), self.account_events),
@@ -129,14 +140,15 @@ class BatchWrite:
 def rows_of(account: AccountView) -> Rows:
     """An account's view as rows of the view tables, by key."""
     rows: Rows = {table: {} for table in VIEW_TABLES}
+    money = format_amount
     for b in account.balances:
         rows["balances"][(b.account_id, b.currency)] = (
-            b.account_id, b.currency, str(b.deposits), str(b.debits), str(b.credits),
-            str(b.posted), str(b.held), str(b.available))
+            b.account_id, b.currency, money(b.deposits), money(b.debits), money(b.credits),
+            money(b.posted), money(b.held), money(b.available))
     for h in account.holds:
         rows["holds"][(h.authorisation_id,)] = (
-            h.authorisation_id, h.account_id, h.card_id, h.currency, str(h.amount),
-            str(h.remaining), h.status, h.created_at.isoformat(), h.expires_at.isoformat(),
+            h.authorisation_id, h.account_id, h.card_id, h.currency, money(h.amount),
+            money(h.remaining), h.status, h.created_at.isoformat(), h.expires_at.isoformat(),
             h.card_status, h.closed)
     for c in account.cards:
         rows["cards"][(c.card_id,)] = (
@@ -144,7 +156,7 @@ def rows_of(account: AccountView) -> Rows:
             c.capture_window_until.isoformat() if c.capture_window_until else None)
     for t in account.tokens:
         rows["token_totals"][(t.account_id, t.token, t.kind)] = (
-            t.account_id, t.token, t.kind, str(t.token_amount))
+            t.account_id, t.token, t.kind, money(t.token_amount))
     for a in account.anomalies:
         rows["anomalies"][(a.kind, a.entity_id)] = (a.kind, a.entity, a.entity_id, a.account_id,
                                                     a.at.isoformat())

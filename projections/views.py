@@ -102,8 +102,9 @@ def view(book: AccountBook, as_of: datetime | None,
         if moment is None or movement.at <= moment:
             deposits[movement.currency] = EXACT.add(deposits[movement.currency], movement.amount)
 
-    linked_counted: dict[str, Decimal] = defaultdict(lambda: zero)
-    linked_known: set[str] = set()
+    # Per authorisation and currency: a debit in one currency never nets a hold in another.
+    linked_counted: dict[tuple[str, str], Decimal] = defaultdict(lambda: zero)
+    linked_known: set[tuple[str, str]] = set()
     tokens: dict[tuple[str, str], Decimal] = defaultdict(lambda: zero)
     tx_states: dict[str, Sighting] = {}  # each transaction's state as of T, for the anomalies
     for tx in book.transactions.values():
@@ -112,14 +113,15 @@ def view(book: AccountBook, as_of: datetime | None,
             continue
         tx_states[tx.transaction_id] = state
         if tx.direction == "debit" and tx.authorisation_id is not None:
-            linked_known.add(tx.authorisation_id)
+            linked_known.add((tx.authorisation_id, tx.currency))
         if state.status not in COUNTED:
             continue
+        amount = amount_of(state)
         totals = debits if tx.direction == "debit" else credits
-        totals[tx.currency] = EXACT.add(totals[tx.currency], tx.amount)
+        totals[tx.currency] = EXACT.add(totals[tx.currency], amount)
         if tx.direction == "debit" and tx.authorisation_id is not None:
-            linked_counted[tx.authorisation_id] = EXACT.add(linked_counted[tx.authorisation_id],
-                                                            tx.amount)
+            key = (tx.authorisation_id, tx.currency)
+            linked_counted[key] = EXACT.add(linked_counted[key], amount)
         if tx.token is not None:
             tokens[(tx.token, tx.direction)] = EXACT.add(tokens[(tx.token, tx.direction)],
                                                          tx.token_amount)
@@ -150,6 +152,11 @@ def view(book: AccountBook, as_of: datetime | None,
         for (token, kind), amount in sorted(tokens.items())], anomalies)
 
 
+def amount_of(state: Sighting) -> Decimal:
+    """The amount a hold's or a transaction's state as of T carries."""
+    return Decimal(state.detail[0])
+
+
 def _anomalies(book: AccountBook, tx_states: dict[str, Sighting], holds: dict[str, HoldView],
                cards: dict[str, CardView], policy: HoldPolicy) -> list[AnomalyView]:
     """Facts that contradict each other, from everything known as of T, whatever order it
@@ -168,7 +175,7 @@ def _anomalies(book: AccountBook, tx_states: dict[str, Sighting], holds: dict[st
         if hold is None:
             flag(Anomaly.UNKNOWN_AUTHORISATION, tx.created_at)
             continue
-        if tx.amount > hold.amount:
+        if tx.currency == hold.currency and amount_of(tx_states[tx.transaction_id]) > hold.amount:
             flag(Anomaly.CAPTURE_ABOVE_HOLD, tx.created_at)
         if tx.created_at >= hold.expires_at:
             flag(Anomaly.CAPTURE_AFTER_EXPIRY, tx.created_at)
@@ -195,12 +202,12 @@ def _cards(book: AccountBook, as_of: datetime | None,
 
 
 def _hold(book: AccountBook, facts: HoldFacts, as_of: datetime | None, moment: datetime | None,
-          cards: dict[str, CardView], linked_counted: dict[str, Decimal],
-          linked_known: set[str], policy: HoldPolicy) -> HoldView | None:
+          cards: dict[str, CardView], linked_counted: dict[tuple[str, str], Decimal],
+          linked_known: set[tuple[str, str]], policy: HoldPolicy) -> HoldView | None:
     state = facts.timeline.at(AUTHORISATION, as_of)
     if state is None or facts.created_at is None:
         return None
-    amount = Decimal(state.detail[0])
+    amount = amount_of(state)
     card = cards.get(facts.card_id)
     terminated = card.capture_window_until - policy.window if (
         card is not None and card.capture_window_until is not None) else None
@@ -210,11 +217,11 @@ def _hold(book: AccountBook, facts: HoldFacts, as_of: datetime | None, moment: d
     if state.status == "released":
         remaining, closed = Decimal(0), "released"
     elif state.status == "captured":
-        known = facts.authorisation_id in linked_known
+        known = (facts.authorisation_id, facts.currency) in linked_known
         remaining = Decimal(0) if known else amount
         closed = "captured" if known else None
     else:
-        counted = linked_counted.get(facts.authorisation_id, Decimal(0))
+        counted = linked_counted.get((facts.authorisation_id, facts.currency), Decimal(0))
         remaining = max(Decimal(0), EXACT.subtract(amount, counted))
     if closed is None and moment is not None and moment >= expires:
         remaining, closed = Decimal(0), "expired"

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from ledger.domain.card import CardState
-from ledger.domain.lifecycle import AUTHORISATION, Sighting, Standing, Verdict, judge
+from ledger.domain.lifecycle import AUTHORISATION, Standing, Verdict, judge, sighting
 from ledger.errors import InvalidTransitionError
 from ledger.events import (
     HOLD_STATUS_EVENTS,
@@ -205,8 +205,8 @@ def _observe(command: ObserveAuthorisation, state: HoldState | None) -> list[Hol
     snapshot, card = command.snapshot, command.card
     amount = parse_amount(snapshot.amount)
     standing = state.standing if state else Standing()
-    verdict = judge(AUTHORISATION, standing, _sighting(snapshot.status, snapshot.updated_at,
-                                                       amount))
+    verdict = judge(AUTHORISATION, standing,
+                    sighting(AUTHORISATION, snapshot.status, snapshot.updated_at, amount))
     if verdict in (Verdict.DUPLICATE, Verdict.UNCHANGED):
         return []
     common: dict[str, Any] = {"authorisation_id": snapshot.id, "account_id": snapshot.account_id,
@@ -246,9 +246,6 @@ def _observe(command: ObserveAuthorisation, state: HoldState | None) -> list[Hol
     return events
 
 
-def _sighting(status: str, at: datetime, amount: Decimal) -> Sighting:
-    return Sighting(at, AUTHORISATION.rank[status], status, (str(amount),))
-
 
 def evolve(state: HoldState | None, event: HoldEvent) -> HoldState:
     if isinstance(event, HoldExpired):
@@ -259,8 +256,8 @@ def evolve(state: HoldState | None, event: HoldEvent) -> HoldState:
         state = HoldState(event.authorisation_id, event.account_id, event.card_id,
                           event.currency, event.at)
     status = HOLD_STATUS_OF[type(event)]
-    standing = state.standing.add(AUTHORISATION, _sighting(status, event.reported_at,
-                                                           event.amount))
+    standing = state.standing.add(
+        AUTHORISATION, sighting(AUTHORISATION, status, event.reported_at, event.amount))
     created = min(state.created_at, event.at) if isinstance(event, HoldPlaced) else (
         state.created_at)
     return msgspec.structs.replace(state, standing=standing, created_at=created)

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from decimal import Decimal
 
 import msgspec
+
+from ledger.money import format_amount
 
 
 class Lifecycle(msgspec.Struct, frozen=True):
@@ -80,6 +83,15 @@ class Sighting(msgspec.Struct, frozen=True, order=True, gc=False):
     detail: tuple[str, ...] = ()
     """The observation's other facts (amounts...), as text: two reports at the same instant
     and rank with different content are still told apart, deterministically."""
+
+
+def sighting(lifecycle: Lifecycle, status: str, at: datetime,
+             amount: Decimal | None = None) -> Sighting:
+    """One report as the state rule orders it. An entity with an amount carries it in the
+    detail, so a report that changes only the amount (an incremental authorisation, a clearing
+    with a tip) is a report of its own, and the state as of T has the amount as of T."""
+    return Sighting(at, lifecycle.rank[status], status,
+                    () if amount is None else (format_amount(amount),))
 
 
 class Standing(msgspec.Struct, frozen=True):

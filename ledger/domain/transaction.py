@@ -10,7 +10,7 @@ import msgspec
 
 from ledger.domain.card import CardState
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy, HoldState
-from ledger.domain.lifecycle import TRANSACTION, Sighting, Standing, Verdict, judge
+from ledger.domain.lifecycle import TRANSACTION, Standing, Verdict, judge, sighting
 from ledger.errors import InvalidTransitionError
 from ledger.events import (
     TRANSACTION_STATUS_EVENTS,
@@ -29,7 +29,6 @@ class TransactionState(msgspec.Struct, frozen=True):
     account_id: str
     authorisation_id: str | None
     direction: Direction
-    amount: Decimal
     currency: str
     created_at: datetime
     standing: Standing = Standing()
@@ -37,6 +36,13 @@ class TransactionState(msgspec.Struct, frozen=True):
     @property
     def status(self) -> str:
         return self.standing.status
+
+    @property
+    def amount(self) -> Decimal:
+        """The amount of the current report: a clearing may differ from the first report
+        (a tip, a moved FX rate), and the latest report says what is owed."""
+        current = self.standing.current
+        return Decimal(current.detail[0]) if current is not None else Decimal(0)
 
 
 class ObserveTransaction(msgspec.Struct, frozen=True):
@@ -101,8 +107,9 @@ def decide(command: TransactionCommand,
 def _observe(command: ObserveTransaction,
              state: TransactionState | None) -> list[TransactionObserved]:
     snapshot = command.snapshot
-    sighting = Sighting(snapshot.updated_at, TRANSACTION.rank[snapshot.status], snapshot.status)
-    verdict = judge(TRANSACTION, state.standing if state else Standing(), sighting)
+    report = sighting(TRANSACTION, snapshot.status, snapshot.updated_at,
+                      parse_amount(snapshot.amount))
+    verdict = judge(TRANSACTION, state.standing if state else Standing(), report)
     if verdict in (Verdict.DUPLICATE, Verdict.UNCHANGED):
         return []
     common: dict[str, Any] = {"transaction_id": snapshot.id, "account_id": snapshot.account_id,
@@ -128,7 +135,7 @@ def _posted(command: ObserveTransaction, common: dict[str, Any]) -> TransactionP
         if hold is None:
             anomalies.append(Anomaly.UNKNOWN_AUTHORISATION)
         else:
-            if parse_amount(snapshot.amount) > hold.amount:
+            if snapshot.currency == hold.currency and parse_amount(snapshot.amount) > hold.amount:
                 anomalies.append(Anomaly.CAPTURE_ABOVE_HOLD)
             if snapshot.created_at >= hold.expires_at(command.card, command.policy):
                 anomalies.append(Anomaly.CAPTURE_AFTER_EXPIRY)
@@ -144,12 +151,13 @@ def _posted(command: ObserveTransaction, common: dict[str, Any]) -> TransactionP
         **common)
 
 
+
 def evolve(state: TransactionState | None, event: TransactionObserved) -> TransactionState:
     if state is None:
         assert isinstance(event, TransactionPosted), "a transaction starts with TransactionPosted"
         state = TransactionState(event.transaction_id, event.account_id, event.authorisation_id,
-                                 event.direction, event.amount, event.currency, event.at)
+                                 event.direction, event.currency, event.at)
     status = TRANSACTION_STATUS_OF[type(event)]
-    standing = state.standing.add(TRANSACTION, Sighting(event.reported_at,
-                                                        TRANSACTION.rank[status], status))
+    standing = state.standing.add(
+        TRANSACTION, sighting(TRANSACTION, status, event.reported_at, event.amount))
     return msgspec.structs.replace(state, standing=standing)

@@ -32,6 +32,8 @@ class Stored(msgspec.Struct):
     """A projection as stored: its checkpoint and what the runner's books restart from."""
 
     position: int
+    model: int | None
+    """The version of the model that wrote it (None: nothing written yet, or before versions)."""
     accounts: list[tuple[str, bytes]]
     entities: list[tuple[str, str, str, bytes]]
 

@@ -98,7 +98,8 @@ class PostgresProjections(ProjectionBackend):
             accounts = await db.fetch("SELECT account_id, facts FROM projection_accounts")
             entities = await db.fetch("SELECT entity_id, kind, account_id, facts "
                                       "FROM projection_entities")
-            return Stored(await self._checkpoint(db), [(a, bytes(f)) for a, f in accounts],
+            model = await db.fetchval(tables.model_sql("postgres"), self.name)
+            return Stored(await self._checkpoint(db), model, [(a, bytes(f)) for a, f in accounts],
                           [(e, k, a, bytes(f)) for e, k, a, f in entities])
 
     async def commit(self, write: tables.BatchWrite, expected: int, position: int) -> None:
