@@ -43,19 +43,42 @@ class ExportRow(msgspec.Struct, rename="camel"):
     record: str
 
 
-def rows_of_export(lines: Iterator[bytes]) -> Iterator[Row]:
+class ExportDisagreement(msgspec.Struct, frozen=True):
+    """A line whose readable fields say something else than its hashed record."""
+
+    line: int
+    position: int
+    fields: list[str]
+
+    def reason(self) -> str:
+        return (f"line {self.line} of the export: {', '.join(self.fields)} disagree(s) with "
+                "the hashed record")
+
+
+def rows_of_export(lines: Iterator[bytes]) -> tuple[list[Row], ExportDisagreement | None]:
+    """The export's rows, and the first line whose readable copy (``payload``, ``metadata``,
+    ``eventId``...) is not exactly what its hashed record holds: an auditor reads those."""
+    rows: list[Row] = []
+    disagreement: ExportDisagreement | None = None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            row = msgspec.json.decode(line, type=ExportRow)
-            record = base64.b64decode(row.record, validate=True)
+            found = msgspec.json.decode(line, type=ExportRow)
+            record = base64.b64decode(found.record, validate=True)
             event_id = DOMAIN_REGISTRY.decode_stored(record).event_id.bytes
-            digest = bytes.fromhex(row.hash)
+            row = (found.position, found.stream, found.version, event_id, found.type,
+                   found.recorded_at, record, bytes.fromhex(found.hash))
+            shown, derived = msgspec.json.decode(line), msgspec.json.decode(
+                export_line(DOMAIN_REGISTRY, row))
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             raise LedgerError(f"line {number} of the export is not a row: {exc}") from None
-        yield (row.position, row.stream, row.version, event_id, row.type, row.recorded_at,
-               record, digest)
+        if disagreement is None and shown != derived:
+            fields = sorted(k for k in shown.keys() | derived.keys()
+                            if shown.get(k) != derived.get(k))
+            disagreement = ExportDisagreement(number, found.position, fields)
+        rows.append(row)
+    return rows, disagreement
 
 
 async def audit(db: str, as_of: datetime | None, known_at: datetime | None,
@@ -64,8 +87,12 @@ async def audit(db: str, as_of: datetime | None, known_at: datetime | None,
     problems: list[str] | None = None
     if source is not None:
         with source.open("rb") as lines:
-            rows = list(rows_of_export(lines))
+            rows, disagreement = rows_of_export(lines)
         report = verify_rows(DOMAIN_REGISTRY, rows)
+        if disagreement is not None and (report.ok or disagreement.position
+                                         < (report.first_bad_position or 0)):
+            report = VerifyReport(False, disagreement.position - 1, disagreement.position,
+                                  disagreement.reason())
         builder = ReplayBuilder(as_of, known_at)
         builder.add(DOMAIN_REGISTRY.decode_record(row[6]) for row in rows)
         recomputed = builder.result()

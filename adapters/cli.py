@@ -346,7 +346,7 @@ def ingest(db: str, file: Any, skip_invalid: bool, as_json: bool) -> None:
     """Archived processor webhook payloads, one JSON object per line (FILE or - for stdin),
     with the receiver's semantics: deduplicated, order-tolerant, anomalies flagged."""
 
-    async def load() -> None:
+    async def load() -> int:
         from adapters.ingest import InvalidDelivery, Observer
         from adapters.receiver import ingest_lines
 
@@ -361,7 +361,11 @@ def ingest(db: str, file: Any, skip_invalid: bool, as_json: bool) -> None:
             output.emit_json(report)
         else:
             click.echo(f"{report.lines} deliveries: {report.recorded} recorded, "
-                       f"{report.duplicates} already known, {len(report.skipped)} skipped")
+                       f"{report.duplicates} already known, {len(report.skipped)} skipped"
+                       + (f", {len(report.conflicts)} refused" if report.conflicts else ""))
+            for conflict in report.conflicts:
+                click.echo(f"  refused: {conflict}", err=True)
+        return EXIT_PROBLEM if report.conflicts else 0
 
     run(load)
 
@@ -414,26 +418,42 @@ def reconcile(db: str, as_json: bool, **kwargs: Any) -> None:
     run(compare)
 
 
-@main.command()
-@db_option
-@click.option("--account", required=True, help="The account the funds arrived in.")
-@click.option("--amount", required=True, help="A decimal amount, e.g. 100.00.")
-@click.option("--currency", default="EUR", show_default=True)
-@click.option("--chain-transaction", required=True,
-              help="The on-chain transfer: CAIP-2 chain id and hash (eip155:324:0x...).")
-def deposit(db: str, account: str, amount: str, currency: str, chain_transaction: str) -> None:
-    """Record funds deposited to an account (an on-chain transfer the back office saw)."""
+def _money_command(kind: str) -> Callable[..., None]:
+    @db_option
+    @click.option("--account", required=True, help=f"The account of the {kind}.")
+    @click.option("--amount", required=True, help="A decimal amount, e.g. 100.00.")
+    @click.option("--currency", default="EUR", show_default=True)
+    @click.option("--chain-transaction", required=True,
+                  help="The on-chain transfer: CAIP-2 chain id and hash (eip155:324:0x...). "
+                  "One transfer is recorded once: the same again is a no-op, the same with "
+                  "another account, amount or currency is refused.")
+    def command(db: str, account: str, amount: str, currency: str,
+                chain_transaction: str) -> None:
+        async def record() -> None:
+            from adapters.commands import Commands
+            from ledger.money import Money, parse_amount
 
-    async def record() -> None:
-        from adapters.commands import Commands
-        from ledger.money import parse_amount
+            async with ledger(db) as store:
+                commands = Commands(store)
+                method = (commands.record_deposit if kind == "deposit"
+                          else commands.record_withdrawal)
+                done = await method(account, parse_amount(amount), currency,
+                                    chain_transaction)
+            event = done.event
+            what = (f"{type(event).__name__} {Money(event.amount, event.currency)} "
+                    f"{'to' if kind == 'deposit' else 'from'} {event.account_id}")
+            click.echo(f"already recorded at position {done.position}, nothing written: {what}"
+                       if done.duplicate else f"recorded at position {done.position}: {what}")
 
-        async with ledger(db) as store:
-            event = await Commands(store).record_deposit(account, parse_amount(amount),
-                                                         currency, chain_transaction)
-        click.echo(f"recorded: {type(event).__name__} {amount} {currency} to {account}")
+        run(record)
 
-    run(record)
+    command.__doc__ = (f"Record funds {'deposited to' if kind == 'deposit' else 'withdrawn from'}"
+                       " an account (an on-chain transfer the back office saw).")
+    return command
+
+
+main.command(name="deposit")(_money_command("deposit"))
+main.command(name="withdraw")(_money_command("withdrawal"))
 
 
 @main.group()

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
 
 from adapters.errors import DeadlineExceeded, ProcessorError, error_for
+from ledger.money import format_amount
 from ledger.observations import (
     AccountSnapshot,
     Address,
@@ -289,18 +290,18 @@ class SandboxControl:
                         capture: bool = False) -> AuthorisationSnapshot:
         return await self.client._must(
             "POST", f"/v1/simulator/cards/{card_id}/authorisation", AuthorisationSnapshot,
-            {"amount": str(amount), "currency": currency, "capture": capture}, None)
+            {"amount": format_amount(amount), "currency": currency, "capture": capture}, None)
 
     async def capture(self, authorisation_id: str, amount: Decimal | None = None) -> None:
         await self.client.call("POST", f"/sandbox/authorisations/{authorisation_id}/capture",
-                               body={"amount": None if amount is None else str(amount)})
+                               body={"amount": None if amount is None else format_amount(amount)})
 
     async def release(self, authorisation_id: str) -> None:
         await self.client.call("PATCH", f"/v1/simulator/authorisations/{authorisation_id}/release")
 
     async def refund(self, transaction_id: str, amount: Decimal) -> TransactionSnapshot:
         return await self.client._must("POST", f"/sandbox/transactions/{transaction_id}/refund",
-                                       TransactionSnapshot, {"amount": str(amount)}, None)
+                                       TransactionSnapshot, {"amount": format_amount(amount)}, None)
 
     async def settle(self, transaction_id: str, reverse: bool = False) -> None:
         action = "reverse" if reverse else "process"
@@ -308,7 +309,7 @@ class SandboxControl:
 
     async def deposit(self, account_id: str, amount: Decimal) -> None:
         await self.client.call("POST", f"/sandbox/accounts/{account_id}/deposit",
-                               body={"amount": str(amount)})
+                               body={"amount": format_amount(amount)})
 
     async def balance(self, account_id: str) -> dict[str, str]:
         return await self.client.get(f"/sandbox/accounts/{account_id}/balance", dict[str, str])

@@ -8,9 +8,12 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import msgspec
+
 from adapters.ingest import fold, load
 from ledger.domain import account, card, customer
 from ledger.domain.programme import stream_for
+from ledger.errors import EventIdConflictError, WrongExpectedVersionError
 from ledger.events import (
     AccountOpeningRequested,
     CardIssuanceRequested,
@@ -18,12 +21,14 @@ from ledger.events import (
     CustomerRegistrationRequested,
     DomainEvent,
     FundsDeposited,
+    FundsWithdrawn,
 )
 from ledger.observations import Address
 from ledger.store import Event, EventStore, NewEvent, StoredEvent, StreamState
 from ledger.store.base import utc_now
 
 E = TypeVar("E", bound=DomainEvent)
+_MONEY_ATTEMPTS = 5
 
 
 class Commands:
@@ -83,8 +88,50 @@ class Commands:
         return event
 
     async def record_deposit(self, account_id: str, amount: Decimal, currency: str,
-                             chain_transaction: str) -> FundsDeposited:
-        event = await self._record(f"account-{account_id}", lambda state: account.decide(
-            account.RecordDeposit(amount, currency, chain_transaction, utc_now()), state))
-        assert isinstance(event, FundsDeposited)
-        return event
+                             chain_transaction: str) -> MoneyRecorded:
+        """Record an on-chain transfer into the account. The same transfer again is a no-op
+        (``duplicate``); with another account, amount or currency, ``TransferConflictError``."""
+        return await self._move_money(account_id, account.RecordDeposit(
+            amount, currency, chain_transaction, utc_now()))
+
+    async def record_withdrawal(self, account_id: str, amount: Decimal, currency: str,
+                                chain_transaction: str) -> MoneyRecorded:
+        """Record an on-chain transfer out of the account, with the rules of deposits."""
+        return await self._move_money(account_id, account.RecordWithdrawal(
+            amount, currency, chain_transaction, utc_now()))
+
+    async def _move_money(self, account_id: str,
+                          command: account.RecordDeposit | account.RecordWithdrawal,
+                          ) -> MoneyRecorded:
+        stream = f"account-{account_id}"
+        for _ in range(_MONEY_ATTEMPTS):
+            loaded = await load(self.store, stream)
+            (event,) = account.decide(command, loaded.state)
+            assert isinstance(event, FundsDeposited | FundsWithdrawn)
+            expected = StreamState.NO_STREAM if loaded.version is None else loaded.version
+            try:
+                result = await self.store.append(stream, [NewEvent(
+                    payload=event, event_id=account.transfer_event_id(event))],
+                    expected=expected)
+            except WrongExpectedVersionError:
+                continue  # the account moved meanwhile (a report arrived): decide again
+            except EventIdConflictError as conflict:  # the transfer is recorded already
+                recorded = await self._event_at(conflict.position)
+                account.check_same_transfer(recorded, event)
+                assert isinstance(recorded, FundsDeposited | FundsWithdrawn)
+                return MoneyRecorded(recorded, conflict.position, duplicate=True)
+            return MoneyRecorded(event, result.positions[0], duplicate=False)
+        raise WrongExpectedVersionError(stream, "the version read", None)
+
+    async def _event_at(self, position: int) -> Event:
+        async for stored in self.store.read_all(after=position - 1):
+            return stored.payload
+        raise LookupError(f"no event at position {position}")
+
+
+class MoneyRecorded(msgspec.Struct, frozen=True):
+    """A deposit or withdrawal as the log holds it, and whether this call only found it."""
+
+    event: FundsDeposited | FundsWithdrawn
+    position: int
+    duplicate: bool

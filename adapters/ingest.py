@@ -12,6 +12,7 @@ its batch is the marker alone, which the store recognises as a duplicate and doe
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -27,11 +28,24 @@ from ledger.domain.programme import (
     evolve_all,
     snapshot_stream,
 )
-from ledger.errors import LedgerError, PartialDuplicateError, WrongExpectedVersionError
+from ledger.errors import (
+    EventIdConflictError,
+    LedgerError,
+    PartialDuplicateError,
+    WrongExpectedVersionError,
+)
 from ledger.events import DomainEvent, ObservationReceived
 from ledger.money import parse_amount
 from ledger.observations import BY_WEBHOOK_TYPE, AnySnapshot, kind_of
-from ledger.store import AppendResult, EventStore, Metadata, NewEvent, StoredEvent, StreamState
+from ledger.store import (
+    AppendResult,
+    Event,
+    EventStore,
+    Metadata,
+    NewEvent,
+    StoredEvent,
+    StreamState,
+)
 
 log = structlog.get_logger("adapters.ingest")
 
@@ -39,6 +53,7 @@ _MARKERS = uuid.UUID("2f1b7c9a-6d4e-5a3b-8c2d-1e0f9a8b7c6d")
 MAX_CONFLICTS = 20
 _STRIPES = 64
 _RECENT_LIMIT = 10_000
+_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
 
 
 class InvalidDelivery(LedgerError, ValueError):
@@ -51,10 +66,25 @@ class _Envelope(msgspec.Struct, rename="camel"):
     event_id: str
 
 
+class DeliveryConflictError(LedgerError):
+    """A delivery whose ``eventId`` was recorded before with other content (another entity, or
+    other fields): one of the two is not what the processor sent. Nothing was written."""
+
+
 class Delivery(msgspec.Struct, frozen=True):
     event_id: str
     webhook_type: str
     snapshot: AnySnapshot
+
+    def marker(self) -> NewEvent[ObservationReceived]:
+        """The record that this delivery was received: a function of the delivery alone, so
+        the receiver, an archive and a retry all record the same one, and it dedupes."""
+        content = hashlib.sha256(_SNAPSHOT_ENCODER.encode(self.snapshot)).hexdigest()
+        return NewEvent(payload=ObservationReceived(
+            event_id=self.event_id, webhook_type=self.webhook_type, entity_id=self.snapshot.id,
+            content=content, at=self.snapshot.updated_at), event_id=marker_id(self.event_id),
+            metadata=Metadata(occurred_at=self.snapshot.updated_at,
+                              source=f"offblocks:event:{self.event_id}"))
 
 
 def parse_delivery(body: bytes) -> Delivery:
@@ -81,6 +111,13 @@ def parse_delivery(body: bytes) -> Delivery:
 
 def marker_id(event_id: str) -> uuid.UUID:
     return uuid.uuid5(_MARKERS, event_id)
+
+
+def facts_taught(result: AppendResult | None, delivery: Delivery | None) -> int:
+    """How many new facts a recorded report wrote (a delivery's own marker is not one)."""
+    if result is None or result.duplicate:
+        return 0
+    return len(result.positions) - (delivery is not None)
 
 
 class Loaded(msgspec.Struct):
@@ -125,27 +162,47 @@ class Observer:
             loaded = self._recent.get(stream, _UNSEEN) if attempt == 0 else (
                 await load(self.store, stream))
             events = await self._decide(snapshot, loaded.state)
-            batch = [NewEvent(payload=e, metadata=metadata) for e in events]
+            batch: list[NewEvent[Event]] = [NewEvent(payload=e, metadata=metadata)
+                                            for e in events]
             if delivery is not None:
-                batch.insert(0, NewEvent(payload=ObservationReceived(
-                    event_id=delivery.event_id, webhook_type=delivery.webhook_type,
-                    entity_id=snapshot.id, at=snapshot.updated_at),
-                    event_id=marker_id(delivery.event_id), metadata=metadata))
+                batch.insert(0, delivery.marker())
             if not batch:
                 return None
             expected = StreamState.NO_STREAM if loaded.version is None else loaded.version
             try:
                 result = await self.store.append(stream, batch, expected=expected)
-            except (WrongExpectedVersionError, PartialDuplicateError):
-                # Another report of this entity (or another copy of this delivery, which
-                # decided the same facts under other ids) landed first: decide again.
+            except PartialDuplicateError as exc:
+                if delivery is not None and marker_id(delivery.event_id) in exc.stored:
+                    # Received before, and recorded with what it taught then: the marker
+                    # alone says whether it is this delivery again or another one.
+                    return await self._received_again(stream, delivery)
                 self._recent.pop(stream, None)
                 continue
+            except WrongExpectedVersionError:
+                # Another report of this entity landed first: decide again on fresh state.
+                self._recent.pop(stream, None)
+                continue
+            except EventIdConflictError:
+                raise self._conflict(delivery) from None
             self._remember(stream, kind, loaded, events, result)
             log.debug("observation recorded", stream=stream, events=len(events),
                       duplicate=result.duplicate, correlation_id=correlation_id)
             return result
         raise LedgerError(f"{stream}: still conflicting after {MAX_CONFLICTS} attempts")
+
+    async def _received_again(self, stream: str, delivery: Delivery) -> AppendResult:
+        try:
+            return await self.store.append(stream, [delivery.marker()])
+        except EventIdConflictError:
+            raise self._conflict(delivery) from None
+
+    @staticmethod
+    def _conflict(delivery: Delivery | None) -> DeliveryConflictError:
+        assert delivery is not None, "only a delivery's marker has a derived id"
+        return DeliveryConflictError(
+            f"eventId {delivery.event_id!r} was recorded before with other content (another "
+            f"entity or other fields); this {delivery.webhook_type} delivery for "
+            f"{delivery.snapshot.id!r} is refused")
 
     def _remember(self, stream: str, kind: str, loaded: Loaded, events: list[DomainEvent],
                   result: AppendResult) -> None:

@@ -21,7 +21,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.client import ProcessorClient
-from adapters.ingest import Delivery, InvalidDelivery, Observer, parse_delivery
+from adapters.ingest import (
+    Delivery,
+    DeliveryConflictError,
+    InvalidDelivery,
+    Observer,
+    facts_taught,
+    parse_delivery,
+)
 from ledger.errors import LedgerError
 from ledger.observations import AnySnapshot, kind_of
 
@@ -64,10 +71,14 @@ class WebhookReceiver:
             log.info("webhook refused: invalid payload", error=str(exc))
             return _json(400, error="invalid_request", message=str(exc))
         snapshot = delivery.snapshot if self._webhook is not None else await self._fetch(delivery)
-        result = await self.observer.record(snapshot, delivery=delivery,
-                                            correlation_id=delivery.event_id)
+        try:
+            result = await self.observer.record(snapshot, delivery=delivery,
+                                                correlation_id=delivery.event_id)
+        except DeliveryConflictError as exc:
+            log.warning("webhook refused: eventId reused", error=str(exc))
+            return _json(409, error="conflict", message=str(exc))
         self.received += 1
-        return _json(200, recorded=not (result is None or result.duplicate),
+        return _json(200, recorded=facts_taught(result, delivery) > 0,
                      position=result.last_position if result else None)
 
     async def _fetch(self, delivery: Delivery) -> AnySnapshot:
@@ -79,8 +90,12 @@ class WebhookReceiver:
 class IngestReport(msgspec.Struct):
     lines: int
     recorded: int
+    """Deliveries that taught something new."""
     duplicates: int
+    """Deliveries already known: received before, or their facts fetched or delivered."""
     skipped: list[str]
+    conflicts: list[str] = []
+    """Deliveries refused because their eventId was recorded with other content."""
 
 
 async def ingest_lines(observer: Observer, lines: Iterable[bytes], *,
@@ -104,10 +119,15 @@ async def ingest_lines(observer: Observer, lines: Iterable[bytes], *,
     if bad and not skip_invalid:
         raise InvalidDelivery(f"{len(bad)} invalid line(s), nothing ingested:\n" + "\n".join(bad))
     recorded = duplicates = 0
+    conflicts = []
     for delivery in deliveries:
-        result = await observer.record(delivery.snapshot, delivery=delivery)
-        if result is not None and result.duplicate:
-            duplicates += 1
-        else:
+        try:
+            result = await observer.record(delivery.snapshot, delivery=delivery)
+        except DeliveryConflictError as exc:
+            conflicts.append(str(exc))
+            continue
+        if facts_taught(result, delivery):
             recorded += 1
-    return IngestReport(total, recorded, duplicates, bad)
+        else:
+            duplicates += 1
+    return IngestReport(total, recorded, duplicates, bad, conflicts)

@@ -11,6 +11,7 @@ import msgspec
 from adapters.client import ProcessorClient
 from ledger.domain.programme import Programme
 from ledger.events import DomainEvent
+from ledger.money import format_amount
 from ledger.observations import AnySnapshot
 from ledger.store import EventStore
 
@@ -64,8 +65,12 @@ def _compare(entity: str, remote: Iterable[AnySnapshot], local: Mapping[str, obj
         amount = getattr(snapshot, "amount", None)
         if amount is not None and Decimal(amount) != getattr(mine, "amount", None):
             found.append(Difference(entity, snapshot.id, "amount_mismatch",
-                                    str(getattr(mine, "amount", None)), amount))
+                                    _shown(getattr(mine, "amount", None)), amount))
     found += [Difference(entity, entity_id, "missing_at_processor",
                          str(getattr(state, "status", None)), None)
               for entity_id, state in local.items() if entity_id not in seen]
     return found
+
+
+def _shown(amount: object) -> str:
+    return format_amount(amount) if isinstance(amount, Decimal) else str(amount)

@@ -121,6 +121,11 @@ class InvalidIdentifierError(DomainError, ValueError):
     """A UUID or CAIP identifier is malformed."""
 
 
+class TransferConflictError(DomainError):
+    """An on-chain transfer already recorded, but with another account, amount or currency.
+    Nothing was written."""
+
+
 class InvalidTransitionError(DomainError):
     """A local command asked for a transition the processor's state machine forbids.
 

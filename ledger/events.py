@@ -328,6 +328,9 @@ class ObservationReceived(DomainEvent, frozen=True, kw_only=True):
     event_id: str
     webhook_type: str
     entity_id: str
+    content: str | None = None
+    """A digest of the delivered snapshot: the same ``eventId`` with other content is another
+    delivery that reuses the id, refused rather than taken for this one."""
 
 
 class RequestAccepted(DomainEvent, frozen=True, kw_only=True):

@@ -33,7 +33,9 @@ class ReplayBuilder:
                  policy: HoldPolicy = DEFAULT_POLICY) -> None:
         self.as_of, self.known_at, self.policy = as_of, known_at, policy
         self.books: dict[str, AccountBook] = {}
-        self.contradictions: list[tuple[str, str, str, str | None, str]] = []
+        self.contradictions: dict[tuple[str, str], tuple[str, str, str, str | None, str]] = {}
+        """Per (kind, entity id), the first report in log order, as the stored table keeps it
+        (a second ``final_state_changed`` of one entity is the same anomaly, not another)."""
         self.events = 0
 
     def add(self, events: Iterable[StoredEvent[Event]]) -> None:
@@ -47,13 +49,14 @@ class ReplayBuilder:
             account_id = account_of(payload)
             contradicting = contradiction(payload)
             if contradicting is not None and (self.as_of is None or payload.at <= self.as_of):
-                self.contradictions.append(contradicting)
+                kind, _, entity_id, *_ = contradicting
+                self.contradictions.setdefault((kind, entity_id), contradicting)
             if account_id is not None:
                 self.books.setdefault(account_id, AccountBook(account_id)).apply(payload)
 
     def result(self) -> Replay:
         return Replay({a: view(b, self.as_of, self.policy) for a, b in sorted(self.books.items())},
-                      self.contradictions, self.events)
+                      list(self.contradictions.values()), self.events)
 
 
 async def replay(batches: AsyncIterable[list[StoredEvent[Event]]], as_of: datetime | None = None,

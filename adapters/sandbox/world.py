@@ -20,7 +20,7 @@ import msgspec
 from adapters.sandbox.clock import SandboxClock
 from ledger.domain.hold import HOLD_WINDOW
 from ledger.domain.lifecycle import ACCOUNT, AUTHORISATION, CARD, CUSTOMER, TRANSACTION, Lifecycle
-from ledger.money import EXACT, check_currency, parse_amount
+from ledger.money import EXACT, check_currency, format_amount, parse_amount
 from ledger.observations import (
     AccountSnapshot,
     Address,
@@ -231,7 +231,8 @@ class World:
         now = self.clock.now()
         return self._save(self.authorisations, AuthorisationSnapshot(
             id=self._id(), account_id=account.id, card_id=card_id, status="pending",
-            amount=str(in_account), currency=account_currency, merchant_amount=str(amount),
+            amount=format_amount(in_account), currency=account_currency,
+            merchant_amount=format_amount(amount),
             merchant_currency=currency, exchange_rate=str(rate), merchant=merchant,
             created_at=now, updated_at=now))
 
@@ -271,11 +272,13 @@ class World:
             id=transaction_id, account_id=account_id, card_id=card_id,
             authorisation_id=authorisation_id, status="processing",
             direction="debit" if direction == "debit" else "credit",
-            amount=str(amount), currency=hold.currency if hold else self._currency(account_id),
-            merchant_amount=hold.merchant_amount if hold else str(amount),
+            amount=format_amount(amount),
+            currency=hold.currency if hold else self._currency(account_id),
+            merchant_amount=hold.merchant_amount if hold else format_amount(amount),
             merchant_currency=hold.merchant_currency if hold else self._currency(account_id),
             exchange_rate=hold.exchange_rate if hold else "1",
-            merchant=hold.merchant if hold else Merchant(), token_amount=str(amount), token=TOKEN,
+            merchant=hold.merchant if hold else Merchant(), token_amount=format_amount(amount),
+            token=TOKEN,
             fees=[Fee(type="network", token_amount=str(fee))],
             chain_transactions=[ChainTransaction(
                 chain_id=f"eip155:324:0x{self.rng.getrandbits(256):064x}", created_at=now)],
@@ -336,6 +339,8 @@ class World:
                                                                 linked.get(h.id, zero))))
         deposits = self.movements.get(account_id, zero)
         posted = EXACT.add(EXACT.subtract(deposits, debits), credits)
-        return Balance(account_id, self._currency(account_id), str(deposits), str(debits),
-                       str(credits), str(posted), str(held), str(EXACT.subtract(posted, held)))
+        money = format_amount
+        return Balance(account_id, self._currency(account_id), money(deposits), money(debits),
+                       money(credits), money(posted), money(held),
+                       money(EXACT.subtract(posted, held)))
 

@@ -12,7 +12,12 @@ import msgspec
 
 from ledger.domain.card import CardState
 from ledger.domain.lifecycle import ACCOUNT, CARD, Sighting, Standing, Verdict, judge
-from ledger.errors import CurrencyMismatchError, InvalidAmountError, InvalidTransitionError
+from ledger.errors import (
+    CurrencyMismatchError,
+    InvalidAmountError,
+    InvalidTransitionError,
+    TransferConflictError,
+)
 from ledger.events import (
     AccountStatusChanged,
     Anomaly,
@@ -21,7 +26,7 @@ from ledger.events import (
     FundsWithdrawn,
 )
 from ledger.identifiers import CHAIN_TRANSACTION_ID, check
-from ledger.money import check_amount, check_currency
+from ledger.money import Money, check_amount, check_currency
 from ledger.observations import AccountSnapshot, Address
 
 
@@ -89,6 +94,35 @@ def decide(command: AccountCommand, state: AccountState | None) -> list[AccountE
     return [event(account_id=account_id, amount=amount, currency=currency,
                   chain_transaction=check(CHAIN_TRANSACTION_ID, command.chain_transaction,
                                           "chain transaction id"), at=command.at)]
+
+
+_TRANSFERS = uuid.UUID("5d0c6f4e-2b7a-5e91-9c3d-7a1f0e2b4c68")
+
+
+def transfer_event_id(event: FundsDeposited | FundsWithdrawn) -> uuid.UUID:
+    """One on-chain transfer is one deposit (or one withdrawal): its event id is derived from
+    the transfer, so the store itself refuses to record it twice, in any account."""
+    kind = "deposit" if isinstance(event, FundsDeposited) else "withdrawal"
+    return uuid.uuid5(_TRANSFERS, f"{kind}:{event.chain_transaction}")
+
+
+def check_same_transfer(recorded: object, event: FundsDeposited | FundsWithdrawn) -> None:
+    """A retry of a recorded transfer is a no-op; the same transfer with another account,
+    amount or currency is refused (``TransferConflictError``) naming what was recorded."""
+    if (type(recorded) is type(event) and isinstance(recorded, FundsDeposited | FundsWithdrawn)
+            and (recorded.account_id, recorded.amount, recorded.currency)
+            == (event.account_id, event.amount, event.currency)):
+        return
+    kind = "deposit" if isinstance(event, FundsDeposited) else "withdrawal"
+    if isinstance(recorded, FundsDeposited | FundsWithdrawn):
+        what = "a deposit" if isinstance(recorded, FundsDeposited) else "a withdrawal"
+        shown = (f"{what} of {Money(recorded.amount, recorded.currency)} to account "
+                 f"{recorded.account_id}, recorded at {recorded.at.isoformat()}")
+    else:
+        shown = f"a {type(recorded).__name__}"
+    raise TransferConflictError(
+        f"chain transaction {event.chain_transaction} is already recorded as {shown}; refusing "
+        f"a {kind} of {Money(event.amount, event.currency)} to account {event.account_id}")
 
 
 def _request_card(command: RequestCard, state: AccountState) -> CardIssuanceRequested:
