@@ -1,13 +1,19 @@
 """Hypothesis strategies and a state machine for property-testing code built on cardledger.
 
 - ``programme_histories()``: a whole programme as the processor would report it, in time
-  order: customers, accounts, cards, holds (amended, captured, released, or left pending),
-  transactions (full, partial and over-captures, refunds, reversals), each a snapshot in the
-  processor's shape, following the processor's state machines.
+  order: customers, accounts (in one or two currencies), cards, holds (raised, lowered,
+  captured, released, or left pending), transactions (full, partial and over-captures, a
+  clearing amount other than the first report's, refunds re-reported, reversals, now and then
+  a debit in another currency than its hold), each a snapshot in the processor's shape,
+  following the processor's state machines.
 - ``deliveries(history)``: the same snapshots as a webhook consumer receives them: some
   delivered twice, in another order.
 - ``webhook_payloads(snapshots)``: the JSON bodies the processor posts (entity fields,
   ``webhookType``, ``eventId``); a repeated delivery reuses its ``eventId``.
+- ``paths(history)``: each delivery with the path that brought it: the webhook receiver, an
+  archive ingest or a pull (a fetch, with no ``eventId``), in any interleaving, with repeats.
+- ``transfer_requests(account_ids)``: deposits and withdrawals as the back office records them:
+  some retried as they were, some retried with another amount, currency or account.
 - ``ProgrammeMachine``: a rule-based state machine that delivers observations and issues local
   commands against a ``Programme``; subclass it and override ``record`` to drive your own code.
 
@@ -60,6 +66,9 @@ def amounts(low: str = "0.01", high: str = "500") -> st.SearchStrategy[Decimal]:
                        allow_infinity=False)
 
 
+CURRENCIES = ("EUR", "USD")
+
+
 def _ids() -> st.SearchStrategy[str]:
     return st.uuids(version=4).map(str)
 
@@ -99,17 +108,18 @@ def programme_histories(draw: st.DrawFn, max_cards: int = 2,
                                  created_at=created, updated_at=clock.tick())
                 for status in ("initiating", "screening", "verifying", "active")]
     account_created = clock.tick()
+    currencies = list(CURRENCIES[:draw(st.integers(1, len(CURRENCIES)))])
     history += [AccountSnapshot(id=account_id, customer_id=customer_id, status=status,
-                                currencies=["EUR"], created_at=account_created,
+                                currencies=currencies, created_at=account_created,
                                 updated_at=clock.tick())
                 for status in ("initiating", "pending", "active")]
     for _ in range(draw(st.integers(1, max_cards))):
-        history += draw(_card_life(clock, account_id, max_holds))
+        history += draw(_card_life(clock, account_id, currencies, max_holds))
     return history
 
 
 @st.composite
-def _card_life(draw: st.DrawFn, clock: _Clock, account_id: str,
+def _card_life(draw: st.DrawFn, clock: _Clock, account_id: str, currencies: list[str],
                max_holds: int) -> list[AnySnapshot]:
     card_id, created = draw(_ids()), clock.tick()
     statuses: list[Any] = ["issuing", "active", *_walk(draw, CARD, "active", 3)[1:]]
@@ -124,14 +134,15 @@ def _card_life(draw: st.DrawFn, clock: _Clock, account_id: str,
             else None, created_at=created, updated_at=clock.tick()))
         if status == "active":  # payments happen while the card is active
             for _ in range(draw(st.integers(0, max_holds))):
-                holds.append(draw(_hold_life(clock, account_id, card_id)))
+                holds.append(draw(_hold_life(clock, account_id, card_id,
+                                             draw(st.sampled_from(currencies)))))
     # A terminated card's pending holds may still be captured: interleave by time.
     return sorted(history + [s for life in holds for s in life], key=lambda s: s.updated_at)
 
 
 @st.composite
-def _hold_life(draw: st.DrawFn, clock: _Clock, account_id: str,
-               card_id: str) -> list[AnySnapshot]:
+def _hold_life(draw: st.DrawFn, clock: _Clock, account_id: str, card_id: str,
+               currency: str) -> list[AnySnapshot]:
     hold_id, created = draw(_ids()), clock.tick(30)
     amount = draw(amounts())
     merchant = Merchant(id="m-1", name="Corner Cafe", mcc=5814, country="GB", city="London")
@@ -139,12 +150,12 @@ def _hold_life(draw: st.DrawFn, clock: _Clock, account_id: str,
     def snapshot(status: str, value: Decimal) -> AuthorisationSnapshot:
         return AuthorisationSnapshot(
             id=hold_id, account_id=account_id, card_id=card_id, status=status,  # type: ignore[arg-type]
-            amount=str(value), currency="EUR", merchant_amount=str(value),
-            merchant_currency="EUR", exchange_rate="1", merchant=merchant, created_at=created,
-            updated_at=clock.tick(60 * 24 * 3))
+            amount=str(value), currency=currency, merchant_amount=str(value),
+            merchant_currency=currency, exchange_rate="1", merchant=merchant,
+            created_at=created, updated_at=clock.tick(60 * 24 * 3))
 
     history: list[AnySnapshot] = [snapshot("pending", amount)]
-    if draw(st.booleans()):
+    for _ in range(draw(st.integers(0, 2))):  # incremental authorisations, up or down
         amount = draw(amounts())
         history.append(snapshot("pending", amount))
     ending = draw(st.sampled_from(["capture", "release", "pending"]))
@@ -155,30 +166,38 @@ def _hold_life(draw: st.DrawFn, clock: _Clock, account_id: str,
         # Partial, exact and over-captures (tips) all happen.
         factor = draw(st.sampled_from([Decimal("0.5"), Decimal(1), Decimal("1.2")]))
         captured = (amount * factor).quantize(Decimal("0.01")) or Decimal("0.01")
+        # Now and then the processor reports the debit in another currency than its hold.
+        other = [c for c in CURRENCIES if c != currency]
+        debit_currency = draw(st.sampled_from([currency] * 9 + other))
         history += draw(_transaction_life(clock, account_id, card_id, hold_id, "debit",
-                                          captured))
+                                          captured, debit_currency))
         if draw(st.booleans()):  # a refund
             history += draw(_transaction_life(clock, account_id, card_id, None, "credit",
-                                              captured))
+                                              captured, currency))
     return history
 
 
 @st.composite
 def _transaction_life(draw: st.DrawFn, clock: _Clock, account_id: str, card_id: str,
-                      authorisation_id: str | None, direction: str,
-                      amount: Decimal) -> list[AnySnapshot]:
+                      authorisation_id: str | None, direction: str, amount: Decimal,
+                      currency: str) -> list[AnySnapshot]:
     # In the documented capture flow the transaction id equals the authorisation id.
     transaction_id = authorisation_id or draw(_ids())
     created = clock.tick(60)
     statuses = draw(st.sampled_from([["processing"], ["processing", "processed"],
                                      ["processing", "processed", "reversing", "reversed"]]))
-    return [TransactionSnapshot(
-        id=transaction_id, account_id=account_id, card_id=card_id,
-        authorisation_id=authorisation_id, status=status, direction=direction,  # type: ignore[arg-type]
-        amount=str(amount), currency="EUR", merchant_amount=str(amount),
-        merchant_currency="EUR", exchange_rate="1", token_amount=str(amount),
-        token="eip155:1/erc20:0x6b175474e89094c44da98b954eedeac495271d0f",
-        created_at=created, updated_at=clock.tick(60 * 24)) for status in statuses]
+    history: list[AnySnapshot] = []
+    for status in statuses:
+        if status == "processed" and draw(st.booleans()):  # cleared at another amount
+            amount = draw(amounts())
+        history.append(TransactionSnapshot(
+            id=transaction_id, account_id=account_id, card_id=card_id,
+            authorisation_id=authorisation_id, status=status, direction=direction,  # type: ignore[arg-type]
+            amount=str(amount), currency=currency, merchant_amount=str(amount),
+            merchant_currency=currency, exchange_rate="1", token_amount=str(amount),
+            token="eip155:1/erc20:0x6b175474e89094c44da98b954eedeac495271d0f",
+            created_at=created, updated_at=clock.tick(60 * 24)))
+    return history
 
 
 def deliveries(history: list[AnySnapshot]) -> st.SearchStrategy[list[AnySnapshot]]:
@@ -199,6 +218,56 @@ def webhook_payloads(history: list[AnySnapshot]) -> st.SearchStrategy[list[bytes
     ids = {id(s): uuid.UUID(int=i + 1) for i, s in enumerate(history)}
     return deliveries(history).map(
         lambda delivered: [webhook_payload(s, ids[id(s)]) for s in delivered])
+
+
+PATHS = ("receiver", "archive", "pull")
+
+
+def paths(history: list[AnySnapshot]) -> st.SearchStrategy[list[tuple[str, AnySnapshot, bytes]]]:
+    """``history`` as it reaches a ledger by every path at once: each delivery as (path,
+    snapshot, webhook body), in any order and with repeats on any path. A snapshot keeps its
+    ``eventId`` whichever path brings it; a pull's body is unused (a fetch carries none)."""
+    ids = {id(s): uuid.UUID(int=i + 1) for i, s in enumerate(history)}
+    return deliveries(history).flatmap(lambda delivered: st.lists(
+        st.sampled_from(PATHS), min_size=len(delivered), max_size=len(delivered)).map(
+        lambda chosen: [(path, s, webhook_payload(s, ids[id(s)]))
+                        for path, s in zip(chosen, delivered, strict=True)]))
+
+
+class TransferRequest(msgspec.Struct, frozen=True):
+    """One call to record a deposit or a withdrawal."""
+
+    kind: str
+    """``deposit`` or ``withdrawal``."""
+    account_id: str
+    amount: Decimal
+    currency: str
+    chain_transaction: str
+
+
+@st.composite
+def transfer_requests(draw: st.DrawFn, account_ids: list[str],
+                      currency: str = "EUR") -> list[TransferRequest]:
+    """Deposits and withdrawals, some retried exactly, some retried with another amount,
+    currency or account (a conflict the ledger must refuse)."""
+    requests: list[TransferRequest] = []
+    for n in range(draw(st.integers(1, 6))):
+        if requests and draw(st.integers(0, 2)) == 0:
+            earlier = draw(st.sampled_from(requests))
+            change = draw(st.sampled_from(["none", "amount", "currency", "account"]))
+            if change == "amount":
+                earlier = msgspec.structs.replace(earlier, amount=earlier.amount + 1)
+            elif change == "currency":
+                earlier = msgspec.structs.replace(earlier, currency="GBP")
+            elif change == "account":
+                earlier = msgspec.structs.replace(earlier, account_id=draw(
+                    st.sampled_from(account_ids)))
+            requests.append(earlier)
+            continue
+        requests.append(TransferRequest(
+            draw(st.sampled_from(["deposit", "withdrawal"])), draw(st.sampled_from(account_ids)),
+            draw(amounts("1", "900")), currency, f"eip155:324:0x{n:04x}"))
+    return requests
 
 
 class ProgrammeMachine(RuleBasedStateMachine):

@@ -32,7 +32,7 @@ from ledger.events import (
     TransactionObserved,
     TransactionPosted,
 )
-from ledger.money import EXACT
+from ledger.money import EXACT, format_amount
 
 
 class Timeline(msgspec.Struct, gc=False):
@@ -89,6 +89,8 @@ class TransactionFacts(msgspec.Struct, gc=False):
     token: str | None = None
     token_amount: Decimal = Decimal(0)
     fees: tuple[FeePaid, ...] = ()
+    token_reported: tuple[datetime, str] | None = None
+    """Which processing report the token and fees are from (the earliest)."""
     created_at: datetime | None = None
     timeline: Timeline = msgspec.field(default_factory=Timeline)
 
@@ -162,8 +164,12 @@ class AccountBook(msgspec.Struct):
             facts = self.transactions[event.transaction_id] = TransactionFacts(
                 event.transaction_id, event.authorisation_id, event.direction, event.currency)
         if isinstance(event, TransactionPosted):
-            facts.token, facts.token_amount, facts.fees = (event.token, event.token_amount,
-                                                           event.fees)
+            # Token and fees from the earliest processing report, whatever order they came in.
+            reported = (event.reported_at, format_amount(event.token_amount))
+            if facts.token_reported is None or reported < facts.token_reported:
+                facts.token, facts.token_amount, facts.fees = (event.token, event.token_amount,
+                                                               event.fees)
+                facts.token_reported = reported
             # A later "processing" report is a TransactionPosted too, dated at its own
             # updatedAt: the creation is the earliest of them.
             facts.created_at = event.at if facts.created_at is None else min(facts.created_at,

@@ -122,8 +122,16 @@ def _observe(command: ObserveTransaction,
         if snapshot.status == "processing":
             return events
     anomalies = (Anomaly.FINAL_STATE_CHANGED,) if verdict is Verdict.CONTRADICTS_FINAL else ()
+    stale = verdict is Verdict.STALE
+    if snapshot.status == "processing":
+        # Another processing report (or the first, arriving after a later state): with all it
+        # says, token and fees included, so that what is kept does not depend on the order.
+        events.append(msgspec.structs.replace(_posted(command, common), at=snapshot.updated_at,
+                                              observed_at=None, stale=stale,
+                                              anomalies=anomalies))
+        return events
     events.append(TRANSACTION_STATUS_EVENTS[snapshot.status](
-        at=snapshot.updated_at, stale=verdict is Verdict.STALE, anomalies=anomalies, **common))
+        at=snapshot.updated_at, stale=stale, anomalies=anomalies, **common))
     return events
 
 
