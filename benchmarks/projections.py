@@ -115,6 +115,41 @@ async def as_of_latencies(db: Path, queries: int) -> tuple[list[float], list[flo
     return ours, baseline
 
 
+async def live_cost(path: Path, history: int, webhooks: int) -> float:
+    """Median milliseconds of one live webhook (record, project, commit) on an account that
+    already has ``history`` captured holds, as ``serve`` does them: one at a time."""
+    from adapters.ingest import Observer
+    from ledger.observations import AuthorisationSnapshot
+
+    async with open_store(path) as store:
+        for n in range(history):
+            for batch in hold_life("acc", n, T0 + timedelta(minutes=n)):
+                await store.append(stream_for(batch[0]), [NewEvent(payload=e) for e in batch])
+        async with ProjectionRunner(store) as runner:
+            await runner.catch_up()
+            observer, costs = Observer(store), []
+            for n in range(webhooks):
+                at = T0 + timedelta(minutes=history + n)
+                started = time.perf_counter()
+                await observer.record(AuthorisationSnapshot(
+                    id=f"live-{n}", account_id="acc", card_id="acc-c", status="pending",
+                    amount="12.50", currency="EUR", merchant_amount="12.50",
+                    merchant_currency="EUR", created_at=at, updated_at=at))
+                await runner.catch_up()
+                costs.append((time.perf_counter() - started) * 1000)
+    return statistics.median(costs)
+
+
+def live_growth(quick: bool) -> Figure:
+    short, long = (250, 1_500) if quick else (250, 6_000)
+    with tempfile.TemporaryDirectory() as directory:
+        small = anyio.run(live_cost, Path(directory) / "short.db", short, 40)
+        large = anyio.run(live_cost, Path(directory) / "long.db", long, 40)
+    return Figure("projections.live_growth", large / small, "x",
+                  f"one webhook after {short} holds, ms", small,
+                  f"one webhook after {long:,} captured holds: {large:.2f} ms")
+
+
 @benchmark("projections")
 def projection_figures(quick: bool) -> list[Figure]:
     total, accounts = (20_000, 100) if quick else (1_000_000, 2_000)
@@ -125,7 +160,7 @@ def projection_figures(quick: bool) -> list[Figure]:
         rebuild = child("rebuild", db)
         ours, baseline = anyio.run(as_of_latencies, db, 50 if quick else 300)
     read_rate = read["events"] / read["seconds"]
-    return [
+    return [live_growth(quick),
         Figure("projections.rebuild", rebuild["events"] / rebuild["seconds"], "events/s",
                "read + decode of the same log", read_rate, f"{events:,} events"),
         Figure("projections.rebuild_peak_rss", rebuild["peak_rss_mb"], "MB",

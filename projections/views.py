@@ -25,7 +25,7 @@ from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy, expiry
 from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION, Sighting
 from ledger.events import Anomaly
 from ledger.money import EXACT
-from projections.book import AccountBook, HoldFacts
+from projections.book import AccountBook, HoldFacts, Timeline, TransactionFacts
 
 COUNTED = frozenset({"processing", "processed", "reversing"})
 
@@ -89,6 +89,36 @@ class AccountView(msgspec.Struct, frozen=True):
     anomalies: list[AnomalyView] = []
 
 
+class TransactionPart(msgspec.Struct, frozen=True, gc=False):
+    """What one transaction contributes as of T: the rest of the view is sums of these."""
+
+    state: Sighting
+    amount: Decimal
+    """Its amount as of T (that of the report its state comes from)."""
+    counted: bool
+    """Counted in the debits or credits (processing, processed, reversing)."""
+    link: tuple[str, str] | None
+    """(authorisation id, currency) of a debit with an authorisation: what it nets."""
+
+
+def transaction_part(tx: TransactionFacts, as_of: datetime | None) -> TransactionPart | None:
+    state = tx.timeline.at(TRANSACTION, as_of)
+    if state is None:
+        return None
+    link = (tx.authorisation_id, tx.currency) if (
+        tx.direction == "debit" and tx.authorisation_id is not None) else None
+    return TransactionPart(state, amount_of(state), state.status in COUNTED, link)
+
+
+def token_parts(tx: TransactionFacts,
+                part: TransactionPart) -> list[tuple[tuple[str, str], Decimal]]:
+    """A counted transaction's token amounts, by (token, kind)."""
+    if not part.counted or tx.token is None:
+        return []
+    return [((tx.token, tx.direction), tx.token_amount), *(
+        ((tx.token, f"fee:{fee.type}"), fee.token_amount) for fee in tx.fees)]
+
+
 def view(book: AccountBook, as_of: datetime | None,
          policy: HoldPolicy = DEFAULT_POLICY) -> AccountView:
     """Everything about the account as of ``as_of`` (None: as of its latest business time)."""
@@ -102,54 +132,82 @@ def view(book: AccountBook, as_of: datetime | None,
         if moment is None or movement.at <= moment:
             deposits[movement.currency] = EXACT.add(deposits[movement.currency], movement.amount)
 
-    # Per authorisation and currency: a debit in one currency never nets a hold in another.
-    linked_counted: dict[tuple[str, str], Decimal] = defaultdict(lambda: zero)
-    linked_known: set[tuple[str, str]] = set()
+    linked = Links()
     tokens: dict[tuple[str, str], Decimal] = defaultdict(lambda: zero)
-    tx_states: dict[str, Sighting] = {}  # each transaction's state as of T, for the anomalies
+    parts: dict[str, TransactionPart] = {}
     for tx in book.transactions.values():
-        state = tx.timeline.at(TRANSACTION, as_of)
-        if state is None:
+        part = transaction_part(tx, as_of)
+        if part is None:
             continue
-        tx_states[tx.transaction_id] = state
-        if tx.direction == "debit" and tx.authorisation_id is not None:
-            linked_known.add((tx.authorisation_id, tx.currency))
-        if state.status not in COUNTED:
-            continue
-        amount = amount_of(state)
-        totals = debits if tx.direction == "debit" else credits
-        totals[tx.currency] = EXACT.add(totals[tx.currency], amount)
-        if tx.direction == "debit" and tx.authorisation_id is not None:
-            key = (tx.authorisation_id, tx.currency)
-            linked_counted[key] = EXACT.add(linked_counted[key], amount)
-        if tx.token is not None:
-            tokens[(tx.token, tx.direction)] = EXACT.add(tokens[(tx.token, tx.direction)],
-                                                         tx.token_amount)
-            for fee in tx.fees:
-                key = (tx.token, f"fee:{fee.type}")
-                tokens[key] = EXACT.add(tokens[key], fee.token_amount)
+        parts[tx.transaction_id] = part
+        linked.add(part, 1)
+        if part.counted:
+            totals = debits if tx.direction == "debit" else credits
+            totals[tx.currency] = EXACT.add(totals[tx.currency], part.amount)
+        for key, amount in token_parts(tx, part):
+            tokens[key] = EXACT.add(tokens[key], amount)
 
-    cards = _cards(book, as_of, policy)
+    cards = {card.card_id: card for card_id, timeline in book.cards.items()
+             if (card := card_view(book.account_id, card_id, timeline, as_of, policy))}
     holds = []
     for facts in book.holds.values():
-        hold = _hold(book, facts, as_of, moment, cards, linked_counted, linked_known, policy)
+        hold = hold_view(book.account_id, facts, as_of, moment, cards.get(facts.card_id),
+                         linked, policy)
         if hold is not None:
             holds.append(hold)
             held[hold.currency] = EXACT.add(held[hold.currency], hold.remaining)
 
-    anomalies = _anomalies(book, tx_states, {h.authorisation_id: h for h in holds}, cards,
-                           policy)
+    by_id = {h.authorisation_id: h for h in holds}
+    anomalies = []
+    for tx_id, part in parts.items():
+        tx = book.transactions[tx_id]
+        anomalies += transaction_anomalies(book.account_id, tx, part,
+                                           by_id.get(tx.authorisation_id or ""))
+    anomalies += [a for h in holds for a in hold_anomalies(h, cards.get(h.card_id), policy)]
     currencies = sorted(set(deposits) | set(debits) | set(credits) | set(held))
-    balances = []
-    for currency in currencies:
-        posted = EXACT.add(EXACT.subtract(deposits[currency], debits[currency]),
-                           credits[currency])
-        balances.append(Balance(book.account_id, currency, deposits[currency], debits[currency],
-                                credits[currency], posted, held[currency],
-                                EXACT.subtract(posted, held[currency])))
-    return AccountView(balances, holds, list(cards.values()), [
-        TokenTotal(book.account_id, token, kind, amount)
-        for (token, kind), amount in sorted(tokens.items())], anomalies)
+    return AccountView(
+        [balance(book.account_id, c, deposits[c], debits[c], credits[c], held[c])
+         for c in currencies], holds, list(cards.values()),
+        [TokenTotal(book.account_id, token, kind, amount)
+         for (token, kind), amount in sorted(tokens.items())], sort_anomalies(anomalies))
+
+
+def balance(account_id: str, currency: str, deposits: Decimal, debits: Decimal,
+            credits: Decimal, held: Decimal) -> Balance:
+    posted = EXACT.add(EXACT.subtract(deposits, debits), credits)
+    return Balance(account_id, currency, deposits, debits, credits, posted, held,
+                   EXACT.subtract(posted, held))
+
+
+def sort_anomalies(anomalies: list[AnomalyView]) -> list[AnomalyView]:
+    return sorted(anomalies, key=lambda a: (a.at, a.kind, a.entity_id))
+
+
+class Links:
+    """Per (authorisation, currency): the debits linked to it that are counted, and how many
+    are known at all. A debit in one currency never nets a hold in another."""
+
+    def __init__(self) -> None:
+        self.counted: dict[tuple[str, str], Decimal] = {}
+        self.known: dict[tuple[str, str], int] = {}
+
+    def add(self, part: TransactionPart, sign: int) -> None:
+        """Count ``part`` in (sign 1) or out (sign -1)."""
+        if part.link is None:
+            return
+        key = part.link
+        known = self.known.get(key, 0) + sign
+        if known:
+            self.known[key] = known
+        else:
+            self.known.pop(key, None)
+        if part.counted:
+            amount = part.amount if sign > 0 else EXACT.minus(part.amount)
+            self.counted[key] = EXACT.add(self.counted.get(key, Decimal(0)), amount)
+
+    def of(self, facts: HoldFacts) -> tuple[Decimal, bool]:
+        key = (facts.authorisation_id, facts.currency)
+        return self.counted.get(key, Decimal(0)), key in self.known
 
 
 def amount_of(state: Sighting) -> Decimal:
@@ -157,81 +215,71 @@ def amount_of(state: Sighting) -> Decimal:
     return Decimal(state.detail[0])
 
 
-def _anomalies(book: AccountBook, tx_states: dict[str, Sighting], holds: dict[str, HoldView],
-               cards: dict[str, CardView], policy: HoldPolicy) -> list[AnomalyView]:
-    """Facts that contradict each other, from everything known as of T, whatever order it
-    arrived in: a debit with no known authorisation, above its hold, or after the hold expired;
-    an authorisation created after its card was terminated."""
+def transaction_anomalies(account_id: str, tx: TransactionFacts, part: TransactionPart,
+                          hold: HoldView | None) -> list[AnomalyView]:
+    """A debit with no known authorisation, above its hold, or after the hold expired: from
+    everything known as of T, whatever order it arrived in."""
+    if tx.direction != "debit" or tx.created_at is None:
+        return []
     found = []
-    for tx in book.transactions.values():
-        if (tx.direction != "debit" or tx.created_at is None
-                or tx.transaction_id not in tx_states):
-            continue
-        hold = holds.get(tx.authorisation_id or "")
-
-        def flag(kind: Anomaly, at: datetime, tx_id: str = tx.transaction_id) -> None:
-            found.append(AnomalyView(kind.value, "transaction", tx_id, book.account_id, at))
-
-        if hold is None:
-            flag(Anomaly.UNKNOWN_AUTHORISATION, tx.created_at)
-            continue
-        if tx.currency == hold.currency and amount_of(tx_states[tx.transaction_id]) > hold.amount:
-            flag(Anomaly.CAPTURE_ABOVE_HOLD, tx.created_at)
+    if hold is None:
+        found.append(Anomaly.UNKNOWN_AUTHORISATION)
+    else:
+        if tx.currency == hold.currency and part.amount > hold.amount:
+            found.append(Anomaly.CAPTURE_ABOVE_HOLD)
         if tx.created_at >= hold.expires_at:
-            flag(Anomaly.CAPTURE_AFTER_EXPIRY, tx.created_at)
-    for hold in holds.values():
-        card = cards.get(hold.card_id)
-        if card is not None and card.capture_window_until is not None and (
-                hold.created_at >= card.capture_window_until - policy.window):
-            found.append(AnomalyView(Anomaly.AUTHORISATION_AFTER_TERMINATION.value,
-                                     "authorisation", hold.authorisation_id, book.account_id,
-                                     hold.created_at))
-    return sorted(found, key=lambda a: (a.at, a.kind, a.entity_id))
+            found.append(Anomaly.CAPTURE_AFTER_EXPIRY)
+    return [AnomalyView(kind.value, "transaction", tx.transaction_id, account_id,
+                        tx.created_at) for kind in found]
 
 
-def _cards(book: AccountBook, as_of: datetime | None,
-           policy: HoldPolicy) -> dict[str, CardView]:
-    cards = {}
-    for card_id, timeline in book.cards.items():
-        state = timeline.at(CARD, as_of)
-        if state is None:
-            continue
-        window = state.at + policy.window if state.status == "terminated" else None
-        cards[card_id] = CardView(card_id, book.account_id, state.status, window)
-    return cards
+def hold_anomalies(hold: HoldView, card: CardView | None,
+                   policy: HoldPolicy) -> list[AnomalyView]:
+    """An authorisation created after its card was terminated."""
+    if card is not None and card.capture_window_until is not None and (
+            hold.created_at >= card.capture_window_until - policy.window):
+        return [AnomalyView(Anomaly.AUTHORISATION_AFTER_TERMINATION.value, "authorisation",
+                            hold.authorisation_id, hold.account_id, hold.created_at)]
+    return []
 
 
-def _hold(book: AccountBook, facts: HoldFacts, as_of: datetime | None, moment: datetime | None,
-          cards: dict[str, CardView], linked_counted: dict[tuple[str, str], Decimal],
-          linked_known: set[tuple[str, str]], policy: HoldPolicy) -> HoldView | None:
+def card_view(account_id: str, card_id: str, timeline: Timeline, as_of: datetime | None,
+              policy: HoldPolicy) -> CardView | None:
+    state = timeline.at(CARD, as_of)
+    if state is None:
+        return None
+    window = state.at + policy.window if state.status == "terminated" else None
+    return CardView(card_id, account_id, state.status, window)
+
+
+def hold_view(account_id: str, facts: HoldFacts, as_of: datetime | None,
+              moment: datetime | None, card: CardView | None, linked: Links,
+              policy: HoldPolicy) -> HoldView | None:
     state = facts.timeline.at(AUTHORISATION, as_of)
     if state is None or facts.created_at is None:
         return None
     amount = amount_of(state)
-    card = cards.get(facts.card_id)
     terminated = card.capture_window_until - policy.window if (
         card is not None and card.capture_window_until is not None) else None
     closed_at = state.at if AUTHORISATION.is_final(state.status) else None
     expires = expiry(facts.created_at, terminated, closed_at, policy)
+    counted, known = linked.of(facts)
     closed: str | None = None
     if state.status == "released":
         remaining, closed = Decimal(0), "released"
     elif state.status == "captured":
-        known = (facts.authorisation_id, facts.currency) in linked_known
         remaining = Decimal(0) if known else amount
         closed = "captured" if known else None
     else:
-        counted = linked_counted.get((facts.authorisation_id, facts.currency), Decimal(0))
         remaining = max(Decimal(0), EXACT.subtract(amount, counted))
     if closed is None and moment is not None and moment >= expires:
         remaining, closed = Decimal(0), "expired"
-    card_status = _card_status(card, moment)
-    return HoldView(facts.authorisation_id, book.account_id, facts.card_id, facts.currency,
-                    amount, remaining, state.status, facts.created_at, expires, card_status,
-                    closed)
+    return HoldView(facts.authorisation_id, account_id, facts.card_id, facts.currency,
+                    amount, remaining, state.status, facts.created_at, expires,
+                    card_status(card, moment), closed)
 
 
-def _card_status(card: CardView | None, moment: datetime | None) -> str:
+def card_status(card: CardView | None, moment: datetime | None) -> str:
     if card is None:
         return "unknown"
     until = card.capture_window_until
