@@ -11,6 +11,7 @@ import argparse
 import sys
 
 import msgspec
+import structlog
 
 from benchmarks import postgres, projections, store, sync  # noqa: F401  (registers them)
 from benchmarks.harness import BENCHMARKS
@@ -22,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="reduced sizes, under a minute")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
+    # Warnings only, and on stderr: stdout is the figures (debug lines would cost time too).
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     chosen = [name for name in BENCHMARKS
               if not args.names or any(name.startswith(n.split(".")[0]) for n in args.names)]
     if not chosen:

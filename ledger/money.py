@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import decimal
 import re
+from collections import Counter
 from decimal import Decimal
 from typing import Self
 
@@ -124,6 +125,37 @@ class Money(msgspec.Struct, frozen=True):
 
     def __str__(self) -> str:
         return f"{format_amount(self.amount)} {self.currency}"
+
+
+class ExactSum:
+    """A sum that terms join and leave, equal digit for digit to adding up the terms present
+    (from ``Decimal(0)``). A Decimal keeps its trailing zeros, so a running total would print
+    ``0.00`` after 0.01 joined and left, where the sum of no terms prints ``0``: the value is
+    quantized to the finest exponent among the terms present."""
+
+    __slots__ = ("_exponents", "_total")
+
+    def __init__(self) -> None:
+        self._total = Decimal(0)
+        self._exponents: Counter[int] = Counter()
+
+    def add(self, amount: Decimal, sign: int = 1) -> None:
+        """``amount`` joins the sum (sign 1) or leaves it (sign -1)."""
+        self._total = (EXACT.add if sign > 0 else EXACT.subtract)(self._total, amount)
+        exponent = amount.as_tuple().exponent
+        assert isinstance(exponent, int), "amounts are finite"
+        self._exponents[exponent] += sign
+        if not self._exponents[exponent]:
+            del self._exponents[exponent]
+
+    @property
+    def value(self) -> Decimal:
+        exponent = min(0, min(self._exponents, default=0))
+        return self._total.quantize(Decimal(1).scaleb(exponent), context=EXACT)
+
+    def __bool__(self) -> bool:
+        """Whether any term is present."""
+        return bool(self._exponents)
 
 
 def exact_sum(amounts: list[Decimal] | tuple[Decimal, ...]) -> Decimal:

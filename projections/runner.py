@@ -36,7 +36,7 @@ from projections.book import (
     contradiction,
     entity_of,
 )
-from projections.tables import Rows, rows_of
+from projections.live import LiveAccount
 from projections.views import AccountView, HoldView, view
 
 __all__ = ["ProjectionError", "ProjectionRunner"]
@@ -66,7 +66,9 @@ class _Span:
     def __init__(self, after: int) -> None:
         self.after = self.last = after
         self.events = 0
-        self.touched: dict[tuple[str, str], AccountBook] = {}
+        self.touched: dict[str, dict[tuple[str, str], None]] = {}
+        """Per account, the entities its events were about, in log order (written in that
+        order, they load in that order)."""
         self.write = tables.BatchWrite()
 
 
@@ -91,9 +93,7 @@ class ProjectionRunner:
         """Seconds between attempts to take the lead while another runner holds it."""
         self.backend = backend_for(store, self.name)
         self.position = 0
-        self._books: dict[str, AccountBook] = {}
-        self._written: dict[str, dict[str, dict[tuple[Any, ...], int]]] = {}
-        """Per account and table, each written row's hash: enough to tell what changed."""
+        self._accounts: dict[str, LiveAccount] = {}
         self._moved = anyio.Event()
         self._leaders = 0  # this runner's tasks holding the lead now
         self._guard = anyio.Lock()  # taking and giving up the lead
@@ -120,20 +120,28 @@ class ProjectionRunner:
         """Rebuild the in-memory books from the stored facts: no replay of the log."""
         stored = await self.backend.load()
         self.position, self._stale = stored.position, False
-        self._books, self._written = {}, {}
+        self._accounts = {}
         self._outdated = stored.position > 0 and stored.model != MODEL_VERSION
         if self._outdated:
             return  # facts of another version may not even decode: rebuilt when leading
         for account_id, facts in stored.accounts:
             account = _ACCOUNT_DECODER.decode(facts)
-            self._books[account_id] = AccountBook(account_id, prune=True,
-                                                  movements=account.movements,
-                                                  latest_at=account.latest_at)
+            self._account(account_id).book.movements = account.movements
+            self._account(account_id).book.latest_at = account.latest_at
+        entities: dict[str, list[tuple[str, str]]] = {}
         for entity_id, kind, account_id, facts in stored.entities:
-            book = self._books.setdefault(account_id, AccountBook(account_id, prune=True))
+            book = self._account(account_id).book
             _entities_of(book, kind)[entity_id] = _DECODERS[kind].decode(facts)
-        for account_id, book in self._books.items():
-            self._diff(account_id, rows_of(view(book, None, self.policy)), None)
+            entities.setdefault(account_id, []).append((kind, entity_id))
+        for account_id, live in self._accounts.items():
+            live.refresh([("account", account_id), *entities.get(account_id, [])], None)
+
+    def _account(self, account_id: str) -> LiveAccount:
+        live = self._accounts.get(account_id)
+        if live is None:
+            live = self._accounts[account_id] = LiveAccount(
+                AccountBook(account_id, prune=True), self.policy)
+        return live
 
     async def _load_if_moved(self) -> None:
         """Load the stored state if another runner wrote since this one last did."""
@@ -258,12 +266,9 @@ class ProjectionRunner:
                 span.write.anomalies.append(contradicting)
             if account_id is None:
                 continue
-            book = self._books.get(account_id)
-            if book is None:
-                book = self._books[account_id] = AccountBook(account_id, prune=True)
-            book.apply(payload)
+            self._account(account_id).book.apply(payload)
             span.write.account_events.append((account_id, stored.position))
-            span.touched[entity_of(payload)] = book
+            span.touched.setdefault(account_id, {})[entity_of(payload)] = None
 
     async def _commit(self, span: _Span) -> _Span:
         """Write what the span changed, with its checkpoint; return the next, empty span."""
@@ -271,51 +276,36 @@ class ProjectionRunner:
             return span
         write = span.write
         write.models.append((self.name, MODEL_VERSION))
-        for (kind, entity_id), book in span.touched.items():
-            facts = _entities_of(book, kind).get(entity_id)
-            if facts is not None:
-                write.entities.append((entity_id, kind, book.account_id, _ENCODER.encode(facts)))
-        for book in {book.account_id: book for book in span.touched.values()}.values():
-            write.accounts.append((book.account_id, _ENCODER.encode(
+        for account_id, touched in span.touched.items():
+            live = self._accounts[account_id]
+            book = live.book
+            for kind, entity_id in touched:
+                facts = _entities_of(book, kind).get(entity_id)
+                if facts is not None:
+                    write.entities.append((entity_id, kind, account_id, _ENCODER.encode(facts)))
+            write.accounts.append((account_id, _ENCODER.encode(
                 AccountFacts(book.movements, book.latest_at))))
-            self._diff(book.account_id, rows_of(view(book, None, self.policy)), write)
+            live.refresh(touched, write)
         await self.backend.commit(write, span.after, span.last)
         self.position = span.last
         moved, self._moved = self._moved, anyio.Event()
         moved.set()
         return _Span(self.position)
 
-    def _diff(self, account_id: str, rows: Rows, write: tables.BatchWrite | None) -> None:
-        """Queue the rows that changed since they were last written (None: just remember)."""
-        before = self._written.get(account_id, {})
-        hashes = {table: {key: hash(row) for key, row in rows[table].items()}
-                  for table in tables.VIEW_TABLES}
-        if write is not None:
-            for table in tables.VIEW_TABLES:
-                old = before.get(table, {})
-                write.upserts[table] += [row for key, row in rows[table].items()
-                                         if old.get(key) != hashes[table][key]]
-                write.deletes[table] += [key for key in old if key not in rows[table]]
-        self._written[account_id] = hashes
-
     # --- reading ------------------------------------------------------------------------
 
     def account_ids(self) -> list[str]:
-        return sorted(self._books)
+        return sorted(self._accounts)
 
     def live_holds(self) -> list[HoldView]:
         """Holds still pending or capturing whose expiry the log does not record yet."""
-        live = []
-        for book in self._books.values():
-            for hold in view(book, None, self.policy).holds:
-                if hold.status in ("pending", "capturing") and (
-                        book.holds[hold.authorisation_id].expired_at is None):
-                    live.append(hold)
-        return live
+        return [hold for live in self._accounts.values() for hold in live.holds.values()
+                if hold.status in ("pending", "capturing")
+                and live.book.holds[hold.authorisation_id].expired_at is None]
 
     def stored_view(self, account_id: str) -> AccountView | None:
-        book = self._books.get(account_id)
-        return None if book is None else view(book, None, self.policy)
+        live = self._accounts.get(account_id)
+        return None if live is None else view(live.book, None, self.policy)
 
     async def view_as_of(self, account_id: str, as_of: datetime | None = None,
                          known_at: datetime | None = None) -> AccountView:

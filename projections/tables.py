@@ -15,7 +15,14 @@ from typing import Any, Literal
 import msgspec
 
 from ledger.money import format_amount
-from projections.views import AccountView
+from projections.views import (
+    AccountView,
+    AnomalyView,
+    Balance,
+    CardView,
+    HoldView,
+    TokenTotal,
+)
 
 Rows = dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
 Dialect = Literal["sqlite", "postgres"]
@@ -137,27 +144,47 @@ class BatchWrite:
         return [(sql, rows) for sql, rows in steps if rows]
 
 
+def balance_row(b: Balance) -> tuple[Any, ...]:
+    money = format_amount
+    return (b.account_id, b.currency, money(b.deposits), money(b.debits), money(b.credits),
+            money(b.posted), money(b.held), money(b.available))
+
+
+def hold_row(h: HoldView) -> tuple[Any, ...]:
+    return (h.authorisation_id, h.account_id, h.card_id, h.currency, format_amount(h.amount),
+            format_amount(h.remaining), h.status, h.created_at.isoformat(),
+            h.expires_at.isoformat(), h.card_status, h.closed)
+
+
+def card_row(c: CardView) -> tuple[Any, ...]:
+    return (c.card_id, c.account_id, c.status,
+            c.capture_window_until.isoformat() if c.capture_window_until else None)
+
+
+def token_row(t: TokenTotal) -> tuple[Any, ...]:
+    return (t.account_id, t.token, t.kind, format_amount(t.token_amount))
+
+
+def anomaly_row(a: AnomalyView) -> tuple[Any, ...]:
+    return (a.kind, a.entity, a.entity_id, a.account_id, a.at.isoformat())
+
+
+_KEY_COLUMNS = {name: tuple(i for key in table.key for i, (column, _) in
+                             enumerate(table.columns) if column == key)
+                for name, table in TABLES.items()}
+
+
+def key_of(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row's primary key."""
+    return tuple(row[i] for i in _KEY_COLUMNS[table])
+
+
 def rows_of(account: AccountView) -> Rows:
     """An account's view as rows of the view tables, by key."""
-    rows: Rows = {table: {} for table in VIEW_TABLES}
-    money = format_amount
-    for b in account.balances:
-        rows["balances"][(b.account_id, b.currency)] = (
-            b.account_id, b.currency, money(b.deposits), money(b.debits), money(b.credits),
-            money(b.posted), money(b.held), money(b.available))
-    for h in account.holds:
-        rows["holds"][(h.authorisation_id,)] = (
-            h.authorisation_id, h.account_id, h.card_id, h.currency, money(h.amount),
-            money(h.remaining), h.status, h.created_at.isoformat(), h.expires_at.isoformat(),
-            h.card_status, h.closed)
-    for c in account.cards:
-        rows["cards"][(c.card_id,)] = (
-            c.card_id, c.account_id, c.status,
-            c.capture_window_until.isoformat() if c.capture_window_until else None)
-    for t in account.tokens:
-        rows["token_totals"][(t.account_id, t.token, t.kind)] = (
-            t.account_id, t.token, t.kind, money(t.token_amount))
-    for a in account.anomalies:
-        rows["anomalies"][(a.kind, a.entity_id)] = (a.kind, a.entity, a.entity_id, a.account_id,
-                                                    a.at.isoformat())
-    return rows
+    rows: dict[str, list[tuple[Any, ...]]] = {
+        "balances": [balance_row(b) for b in account.balances],
+        "holds": [hold_row(h) for h in account.holds],
+        "cards": [card_row(c) for c in account.cards],
+        "token_totals": [token_row(t) for t in account.tokens],
+        "anomalies": [anomaly_row(a) for a in account.anomalies]}
+    return {table: {key_of(table, row): row for row in rows[table]} for table in VIEW_TABLES}

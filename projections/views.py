@@ -24,7 +24,7 @@ import msgspec
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy, expiry
 from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION, Sighting
 from ledger.events import Anomaly
-from ledger.money import EXACT
+from ledger.money import EXACT, exact_sum
 from projections.book import AccountBook, HoldFacts, Timeline, TransactionFacts
 
 COUNTED = frozenset({"processing", "processed", "reversing"})
@@ -184,11 +184,11 @@ def sort_anomalies(anomalies: list[AnomalyView]) -> list[AnomalyView]:
 
 
 class Links:
-    """Per (authorisation, currency): the debits linked to it that are counted, and how many
-    are known at all. A debit in one currency never nets a hold in another."""
+    """Per (authorisation, currency): the amounts of the debits linked to it that are counted,
+    and how many are known at all. A debit in one currency never nets a hold in another."""
 
     def __init__(self) -> None:
-        self.counted: dict[tuple[str, str], Decimal] = {}
+        self.counted: dict[tuple[str, str], tuple[Decimal, ...]] = {}
         self.known: dict[tuple[str, str], int] = {}
 
     def add(self, part: TransactionPart, sign: int) -> None:
@@ -202,12 +202,21 @@ class Links:
         else:
             self.known.pop(key, None)
         if part.counted:
-            amount = part.amount if sign > 0 else EXACT.minus(part.amount)
-            self.counted[key] = EXACT.add(self.counted.get(key, Decimal(0)), amount)
+            amounts = list(self.counted.get(key, ()))
+            if sign > 0:
+                amounts.append(part.amount)
+            else:
+                amounts.remove(part.amount)
+            if amounts:
+                self.counted[key] = tuple(amounts)
+            else:
+                del self.counted[key]
 
     def of(self, facts: HoldFacts) -> tuple[Decimal, bool]:
+        """The debits counted against a hold (summed as the view sums: from 0), and whether
+        any linked debit is known."""
         key = (facts.authorisation_id, facts.currency)
-        return self.counted.get(key, Decimal(0)), key in self.known
+        return exact_sum(self.counted.get(key, ())), key in self.known
 
 
 def amount_of(state: Sighting) -> Decimal:
