@@ -261,13 +261,17 @@ def anomalies(db: str, as_of: datetime | None, as_json: bool) -> None:
         views = await _views(db, None, as_of, None)
         found: list[AnomalyView] = [a for v in views for a in v.anomalies]
         async with projections(db) as runner:
-            moment = (as_of or datetime.now(UTC)).isoformat()
-            stored = (await runner.backend.snapshot()).rows["anomalies"]
+            moment = as_of or datetime.now(UTC)
+            stored = (await runner.backend.snapshot()).rows
             found += [AnomalyView(kind, entity, entity_id, account_id or "",
                                   datetime.fromisoformat(at))
-                      for kind, entity, entity_id, account_id, at in stored
-                      if kind == "final_state_changed" and at <= moment]
-        found.sort(key=lambda a: a.at)
+                      for kind, entity, entity_id, account_id, at in stored["anomalies"]
+                      if kind == "final_state_changed" and datetime.fromisoformat(at) <= moment]
+            found.sort(key=lambda a: a.at)
+            found += [AnomalyView("quarantined", entity, entity_id, account_id or "", moment,
+                                  f"event {position}: {reason}")
+                      for position, entity, entity_id, account_id, reason
+                      in sorted(stored["quarantined"])]
         output.records("Anomalies", found, as_json)
 
     run(show)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -35,8 +36,7 @@ from ledger.errors import (
     WrongExpectedVersionError,
 )
 from ledger.events import DomainEvent, ObservationReceived
-from ledger.money import parse_amount
-from ledger.observations import BY_WEBHOOK_TYPE, AnySnapshot, kind_of
+from ledger.observations import BY_WEBHOOK_TYPE, ID, AnySnapshot, check_snapshot, kind_of
 from ledger.store import (
     AppendResult,
     Event,
@@ -46,6 +46,7 @@ from ledger.store import (
     StoredEvent,
     StreamState,
 )
+from ledger.store.base import utc_now
 
 log = structlog.get_logger("adapters.ingest")
 
@@ -53,12 +54,18 @@ _MARKERS = uuid.UUID("2f1b7c9a-6d4e-5a3b-8c2d-1e0f9a8b7c6d")
 MAX_CONFLICTS = 20
 _STRIPES = 64
 _RECENT_LIMIT = 10_000
+MAX_BODY = 64 * 1024
+"""The largest webhook body taken (a snapshot is a few kB at most)."""
 _SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
 
 
 class InvalidDelivery(LedgerError, ValueError):
     """A webhook payload that cannot be recorded: malformed JSON, an unknown ``webhookType``,
-    a missing or ill-typed field, a bad amount."""
+    a missing or ill-typed field, a value out of range (``field`` names it, when known)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class _Envelope(msgspec.Struct, rename="camel"):
@@ -87,7 +94,11 @@ class Delivery(msgspec.Struct, frozen=True):
                               source=f"offblocks:event:{self.event_id}"))
 
 
-def parse_delivery(body: bytes) -> Delivery:
+def parse_delivery(body: bytes, now: datetime | None = None) -> Delivery:
+    """A webhook body as a delivery, or ``InvalidDelivery`` naming what is wrong: checked
+    against the snapshot rules (``check_snapshot``) as of ``now`` (default: the clock)."""
+    if len(body) > MAX_BODY:
+        raise InvalidDelivery(f"the body is {len(body):,} bytes; at most {MAX_BODY:,}")
     try:
         envelope = msgspec.json.decode(body, type=_Envelope)
     except msgspec.ValidationError as exc:
@@ -98,14 +109,14 @@ def parse_delivery(body: bytes) -> Delivery:
     if kind is None:
         raise InvalidDelivery(f"unknown webhookType {envelope.webhook_type!r}; expected one of "
                               f"{', '.join(BY_WEBHOOK_TYPE)}")
+    if not ID.fullmatch(envelope.event_id):
+        raise InvalidDelivery(f"eventId: {envelope.event_id[:40]!r} is not an id", "eventId")
     try:
         snapshot = msgspec.json.decode(body, type=kind)
-        for field in ("amount", "merchant_amount", "exchange_rate", "token_amount"):
-            value = getattr(snapshot, field, None)
-            if value is not None:
-                parse_amount(value)
+        check_snapshot(snapshot, now or utc_now())
     except (msgspec.ValidationError, LedgerError) as exc:
-        raise InvalidDelivery(f"{envelope.webhook_type}: {exc}") from None
+        raise InvalidDelivery(f"{envelope.webhook_type}: {exc}",
+                              getattr(exc, "field", None)) from None
     return Delivery(envelope.event_id, envelope.webhook_type, snapshot)
 
 
@@ -131,8 +142,11 @@ _UNSEEN = Loaded(None, None)
 class Observer:
     """Records processor snapshots in a store; see the module's docstring."""
 
-    def __init__(self, store: EventStore, policy: HoldPolicy = DEFAULT_POLICY) -> None:
+    def __init__(self, store: EventStore, policy: HoldPolicy = DEFAULT_POLICY, *,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.store, self.policy = store, policy
+        self.clock = clock
+        """The ledger's now, which reports' dates are checked against (``check_snapshot``)."""
         # Reports of one entity are decided one at a time in this process (striped locks:
         # bounded memory); other processes are kept honest by the expected version.
         self._stripes = [anyio.Lock() for _ in range(_STRIPES)]
@@ -144,7 +158,9 @@ class Observer:
     async def record(self, snapshot: AnySnapshot, *, delivery: Delivery | None = None,
                      correlation_id: str | None = None) -> AppendResult | None:
         """Record what ``snapshot`` teaches; None when it teaches nothing and there is no
-        delivery to mark as received."""
+        delivery to mark as received. A snapshot outside the rules of ``check_snapshot``
+        raises ``InvalidSnapshotError`` and records nothing."""
+        check_snapshot(snapshot, self.clock())
         stream = snapshot_stream(snapshot)
         source = f"offblocks:event:{delivery.event_id}" if delivery else "offblocks:fetch"
         metadata = Metadata(occurred_at=snapshot.updated_at, correlation_id=correlation_id,

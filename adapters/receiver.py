@@ -9,7 +9,7 @@ recorded. It answers 2xx only once what the delivery taught is durably in the lo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -29,7 +29,7 @@ from adapters.ingest import (
     facts_taught,
     parse_delivery,
 )
-from ledger.errors import LedgerError
+from ledger.errors import InvalidSnapshotError, LedgerError
 from ledger.observations import AnySnapshot, kind_of
 
 log = structlog.get_logger("adapters.receiver")
@@ -42,20 +42,24 @@ def _json(code: int, **body: Any) -> Response:
 
 class WebhookReceiver:
     def __init__(self, observer: Observer, *, secret: str | None = None,
-                 fetcher: ProcessorClient | None = None) -> None:
+                 fetcher: ProcessorClient | None = None,
+                 problems: Callable[[], list[str]] = list) -> None:
         if secret is None and fetcher is None:
             raise LedgerError("a webhook receiver needs a secret to verify signatures, or a "
                               "processor client to verify by fetching")
         self.observer = observer
         self._webhook = Webhook(secret) if secret else None
         self.fetcher = fetcher
+        self.problems = problems
+        """What keeps the ledger from being fully well, for ``/health`` (empty: ok)."""
         self.received = 0
         self.app = Starlette(routes=[Route("/webhooks", self.receive, methods=["POST"]),
                                      Route("/health", self.health, methods=["GET"])])
 
     async def health(self, request: Request) -> Response:
-        return _json(200, status="ok", received=self.received,
-                     position=await self.observer.store.head())
+        problems = self.problems()
+        return _json(200, status="degraded" if problems else "ok", problems=problems,
+                     received=self.received, position=await self.observer.store.head())
 
     async def receive(self, request: Request) -> Response:
         body = await request.body()
@@ -66,10 +70,10 @@ class WebhookReceiver:
                 log.info("webhook refused: bad signature", error=str(exc))
                 return _json(401, error="not_authorised", message=f"bad signature: {exc}")
         try:
-            delivery = parse_delivery(body)
+            delivery = parse_delivery(body, self.observer.clock())
         except InvalidDelivery as exc:
             log.info("webhook refused: invalid payload", error=str(exc))
-            return _json(400, error="invalid_request", message=str(exc))
+            return _json(400, error="invalid_request", field=exc.field, message=str(exc))
         snapshot = delivery.snapshot if self._webhook is not None else await self._fetch(delivery)
         try:
             result = await self.observer.record(snapshot, delivery=delivery,
@@ -77,6 +81,9 @@ class WebhookReceiver:
         except DeliveryConflictError as exc:
             log.warning("webhook refused: eventId reused", error=str(exc))
             return _json(409, error="conflict", message=str(exc))
+        except InvalidSnapshotError as exc:  # a fetched snapshot, in verify-by-fetch mode
+            log.info("webhook refused: invalid snapshot", error=str(exc))
+            return _json(400, error="invalid_request", field=exc.field, message=str(exc))
         self.received += 1
         return _json(200, recorded=facts_taught(result, delivery) > 0,
                      position=result.last_position if result else None)
@@ -113,7 +120,7 @@ async def ingest_lines(observer: Observer, lines: Iterable[bytes], *,
             continue
         total += 1
         try:
-            deliveries.append(parse_delivery(line))
+            deliveries.append(parse_delivery(line, observer.clock()))
         except InvalidDelivery as exc:
             bad.append(f"line {number}: {exc}")
     if bad and not skip_invalid:

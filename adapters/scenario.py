@@ -76,7 +76,7 @@ async def stack(db: Path, sandbox: Sandbox, *, base_url: str = "http://sandbox.t
     async with open_store(db) as store, ProjectionRunner(store) as runner, ProcessorClient(
             config, new_signing_key(), transport=api_transport) as client:
         await client.register_signing_key()
-        observer = Observer(store)
+        observer = Observer(store, clock=sandbox.clock.now)  # the simulated world's time
         yield Stack(store, sandbox, client, runner, observer,
                     WebhookReceiver(observer, secret=sandbox.webhooks.secret),
                     Outbox(store, client), Commands(store), SandboxControl(client))

@@ -34,7 +34,8 @@ async def serve(db: str, host: str, port: int, webhook_secret: str | None,
                 connection: Connection) -> None:
     client: ProcessorClient | None = await connection.open() if connection.configured else None
     async with open_store(db) as store, ProjectionRunner(store) as runner:
-        receiver = WebhookReceiver(Observer(store), secret=webhook_secret, fetcher=client)
+        receiver = WebhookReceiver(Observer(store), secret=webhook_secret, fetcher=client,
+                                   problems=lambda: _problems(runner))
         server = _Server(uvicorn.Config(receiver.app, host=host, port=port,
                                         log_level="warning"))
         log.info("serving", host=host, port=port, processor=connection.configured)
@@ -60,6 +61,13 @@ async def serve(db: str, host: str, port: int, webhook_secret: str | None,
     if client is not None:
         await client.__aexit__(None, None, None)
     log.info("stopped")
+
+
+def _problems(runner: ProjectionRunner) -> list[str]:
+    if runner.quarantined:
+        return [f"{runner.quarantined} event(s) quarantined: the projections cannot apply "
+                "them (cardledger anomalies lists them)"]
+    return []
 
 
 class _Server(uvicorn.Server):

@@ -121,6 +121,15 @@ class InvalidIdentifierError(DomainError, ValueError):
     """A UUID or CAIP identifier is malformed."""
 
 
+class InvalidSnapshotError(DomainError, ValueError):
+    """A processor snapshot that decodes but carries a value no processor sends (an id, a
+    date, an amount out of range). Nothing was recorded."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {reason}")
+
+
 class TransferConflictError(DomainError):
     """An on-chain transfer already recorded, but with another account, amount or currency.
     Nothing was written."""

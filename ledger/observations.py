@@ -8,13 +8,15 @@ float), timestamps carry a timezone, states are the documented ones.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
 import msgspec
 
-from ledger.money import parse_amount, parse_token_amount
+from ledger.errors import InvalidSnapshotError
+from ledger.money import ISO_4217, parse_amount, parse_token_amount
 
 DecimalText = Annotated[str, msgspec.Meta(pattern=r"^(0|[1-9][0-9]{0,29})(\.[0-9]{1,30})?$")]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -150,3 +152,94 @@ def kind_of(snapshot: AnySnapshot) -> str:
 
 def webhook_type(snapshot: AnySnapshot) -> str:
     return f"{kind_of(snapshot)}.updated"
+
+
+# --- what a snapshot may carry, beyond its shape --------------------------------------------
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+"""No processor report is dated before this."""
+MAX_AHEAD = timedelta(days=1)
+"""How far past the ledger's own clock a report may be dated (clocks drift; nothing more)."""
+MAX_AMOUNT = 10**12
+"""Every amount, rate and token amount is below this (a trillion): far above any payment."""
+MAX_LIST = 20
+"""At most this many currencies, fees or chain transactions in one snapshot."""
+MAX_TEXT = 256
+"""At most this many characters in any free text (names, addresses, merchant fields)."""
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""Entity and event ids: the processor's are UUIDs; the ledger takes any id of up to 64
+letters, digits, ``-`` and ``_`` (so test ids like ``a1`` work), and nothing else."""
+
+_IDS = ("id", "customer_id", "account_id", "card_id", "authorisation_id")
+_AMOUNTS = ("amount", "merchant_amount", "exchange_rate", "token_amount")
+_CURRENCIES = ("currency", "merchant_currency")
+
+
+def check_snapshot(snapshot: AnySnapshot, now: datetime) -> None:
+    """Refuse (``InvalidSnapshotError``, naming the field) what decodes but no processor
+    sends: ids outside the id format, dates outside [2000-01-01, now + 1 day], amounts of a
+    trillion or more, unknown currencies, overlong lists and text. Checked before anything is
+    decided, so that a refused report records nothing and no recorded one can break a rule
+    downstream (a hold dated 9999-12-31 would expire past the calendar's end)."""
+    latest = now + MAX_AHEAD
+    for field in ("created_at", "updated_at"):
+        _check_time(field, getattr(snapshot, field), latest)
+    for field in _IDS:
+        value = getattr(snapshot, field, None)
+        if value is not None and not ID.fullmatch(value):
+            raise InvalidSnapshotError(_camel(field), f"{_shown(value)} is not an id (1 to 64 "
+                                       "letters, digits, '-' or '_')")
+    for field in _AMOUNTS:
+        value = getattr(snapshot, field, None)
+        if value is not None:
+            _check_amount(_camel(field), value)
+    for field in _CURRENCIES:
+        value = getattr(snapshot, field, None)
+        if value is not None and value not in ISO_4217:
+            raise InvalidSnapshotError(_camel(field), f"{value!r} is not an ISO 4217 currency")
+    for field in ("currencies", "fees", "chain_transactions"):
+        values = getattr(snapshot, field, None) or []
+        if len(values) > MAX_LIST:
+            raise InvalidSnapshotError(_camel(field), f"{len(values)} entries; at most "
+                                       f"{MAX_LIST}")
+    for currency in getattr(snapshot, "currencies", None) or []:
+        if currency not in ISO_4217:
+            raise InvalidSnapshotError("currencies", f"{currency!r} is not an ISO 4217 "
+                                       "currency")
+    for fee in getattr(snapshot, "fees", None) or []:
+        _check_amount("fees.tokenAmount", fee.token_amount)
+    for chain in getattr(snapshot, "chain_transactions", None) or []:
+        if chain.created_at is not None:
+            _check_time("chainTransactions.createdAt", chain.created_at, latest)
+    _check_text(snapshot, "")
+
+
+def _check_time(field: str, value: datetime, latest: datetime) -> None:
+    if not EARLIEST <= value <= latest:
+        raise InvalidSnapshotError(_camel(field), f"{value.isoformat()} is outside "
+                                   f"[{EARLIEST:%Y-%m-%d}, {latest.isoformat()}]")
+
+
+def _check_amount(field: str, text: str) -> None:
+    if parse_amount(text) >= MAX_AMOUNT:
+        raise InvalidSnapshotError(field, f"{_shown(text)} is not below {MAX_AMOUNT:,}")
+
+
+def _check_text(value: msgspec.Struct, path: str) -> None:
+    """Every string field (nested structs included) within ``MAX_TEXT`` characters."""
+    for field in value.__struct_fields__:
+        item = getattr(value, field)
+        if isinstance(item, str) and len(item) > MAX_TEXT:
+            raise InvalidSnapshotError(path + _camel(field), f"{len(item)} characters; at "
+                                       f"most {MAX_TEXT}")
+        if isinstance(item, msgspec.Struct):
+            _check_text(item, f"{path}{_camel(field)}.")
+
+
+def _camel(field: str) -> str:
+    head, *rest = field.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _shown(value: str) -> str:
+    return repr(value) if len(value) <= 40 else f"{value[:40]!r}... ({len(value)} characters)"

@@ -9,12 +9,13 @@ what the stored projection needs and all it can afford for a million events.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgspec
 
 from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION, Lifecycle, Sighting, sighting
+from ledger.errors import LedgerError
 from ledger.events import (
     CARD_STATUS_OF,
     HOLD_STATUS_OF,
@@ -115,6 +116,9 @@ class AccountBook(msgspec.Struct):
     """The account's latest business time: what the stored projection is "as of"."""
 
     def apply(self, payload: DomainEvent) -> None:
+        """Fold one event in; ``Unprojectable`` (and the book unchanged) for one that no rule
+        can apply (see ``check_projectable``)."""
+        check_projectable(payload)
         if self.latest_at is None or payload.at > self.latest_at:
             self.latest_at = payload.at
         match payload:
@@ -177,6 +181,48 @@ class AccountBook(msgspec.Struct):
         status = TRANSACTION_STATUS_OF[type(event)]
         facts.timeline.add(TRANSACTION, sighting(TRANSACTION, status, event.reported_at,
                                                  event.amount), self.prune)
+
+
+class Unprojectable(LedgerError):
+    """A recorded event the projections cannot apply. It is quarantined: listed with its
+    position and why, and skipped by the runner, the point-in-time queries and the replay
+    alike, so one bad event never stops the ledger."""
+
+
+# Far enough from the calendar's ends that a hold window (or any policy's) never overflows.
+_SAFE_FROM = datetime(1900, 1, 1, tzinfo=UTC)
+_SAFE_UNTIL = datetime(9000, 1, 1, tzinfo=UTC)
+_SAFE_AMOUNT = Decimal(10) ** 30
+
+
+def check_projectable(payload: DomainEvent) -> None:
+    """Dates the rules can add a window to, and finite amounts of at most 30 digits: the
+    receiver refuses far narrower ranges, but a log may hold what an older version took."""
+    for field in ("at", "observed_at"):
+        moment = getattr(payload, field, None)
+        if moment is not None and not _SAFE_FROM <= moment <= _SAFE_UNTIL:
+            raise Unprojectable(f"{field} {moment.isoformat()} is outside "
+                                f"{_SAFE_FROM:%Y} to {_SAFE_UNTIL:%Y}")
+    for field in ("amount", "token_amount"):
+        amount = getattr(payload, field, None)
+        if isinstance(amount, Decimal) and not (amount.is_finite()
+                                                and abs(amount) < _SAFE_AMOUNT):
+            raise Unprojectable(f"{field} {amount} is not a finite amount below 10^30")
+
+
+def apply_or_skip(book: AccountBook, payload: DomainEvent) -> bool:
+    """Apply, or skip a quarantined event (False): what every reader of the log does."""
+    try:
+        book.apply(payload)
+    except Unprojectable:
+        return False
+    return True
+
+
+def quarantine_row(position: int, payload: DomainEvent,
+                   why: Unprojectable) -> tuple[int, str, str, str | None, str]:
+    """The ``quarantined`` table's row for an event: where it is, what it is about, and why."""
+    return (position, *entity_of(payload), account_of(payload), str(why))
 
 
 def account_of(event: DomainEvent) -> str | None:

@@ -14,7 +14,13 @@ from ledger.events import DomainEvent
 from ledger.store import Event, StoredEvent
 from projections import tables
 from projections.backends import Snapshot
-from projections.book import AccountBook, account_of, contradiction
+from projections.book import (
+    AccountBook,
+    Unprojectable,
+    account_of,
+    contradiction,
+    quarantine_row,
+)
 from projections.tables import rows_of
 from projections.views import AccountView, view
 
@@ -24,6 +30,8 @@ class Replay(msgspec.Struct):
     contradictions: list[tuple[str, str, str, str | None, str]]
     """``final_state_changed`` reports: (kind, entity, entity id, account id, at)."""
     events: int
+    quarantined: list[tuple[int, str, str, str | None, str]] = []
+    """Events the projections cannot apply: (position, entity, id, account id, why)."""
 
 
 class ReplayBuilder:
@@ -36,6 +44,7 @@ class ReplayBuilder:
         self.contradictions: dict[tuple[str, str], tuple[str, str, str, str | None, str]] = {}
         """Per (kind, entity id), the first report in log order, as the stored table keeps it
         (a second ``final_state_changed`` of one entity is the same anomaly, not another)."""
+        self.quarantined: list[tuple[int, str, str, str | None, str]] = []
         self.events = 0
 
     def add(self, events: Iterable[StoredEvent[Event]]) -> None:
@@ -52,11 +61,15 @@ class ReplayBuilder:
                 kind, _, entity_id, *_ = contradicting
                 self.contradictions.setdefault((kind, entity_id), contradicting)
             if account_id is not None:
-                self.books.setdefault(account_id, AccountBook(account_id)).apply(payload)
+                book = self.books.setdefault(account_id, AccountBook(account_id))
+                try:
+                    book.apply(payload)
+                except Unprojectable as exc:
+                    self.quarantined.append(quarantine_row(stored.position, payload, exc))
 
     def result(self) -> Replay:
         return Replay({a: view(b, self.as_of, self.policy) for a, b in sorted(self.books.items())},
-                      list(self.contradictions.values()), self.events)
+                      list(self.contradictions.values()), self.events, self.quarantined)
 
 
 async def replay(batches: AsyncIterable[list[StoredEvent[Event]]], as_of: datetime | None = None,
@@ -79,6 +92,7 @@ def drift(recomputed: Replay, stored: Snapshot) -> list[str]:
         for table, rows in rows_of(account).items():
             expected[table] |= set(rows.values())
     expected["anomalies"] |= set(recomputed.contradictions)
+    expected["quarantined"] |= set(recomputed.quarantined)
     found = []
     for table in tables.VIEW_TABLES:
         kept = stored.rows[table]

@@ -32,9 +32,12 @@ from projections.book import (
     MoneyMovement,
     Timeline,
     TransactionFacts,
+    Unprojectable,
     account_of,
+    apply_or_skip,
     contradiction,
     entity_of,
+    quarantine_row,
 )
 from projections.live import LiveAccount
 from projections.views import AccountView, HoldView, view
@@ -42,9 +45,10 @@ from projections.views import AccountView, HoldView, view
 __all__ = ["ProjectionError", "ProjectionRunner"]
 log = structlog.get_logger("projections.runner")
 _NEVER = 2**62  # a record time after any (microseconds since the epoch)
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 """The version of the balance model and of the stored facts. Tables written by another
-version are rebuilt from the log by the first runner that leads (2: amounts per report)."""
+version are rebuilt from the log by the first runner that leads (2: amounts per report;
+3: quarantined events)."""
 
 
 class AccountFacts(msgspec.Struct):
@@ -94,6 +98,9 @@ class ProjectionRunner:
         self.backend = backend_for(store, self.name)
         self.position = 0
         self._accounts: dict[str, LiveAccount] = {}
+        self.quarantined = 0
+        """Events the projections could not apply (``Unprojectable``), listed in the
+        ``quarantined`` table: the ledger is degraded while there are any."""
         self._moved = anyio.Event()
         self._leaders = 0  # this runner's tasks holding the lead now
         self._guard = anyio.Lock()  # taking and giving up the lead
@@ -120,6 +127,7 @@ class ProjectionRunner:
         """Rebuild the in-memory books from the stored facts: no replay of the log."""
         stored = await self.backend.load()
         self.position, self._stale = stored.position, False
+        self.quarantined = stored.quarantined
         self._accounts = {}
         self._outdated = stored.position > 0 and stored.model != MODEL_VERSION
         if self._outdated:
@@ -266,7 +274,14 @@ class ProjectionRunner:
                 span.write.anomalies.append(contradicting)
             if account_id is None:
                 continue
-            self._account(account_id).book.apply(payload)
+            try:
+                self._account(account_id).book.apply(payload)
+            except Unprojectable as exc:
+                span.write.quarantined.append(quarantine_row(stored.position, payload, exc))
+                self.quarantined += 1
+                log.error("event quarantined: the projections cannot apply it",
+                          position=stored.position, reason=str(exc))
+                continue
             span.write.account_events.append((account_id, stored.position))
             span.touched.setdefault(account_id, {})[entity_of(payload)] = None
 
@@ -318,14 +333,14 @@ class ProjectionRunner:
         for record in records:
             payload = self.store.registry.decode_record(record).payload
             if isinstance(payload, DomainEvent):
-                book.apply(payload)
+                apply_or_skip(book, payload)
         # Events after the checkpoint are not indexed yet: read them from the log.
         async for batch in self.store.read_batches(position):
             for stored in batch:
                 if (isinstance(stored.payload, DomainEvent)
                         and account_of(stored.payload) == account_id
                         and (known_at is None or stored.recorded_at <= known_at)):
-                    book.apply(stored.payload)
+                    apply_or_skip(book, stored.payload)
         return view(book, as_of, self.policy)
 
 

@@ -54,10 +54,12 @@ TABLES: dict[str, Table] = {
                     ("capture_window_until", "text?")), ("card_id",)),
     "anomalies": Table((("kind", "text"), ("entity", "text"), ("entity_id", "text"),
                         ("account_id", "text?"), ("at", "text")), ("kind", "entity_id")),
+    "quarantined": Table((("position", "int"), ("entity", "text"), ("entity_id", "text"),
+                          ("account_id", "text?"), ("reason", "text")), ("position",)),
     "token_totals": Table((("account_id", "text"), ("token", "text"), ("kind", "text"),
                            ("token_amount", "text")), ("account_id", "token", "kind")),
 }
-VIEW_TABLES = ("balances", "holds", "cards", "token_totals", "anomalies")
+VIEW_TABLES = ("balances", "holds", "cards", "token_totals", "anomalies", "quarantined")
 ALL_TABLES = ("projection_models", "projection_entities", "projection_accounts",
               "account_events", *VIEW_TABLES)
 
@@ -127,6 +129,7 @@ class BatchWrite:
         self.accounts: list[tuple[str, bytes]] = []
         self.account_events: list[tuple[str, int]] = []
         self.anomalies: list[tuple[Any, ...]] = []
+        self.quarantined: list[tuple[Any, ...]] = []
         self.upserts: dict[str, list[tuple[Any, ...]]] = {t: [] for t in VIEW_TABLES}
         self.deletes: dict[str, list[tuple[Any, ...]]] = {t: [] for t in VIEW_TABLES}
 
@@ -137,7 +140,8 @@ class BatchWrite:
             (insert_sql(dialect, "projection_entities", replace=True), self.entities),
             (insert_sql(dialect, "projection_accounts", replace=True), self.accounts),
             (insert_sql(dialect, "account_events", replace=False), self.account_events),
-            (insert_sql(dialect, "anomalies", replace=False), self.anomalies)]
+            (insert_sql(dialect, "anomalies", replace=False), self.anomalies),
+            (insert_sql(dialect, "quarantined", replace=False), self.quarantined)]
         for table in VIEW_TABLES:
             steps.append((delete_sql(dialect, table), self.deletes[table]))
             steps.append((insert_sql(dialect, table, replace=True), self.upserts[table]))
@@ -186,5 +190,5 @@ def rows_of(account: AccountView) -> Rows:
         "holds": [hold_row(h) for h in account.holds],
         "cards": [card_row(c) for c in account.cards],
         "token_totals": [token_row(t) for t in account.tokens],
-        "anomalies": [anomaly_row(a) for a in account.anomalies]}
+        "anomalies": [anomaly_row(a) for a in account.anomalies], "quarantined": []}
     return {table: {key_of(table, row): row for row in rows[table]} for table in VIEW_TABLES}

@@ -79,6 +79,8 @@ class AnomalyView(msgspec.Struct, frozen=True, rename="camel", gc=False):
     entity_id: str
     account_id: str
     at: datetime
+    detail: str | None = None
+    """For a quarantined event: its position and why (not a column of ``anomalies``)."""
 
 
 class AccountView(msgspec.Struct, frozen=True):

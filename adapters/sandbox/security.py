@@ -70,8 +70,9 @@ class Credentials:
     # --- tokens -------------------------------------------------------------------------
 
     def issue_token(self, api_key: str, api_secret: str) -> tuple[str, int]:
-        if not (secrets.compare_digest(api_key, self.api_key)
-                and secrets.compare_digest(api_secret, self.api_secret)):
+        # As bytes: compare_digest refuses str with non-ASCII characters (TypeError, a 500).
+        if not (secrets.compare_digest(api_key.encode(), self.api_key.encode())
+                and secrets.compare_digest(api_secret.encode(), self.api_secret.encode())):
             raise unauthorised("bad credentials")
         token = f"sbx.{secrets.token_urlsafe(32)}"
         expires = time.time() + self.token_lifetime

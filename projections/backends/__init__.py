@@ -34,6 +34,8 @@ class Stored(msgspec.Struct):
     position: int
     model: int | None
     """The version of the model that wrote it (None: nothing written yet, or before versions)."""
+    quarantined: int
+    """How many events it quarantined."""
     accounts: list[tuple[str, bytes]]
     entities: list[tuple[str, str, str, bytes]]
 

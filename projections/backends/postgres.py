@@ -99,7 +99,9 @@ class PostgresProjections(ProjectionBackend):
             entities = await db.fetch("SELECT entity_id, kind, account_id, facts "
                                       "FROM projection_entities")
             model = await db.fetchval(tables.model_sql("postgres"), self.name)
-            return Stored(await self._checkpoint(db), model, [(a, bytes(f)) for a, f in accounts],
+            quarantined = await db.fetchval("SELECT COUNT(*) FROM quarantined")
+            return Stored(await self._checkpoint(db), model, quarantined,
+                          [(a, bytes(f)) for a, f in accounts],
                           [(e, k, a, bytes(f)) for e, k, a, f in entities])
 
     async def commit(self, write: tables.BatchWrite, expected: int, position: int) -> None:

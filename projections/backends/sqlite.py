@@ -91,7 +91,8 @@ class SqliteProjections(ProjectionBackend):
     def _load(self) -> Stored:
         with self._reading() as db:
             model = db.execute(tables.model_sql("sqlite"), (self.name,)).fetchone()
-            return Stored(self._checkpoint(), model[0] if model else None,
+            (quarantined,) = db.execute("SELECT COUNT(*) FROM quarantined").fetchone()
+            return Stored(self._checkpoint(), model[0] if model else None, quarantined,
                           db.execute("SELECT account_id, facts FROM "
                                      "projection_accounts").fetchall(),
                           db.execute("SELECT entity_id, kind, account_id, facts FROM "
