@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from adapters.ingest import fold, load
+from adapters.ingest import load
 from ledger.domain import account, card, customer
 from ledger.domain.programme import stream_for
 from ledger.errors import EventIdConflictError, WrongExpectedVersionError
@@ -24,8 +24,10 @@ from ledger.events import (
     FundsWithdrawn,
 )
 from ledger.observations import Address
-from ledger.store import Event, EventStore, NewEvent, StoredEvent, StreamState
+from ledger.store import Event, EventStore, NewEvent, StreamState
 from ledger.store.base import utc_now
+from projections import ProjectionRunner
+from projections.backends import backend_for
 
 E = TypeVar("E", bound=DomainEvent)
 _MONEY_ATTEMPTS = 5
@@ -60,16 +62,28 @@ class Commands:
         return event
 
     async def request_card(self, account_id: str, billing: Address) -> CardIssuanceRequested:
-        by_card: dict[str, list[StoredEvent[Event]]] = {}
-        async for stored in self.store.read_all(categories=["card"]):
-            if getattr(stored.payload, "account_id", None) == account_id:
-                by_card.setdefault(stored.stream, []).append(stored)
-        existing = [fold(events, "card") for events in by_card.values()]
+        existing = [(await load(self.store, f"card-{card_id}")).state
+                    for card_id in sorted(await self._card_ids(account_id))]
         event = await self._record(f"account-{account_id}", lambda state: account.decide(
             account.RequestCard(at=utc_now(), billing_address=billing,
                                 existing_cards=existing), state))
         assert isinstance(event, CardIssuanceRequested)
         return event
+
+    async def _card_ids(self, account_id: str) -> set[str]:
+        """The account's cards: those the projection indexes, and those the log gained since
+        its checkpoint. Its cost follows the account's cards, not the log."""
+        backend = backend_for(self.store, ProjectionRunner.name)
+        await backend.open()
+        try:
+            checkpoint = await backend.checkpoint()  # before the table: nothing falls between
+            found = set(await backend.card_ids(account_id))
+        finally:
+            await backend.close()
+        async for stored in self.store.read_all(after=checkpoint, categories=["card"]):
+            if getattr(stored.payload, "account_id", None) == account_id:
+                found.add(stored.stream.removeprefix("card-"))
+        return found
 
     async def card_action(self, card_id: str, action: str) -> CardRequest:
         now = utc_now()

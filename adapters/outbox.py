@@ -36,6 +36,7 @@ log = structlog.get_logger("adapters.outbox")
 REQUESTS = (CustomerRegistrationRequested, AccountOpeningRequested, CardIssuanceRequested,
             CardDeactivationRequested, CardActivationRequested, CardTerminationRequested)
 REQUEST_TYPES = [r.__name__ for r in REQUESTS]
+OUTCOME_TYPES = ["RequestAccepted", "RequestRefused"]
 _KEYS = uuid.UUID("8a7b6c5d-4e3f-5a2b-9c1d-0e9f8a7b6c5d")
 
 Request = (CustomerRegistrationRequested | AccountOpeningRequested | CardIssuanceRequested
@@ -54,15 +55,24 @@ def outcome_id(request_id: uuid.UUID) -> uuid.UUID:
 class Outbox:
     def __init__(self, store: EventStore, client: ProcessorClient) -> None:
         self.store, self.client = store, client
+        self._read_to = 0  # the log position the pending requests below are known up to
+        self._pending: dict[uuid.UUID, StoredEvent[Event]] = {}
 
     async def pending(self) -> list[StoredEvent[Event]]:
-        """Requests in the log without an outcome, oldest first."""
-        done: set[uuid.UUID] = set()
-        async for event in self.store.read_all(types=["RequestAccepted", "RequestRefused"]):
-            assert isinstance(event.payload, RequestAccepted | RequestRefused)
-            done.add(event.payload.request_id)
-        return [e async for e in self.store.read_all(types=REQUEST_TYPES)
-                if isinstance(e.payload, REQUESTS) and e.payload.request_id not in done]
+        """Requests in the log without an outcome, oldest first. Each call reads only what
+        the log gained since the last one (requests and outcomes), so its cost follows the
+        new work, not the log's length; memory holds only the requests still pending."""
+        head = await self.store.head()  # committed, gap-free, before the read starts
+        async for event in self.store.read_all(after=self._read_to,
+                                               types=[*REQUEST_TYPES, *OUTCOME_TYPES]):
+            self._read_to = event.position
+            payload = event.payload
+            if isinstance(payload, REQUESTS):
+                self._pending[payload.request_id] = event
+            elif isinstance(payload, RequestAccepted | RequestRefused):
+                self._pending.pop(payload.request_id, None)
+        self._read_to = max(self._read_to, head)
+        return sorted(self._pending.values(), key=lambda e: e.position)
 
     async def dispatch(self) -> int:
         """Send every pending request once; return how many got an outcome."""

@@ -78,6 +78,7 @@ def schema(dialect: Dialect) -> list[str]:
         statements.append(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)}, "
                           f"PRIMARY KEY ({', '.join(table.key)})){' WITHOUT ROWID' * compact}")
     statements.append("CREATE INDEX IF NOT EXISTS holds_account ON holds (account_id)")
+    statements.append("CREATE INDEX IF NOT EXISTS cards_account ON cards (account_id)")
     return statements
 
 
@@ -104,6 +105,11 @@ def delete_sql(dialect: Dialect, name: str) -> str:
     key = TABLES[name].key
     return f"DELETE FROM {name} WHERE " + " AND ".join(
         f"{column} = {mark}" for column, mark in zip(key, marks(dialect, len(key)), strict=True))
+
+
+def card_ids_sql(dialect: Dialect) -> str:
+    """The ids of an account's cards, as the projection knows them."""
+    return f"SELECT card_id FROM cards WHERE account_id = {marks(dialect, 1)[0]}"
 
 
 def model_sql(dialect: Dialect) -> str:

@@ -89,6 +89,11 @@ class ProjectionBackend(ABC):
     @abstractmethod
     async def snapshot(self) -> Snapshot: ...
 
+    @abstractmethod
+    async def card_ids(self, account_id: str) -> list[str]:
+        """The account's cards in the ``cards`` table (an index: not a list of its cards'
+        states, which the log holds)."""
+
 
 def backend_for(store: EventStore, name: str) -> ProjectionBackend:
     """The backend that keeps projections in the store's own database."""

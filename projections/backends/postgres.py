@@ -126,6 +126,10 @@ class PostgresProjections(ProjectionBackend):
                                   recorded_by)
         return [bytes(r[0]) for r in rows]
 
+    async def card_ids(self, account_id: str) -> list[str]:
+        async with self._session() as db:
+            return [r[0] for r in await db.fetch(tables.card_ids_sql("postgres"), account_id)]
+
     async def snapshot(self) -> Snapshot:
         async with self._session() as db, db.transaction(isolation="repeatable_read",
                                                          readonly=True):

@@ -128,6 +128,10 @@ class SqliteProjections(ProjectionBackend):
         return [row[0] for row in self.db.execute(tables.account_records_sql("sqlite"),
                                                   (account_id, upto, recorded_by))]
 
+    async def card_ids(self, account_id: str) -> list[str]:
+        return await self._run(lambda: [r[0] for r in self.db.execute(
+            tables.card_ids_sql("sqlite"), (account_id,))])
+
     async def snapshot(self) -> Snapshot:
         return await self._run(self._snapshot)
 
