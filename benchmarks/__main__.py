@@ -13,7 +13,7 @@ import sys
 import msgspec
 import structlog
 
-from benchmarks import postgres, projections, store, sync  # noqa: F401  (registers them)
+from benchmarks import commands, postgres, projections, store, sync  # noqa: F401  (registers)
 from benchmarks.harness import BENCHMARKS
 
 

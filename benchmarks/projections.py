@@ -150,6 +150,43 @@ def live_growth(quick: bool) -> Figure:
                   f"one live webhook after {long:,} captured holds, median; goal: ratio <= 1.2")
 
 
+async def append_waits(db: Path, seconds: float | None, during: subprocess.Popen[str] | None,
+                       ) -> list[float]:
+    """Milliseconds each of a writer's appends took, one every 20 ms, for ``seconds`` or
+    while ``during`` (a rebuilding child process) runs."""
+    waits: list[float] = []
+    async with open_store(db) as store:
+        started = time.perf_counter()
+        n = 0
+        while (during.poll() is None) if during is not None else (
+                time.perf_counter() - started < (seconds or 0)):
+            deposit = FundsDeposited(account_id="writer", amount=Decimal("1.00"),
+                                     currency="EUR", chain_transaction=f"eip155:1:0x{n:x}",
+                                     at=T0)
+            begun = time.perf_counter()
+            await store.append(stream_for(deposit), [NewEvent(payload=deposit)])
+            waits.append((time.perf_counter() - begun) * 1000)
+            n += 1
+            await anyio.sleep(0.02)
+    return waits
+
+
+def writer_wait(db: Path) -> Figure:
+    """A writer's append latency while a rebuild runs, beside the same with no rebuild."""
+    quiet = anyio.run(append_waits, db, 5.0, None)
+    rebuilding = subprocess.Popen([sys.executable, "-m", "benchmarks.projection_child",
+                                   "rebuild", str(db)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  text=True)
+    busy = anyio.run(append_waits, db, None, rebuilding)
+    return Figure("projections.writer_wait_p99", _p99(busy), "ms",
+                  "the same appends with no rebuild running, p99", _p99(quiet),
+                  f"{len(busy)} appends during a full rebuild; goal <= 100 ms")
+
+
+def _p99(values: list[float]) -> float:
+    return sorted(values)[max(0, int(len(values) * 0.99) - 1)]
+
+
 @benchmark("projections")
 def projection_figures(quick: bool) -> list[Figure]:
     total, accounts = (20_000, 100) if quick else (1_000_000, 2_000)
@@ -159,8 +196,9 @@ def projection_figures(quick: bool) -> list[Figure]:
         read = child("read", db)
         rebuild = child("rebuild", db)
         ours, baseline = anyio.run(as_of_latencies, db, 50 if quick else 300)
+        waits = writer_wait(db)
     read_rate = read["events"] / read["seconds"]
-    return [live_growth(quick),
+    return [live_growth(quick), waits,
         Figure("projections.rebuild", rebuild["events"] / rebuild["seconds"], "events/s",
                "read + decode of the same log", read_rate, f"{events:,} events"),
         Figure("projections.rebuild_peak_rss", rebuild["peak_rss_mb"], "MB",
