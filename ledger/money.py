@@ -157,6 +157,16 @@ class ExactSum:
         """Whether any term is present."""
         return bool(self._exponents)
 
+    def state(self) -> tuple[Decimal, dict[int, int]]:
+        """What the sum is made of, to store and ``restored`` from."""
+        return self._total, dict(self._exponents)
+
+    @classmethod
+    def restored(cls, state: tuple[Decimal, dict[int, int]]) -> ExactSum:
+        total = cls()
+        total._total, total._exponents = state[0], Counter(state[1])
+        return total
+
 
 def exact_sum(amounts: list[Decimal] | tuple[Decimal, ...]) -> Decimal:
     """Sum of Decimals, raising rather than rounding."""

@@ -15,6 +15,14 @@ entities the commit touched and those that depend on them:
 
 Only rows that changed are written. The parts are the functions the full view is computed
 with (``projections.views``), and a property checks that both give the same rows.
+
+**Memory follows what is open, not history.** A *group* (a hold and the debits that name it;
+a transaction without one) leaves memory once it is settled: the hold closed (released,
+captured with its debit known, or expired and recorded so) and every debit processed or
+reversed. Its facts stay in their table, its contributions stay in the sums (which are stored
+with the account), and it is read back (``restore``) before a report that concerns it is
+folded in: a late report of its own, or a change of its card's state or capture window.
+Restored parts equal the parts it left with, since nothing they depend on changed meanwhile.
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from ledger.domain.hold import HoldPolicy
 from ledger.money import ExactSum, exact_sum
 from projections import tables
-from projections.book import AccountBook
+from projections.book import AccountBook, TransactionFacts
 from projections.tables import BatchWrite
 from projections.views import (
     AnomalyView,
@@ -51,6 +61,28 @@ from projections.views import (
 _ZERO = Decimal(0)
 Entity = tuple[str, str]
 """(kind, id) as ``projections.book.entity_of`` names it."""
+SumState = tuple[Decimal, dict[int, int]]
+SETTLED = frozenset({"processed", "reversed"})
+"""Transaction states a group may leave memory in (a late reversal reads it back)."""
+
+
+class Sums(msgspec.Struct, array_like=True, gc=False):
+    """An account's running sums as stored with it: what settled groups still count for."""
+
+    debits: dict[str, SumState]
+    credits: dict[str, SumState]
+    held: dict[str, SumState]
+    tokens: list[tuple[str, str, SumState]]
+    present: dict[str, int]
+
+
+def group_of(kind: str, entity_id: str, facts: object) -> str:
+    """The group an entity leaves memory with: a hold's own id, a debit's authorisation id,
+    ``~id`` for a transaction without one, ``card:id`` for a card (cards stay in memory)."""
+    if kind == "transaction":
+        assert isinstance(facts, TransactionFacts)
+        return facts.authorisation_id or f"~{entity_id}"
+    return entity_id if kind == "hold" else f"{kind}:{entity_id}"
 
 
 class _Changes:
@@ -86,8 +118,10 @@ class LiveAccount:
         self.debits_of_hold: dict[str, set[str]] = {}
         """Authorisation id -> the transactions that name it (known before the hold may be)."""
         self._expiring: list[tuple[datetime, str]] = []
-        self._windows: dict[str, datetime] = {}
+        self.windows: dict[str, datetime] = {}
         """Terminated cards: when their capture window closes."""
+        self._candidates: set[str] = set()
+        """Groups whose parts changed since ``settled`` last looked: they may be settled."""
 
     @property
     def account_id(self) -> str:
@@ -140,9 +174,9 @@ class LiveAccount:
         else:
             self.cards[card_id] = new
         if new is not None and new.capture_window_until is not None:
-            self._windows[card_id] = new.capture_window_until
+            self.windows[card_id] = new.capture_window_until
         else:
-            self._windows.pop(card_id, None)
+            self.windows.pop(card_id, None)
         changes.holds |= self.holds_of_card.get(card_id, set())
 
     def _advance(self, changes: _Changes) -> None:
@@ -153,7 +187,7 @@ class LiveAccount:
         self.moment = moment
         while self._expiring and self._expiring[0][0] <= moment:
             changes.holds.add(heapq.heappop(self._expiring)[1])
-        for card_id, until in self._windows.items():
+        for card_id, until in self.windows.items():
             if (before is None or before < until) and until <= moment:
                 changes.holds |= self.holds_of_card.get(card_id, set())
 
@@ -173,6 +207,7 @@ class LiveAccount:
         changes.currencies.add(tx.currency)
         changes.tokens |= {key for key, _ in (*old_tokens, *new_tokens)}
         changes.anomalies.add(("transaction", transaction_id))
+        self._candidates.add(group_of("transaction", transaction_id, tx))
         if tx.authorisation_id is not None:
             changes.holds.add(tx.authorisation_id)
 
@@ -193,6 +228,7 @@ class LiveAccount:
         old = self.holds.get(hold_id)
         new = hold_view(self.account_id, facts, None, self.moment,
                         self.cards.get(facts.card_id), self.links, self.policy)
+        self._candidates.add(hold_id)
         if new == old:
             return
         if new is not None and new.closed is None and (
@@ -235,6 +271,121 @@ class LiveAccount:
             self.anomalies[entity] = new
         else:
             self.anomalies.pop(entity, None)
+
+    # --- leaving memory, and coming back ----------------------------------------------------
+
+    def members(self, group: str) -> list[Entity]:
+        if group.startswith("~"):
+            return [("transaction", group[1:])]
+        return [*((("hold", group),) if group in self.book.holds else ()),
+                *(("transaction", t) for t in sorted(self.debits_of_hold.get(group, ())))]
+
+    def settled(self) -> list[str]:
+        """The groups that may leave memory now (see the module's docstring)."""
+        found = [g for g in sorted(self._candidates) if self._is_settled(g)]
+        self._candidates = set()
+        return found
+
+    def _is_settled(self, group: str) -> bool:
+        members = self.members(group)
+        if not members:
+            return False
+        for kind, entity_id in members:
+            if kind == "hold":
+                view, facts = self.holds.get(entity_id), self.book.holds[entity_id]
+                if view is None or view.closed is None or (
+                        view.closed == "expired" and facts.expired_at is None
+                        and view.status in ("pending", "capturing")):
+                    return False  # open, or expired with the sweeper's record still to come
+            else:
+                part = self.parts.get(entity_id)
+                if part is None or part.state.status not in SETTLED:
+                    return False
+        return True
+
+    def evict(self, groups: Iterable[str]) -> None:
+        """Let settled groups leave memory: their contributions stay in the sums."""
+        for group in groups:
+            for kind, entity_id in self.members(group):
+                if kind == "hold":
+                    facts = self.book.holds.pop(entity_id)
+                    self.holds.pop(entity_id, None)
+                    self.holds_of_card.get(facts.card_id, set()).discard(entity_id)
+                    self.anomalies.pop(("authorisation", entity_id), None)
+                else:
+                    tx = self.book.transactions.pop(entity_id)
+                    part = self.parts.pop(entity_id, None)
+                    if part is not None:
+                        self.links.add(part, -1)
+                    self.tokens_of.pop(entity_id, None)
+                    self.anomalies.pop(("transaction", entity_id), None)
+                    if tx.authorisation_id is not None:
+                        linked = self.debits_of_hold.get(tx.authorisation_id, set())
+                        linked.discard(entity_id)
+                        if not linked:
+                            self.debits_of_hold.pop(tx.authorisation_id, None)
+
+    def restore(self, entities: Iterable[tuple[str, str, Any]]) -> None:
+        """Take entities back, as (kind, id, facts), with the parts they left with; the sums
+        already count them. Cards and transactions first: a hold's view needs both."""
+        holds, transactions = [], []
+        for kind, entity_id, facts in entities:
+            if kind == "card":
+                self.book.cards[entity_id] = facts
+                card = card_view(self.account_id, entity_id, facts, None, self.policy)
+                if card is not None:
+                    self.cards[entity_id] = card
+                    if card.capture_window_until is not None:
+                        self.windows[entity_id] = card.capture_window_until
+            elif kind == "transaction":
+                self.book.transactions[entity_id] = facts
+                transactions.append(entity_id)
+            elif kind == "hold":
+                self.book.holds[entity_id] = facts
+                holds.append(entity_id)
+        for transaction_id in transactions:
+            tx = self.book.transactions[transaction_id]
+            if tx.authorisation_id is not None:
+                self.debits_of_hold.setdefault(tx.authorisation_id, set()).add(transaction_id)
+            part = transaction_part(tx, None)
+            if part is not None:
+                self.parts[transaction_id] = part
+                self.tokens_of[transaction_id] = token_parts(tx, part)
+                self.links.add(part, 1)
+        for hold_id in holds:
+            facts = self.book.holds[hold_id]
+            self.holds_of_card.setdefault(facts.card_id, set()).add(hold_id)
+            view = hold_view(self.account_id, facts, None, self.moment,
+                             self.cards.get(facts.card_id), self.links, self.policy)
+            if view is not None:
+                self.holds[hold_id] = view
+                if view.closed is None:
+                    heapq.heappush(self._expiring, (view.expires_at, hold_id))
+        for entity in [*(("transaction", t) for t in transactions),
+                       *(("authorisation", h) for h in holds)]:
+            self._anomalies(entity, None)
+
+    def sums(self) -> Sums:
+        def stored(totals: dict[str, ExactSum]) -> dict[str, SumState]:
+            return {key: total.state() for key, total in totals.items()}
+
+        return Sums(stored(self.debits), stored(self.credits), stored(self.held),
+                    [(token, kind, total.state())
+                     for (token, kind), total in self.tokens.items()], dict(self.present))
+
+    def load(self, sums: Sums, entities: Iterable[tuple[str, str, Any]]) -> None:
+        """After a restart: the stored sums, and the entities held in memory when it stopped."""
+        def restored(totals: dict[str, SumState]) -> dict[str, ExactSum]:
+            return {key: ExactSum.restored(state) for key, state in totals.items()}
+
+        self.debits, self.credits = restored(sums.debits), restored(sums.credits)
+        self.held, self.present = restored(sums.held), Counter(sums.present)
+        self.tokens = {(token, kind): ExactSum.restored(state)
+                       for token, kind, state in sums.tokens}
+        self.moment = self.book.latest_at
+        self.restore(entities)
+        for currency in {*self.present, *(m.currency for m in self.book.movements)}:
+            self._balance(currency, None)
 
     # --- sums -------------------------------------------------------------------------------
 

@@ -21,7 +21,13 @@ import structlog
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.errors import LedgerError
-from ledger.events import DomainEvent
+from ledger.events import (
+    CardObserved,
+    DomainEvent,
+    HoldExpired,
+    HoldObserved,
+    TransactionObserved,
+)
 from ledger.store import Event, EventStore, StoredEvent
 from ledger.store.planner import micros
 from projections import tables
@@ -39,21 +45,23 @@ from projections.book import (
     entity_of,
     quarantine_row,
 )
-from projections.live import LiveAccount
+from projections.live import LiveAccount, Sums, group_of
 from projections.views import AccountView, HoldView, view
 
 __all__ = ["ProjectionError", "ProjectionRunner"]
 log = structlog.get_logger("projections.runner")
 _NEVER = 2**62  # a record time after any (microseconds since the epoch)
-MODEL_VERSION = 3
+MODEL_VERSION = 4
 """The version of the balance model and of the stored facts. Tables written by another
 version are rebuilt from the log by the first runner that leads (2: amounts per report;
-3: quarantined events)."""
+3: quarantined events; 4: facts by group, settled ones out of memory)."""
 
 
 class AccountFacts(msgspec.Struct):
     movements: list[MoneyMovement]
     latest_at: datetime | None
+    sums: Sums | None = None
+    """The running sums, settled groups' contributions included (``projections.live``)."""
 
 
 _FACT_TYPES: dict[str, type] = {"hold": HoldFacts, "transaction": TransactionFacts,
@@ -88,13 +96,16 @@ class ProjectionRunner:
 
     def __init__(self, store: EventStore, *, policy: HoldPolicy = DEFAULT_POLICY,
                  batch_size: int = 5_000, commit_every: int = 10_000,
-                 lead_poll: float = 0.2) -> None:
+                 lead_poll: float = 0.2, evict: bool = True) -> None:
         self.store, self.policy, self.batch_size = store, policy, batch_size
         self.commit_every = commit_every
         """Catching up, write at most this many events' changes in one transaction. Each
         commit holds SQLite's write lock while it runs: 10,000 events keep a concurrent
         writer's wait under 100 ms (``benchmarks``), at a few percent of rebuild speed."""
         self.lead_poll = lead_poll
+        self.evict = evict
+        """Let settled groups leave memory (``projections.live``): memory then follows what
+        is open. Off, everything stays (faster on a small ledger)."""
         """Seconds between attempts to take the lead while another runner holds it."""
         self.backend = backend_for(store, self.name)
         self.position = 0
@@ -133,17 +144,26 @@ class ProjectionRunner:
         self._outdated = stored.position > 0 and stored.model != MODEL_VERSION
         if self._outdated:
             return  # facts of another version may not even decode: rebuilt when leading
+        sums: dict[str, Sums | None] = {}
         for account_id, facts in stored.accounts:
             account = _ACCOUNT_DECODER.decode(facts)
             self._account(account_id).book.movements = account.movements
             self._account(account_id).book.latest_at = account.latest_at
-        entities: dict[str, list[tuple[str, str]]] = {}
+            sums[account_id] = account.sums
+        entities: dict[str, list[tuple[str, str, Any]]] = {}
         for entity_id, kind, account_id, facts in stored.entities:
-            book = self._account(account_id).book
-            _entities_of(book, kind)[entity_id] = _DECODERS[kind].decode(facts)
-            entities.setdefault(account_id, []).append((kind, entity_id))
+            self._account(account_id)
+            entities.setdefault(account_id, []).append(
+                (kind, entity_id, _DECODERS[kind].decode(facts)))
         for account_id, live in self._accounts.items():
-            live.refresh([("account", account_id), *entities.get(account_id, [])], None)
+            stored_sums = sums.get(account_id)
+            if stored_sums is not None:
+                live.load(stored_sums, entities.get(account_id, []))
+            else:  # nothing settled yet: the parts are all there is
+                live.restore(entities.get(account_id, []))
+                live.refresh([("account", account_id), *(
+                    (kind, entity_id) for kind, entity_id, _ in entities.get(account_id, []))],
+                    None)
 
     def _account(self, account_id: str) -> LiveAccount:
         live = self._accounts.get(account_id)
@@ -199,6 +219,7 @@ class ProjectionRunner:
                     span = _Span(self.position)
                     async for batch in self.store.read_batches(
                             self.position, batch_size=min(self.batch_size, self.commit_every)):
+                        await self._read_back(batch)
                         self._fold(batch, span)
                         if span.events >= self.commit_every:
                             span = await self._commit(span)
@@ -239,6 +260,7 @@ class ProjectionRunner:
     async def _apply(self, events: list[StoredEvent[Event]]) -> None:
         async with self._writing():
             span = _Span(self.position)
+            await self._read_back(events)
             self._fold(events, span)
             await self._commit(span)
 
@@ -259,6 +281,47 @@ class ProjectionRunner:
             self._stale = True
             yield
             self._stale = False
+
+    async def _read_back(self, events: list[StoredEvent[Event]]) -> None:
+        """Before folding: restore the settled groups these events concern (a late report of
+        theirs; a change of their card's state or capture window) from their table."""
+        wanted: set[str] = set()
+        cards: set[str] = set()
+        latest: dict[str, datetime] = {}
+        for stored in events:
+            payload = stored.payload
+            account_id = account_of(payload) if isinstance(payload, DomainEvent) else None
+            live = self._accounts.get(account_id) if account_id else None
+            if live is None:
+                continue  # an account seen for the first time has nothing settled
+            assert isinstance(payload, DomainEvent) and account_id is not None
+            book = live.book
+            if isinstance(payload, HoldObserved | HoldExpired):
+                if payload.authorisation_id not in book.holds:
+                    wanted.add(payload.authorisation_id)
+            elif isinstance(payload, TransactionObserved):
+                if payload.transaction_id not in book.transactions:
+                    wanted.add(payload.authorisation_id or f"~{payload.transaction_id}")
+            elif isinstance(payload, CardObserved):
+                cards.add(payload.card_id)
+            if latest.get(account_id) is None or payload.at > latest[account_id]:
+                latest[account_id] = payload.at
+        for account_id, moment in latest.items():  # capture windows this batch may close
+            live = self._accounts[account_id]
+            cards |= {card_id for card_id, until in live.windows.items()
+                      if (live.moment is None or live.moment < until) and until <= moment}
+        if cards:
+            wanted |= {hold_id for hold_id, account_id in await self.backend.holds_of_cards(
+                sorted(cards)) if hold_id not in self._accounts[account_id].book.holds}
+        if not wanted:
+            return
+        found: dict[str, list[tuple[str, str, Any]]] = {}
+        for entity_id, kind, account_id, facts in await self.backend.settled_facts(
+                sorted(wanted)):
+            found.setdefault(account_id, []).append(
+                (kind, entity_id, _DECODERS[kind].decode(facts)))
+        for account_id, entities in found.items():
+            self._account(account_id).restore(entities)
 
     def _fold(self, events: Iterable[StoredEvent[Event]], span: _Span) -> None:
         for stored in events:
@@ -292,17 +355,25 @@ class ProjectionRunner:
             return span
         write = span.write
         write.models.append((self.name, MODEL_VERSION))
+        leaving: list[tuple[LiveAccount, list[str]]] = []
         for account_id, touched in span.touched.items():
             live = self._accounts[account_id]
             book = live.book
+            live.refresh(touched, write)
             for kind, entity_id in touched:
                 facts = _entities_of(book, kind).get(entity_id)
                 if facts is not None:
-                    write.entities.append((entity_id, kind, account_id, _ENCODER.encode(facts)))
+                    write.entities.append((entity_id, kind, account_id,
+                                           group_of(kind, entity_id, facts), 1,
+                                           _ENCODER.encode(facts)))
+            settled = live.settled() if self.evict else []
+            write.settled += [entity for g in settled for entity in live.members(g)]
+            leaving.append((live, settled))
             write.accounts.append((account_id, _ENCODER.encode(
-                AccountFacts(book.movements, book.latest_at))))
-            live.refresh(touched, write)
+                AccountFacts(book.movements, book.latest_at, live.sums()))))
         await self.backend.commit(write, span.after, span.last)
+        for live, settled in leaving:
+            live.evict(settled)
         self.position = span.last
         moved, self._moved = self._moved, anyio.Event()
         moved.set()
@@ -319,9 +390,19 @@ class ProjectionRunner:
                 if hold.status in ("pending", "capturing")
                 and live.book.holds[hold.authorisation_id].expired_at is None]
 
-    def stored_view(self, account_id: str) -> AccountView | None:
+    async def stored_view(self, account_id: str) -> AccountView | None:
+        """The account's view as the projection holds it (settled groups read back)."""
         live = self._accounts.get(account_id)
-        return None if live is None else view(live.book, None, self.policy)
+        if live is None:
+            return None
+        book = AccountBook(account_id, prune=True, movements=live.book.movements,
+                           holds=dict(live.book.holds), transactions=dict(live.book.transactions),
+                           cards=dict(live.book.cards), latest_at=live.book.latest_at)
+        for entity_id, kind, _, facts in await self.backend.account_facts(account_id):
+            entities = _entities_of(book, kind)
+            if entity_id not in entities:
+                entities[entity_id] = _DECODERS[kind].decode(facts)
+        return view(book, None, self.policy)
 
     async def view_as_of(self, account_id: str, as_of: datetime | None = None,
                          known_at: datetime | None = None) -> AccountView:

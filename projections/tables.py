@@ -1,7 +1,7 @@
 """The read models' tables: their columns, their SQL for each backend, and one batch's writes.
 
 Views (``balances``, ``holds``, ``cards``, ``anomalies``, ``token_totals``) are what readers
-query. ``projection_entities`` and ``projection_accounts`` keep each entity's facts, so a
+query. ``projection_facts`` and ``projection_accounts`` keep each entity's facts, so a
 runner restarts from its checkpoint without replaying the log; ``account_events`` indexes the
 log by account, so a point-in-time query for one account reads only that account's events.
 The tables live in the same database as the log, SQLite or PostgreSQL; every batch's rows and
@@ -37,9 +37,11 @@ class Table(msgspec.Struct, frozen=True):
 TABLES: dict[str, Table] = {
     "projection_checkpoints": Table((("name", "text"), ("position", "int")), ("name",)),
     "projection_models": Table((("name", "text"), ("version", "int")), ("name",)),
-    "projection_entities": Table((("entity_id", "text"), ("kind", "text"),
-                                  ("account_id", "text"), ("facts", "bytes")),
-                                 ("kind", "entity_id")),
+    # ``grp``: the entities that leave memory together (a hold and the debits that name it);
+    # ``open``: 1 while the runner holds them in memory, 0 once settled (read back on demand).
+    "projection_facts": Table((("entity_id", "text"), ("kind", "text"), ("account_id", "text"),
+                               ("grp", "text"), ("open", "int"), ("facts", "bytes")),
+                              ("kind", "entity_id")),
     "projection_accounts": Table((("account_id", "text"), ("facts", "bytes")), ("account_id",)),
     "account_events": Table((("account_id", "text"), ("position", "int")),
                             ("account_id", "position")),
@@ -60,7 +62,7 @@ TABLES: dict[str, Table] = {
                            ("token_amount", "text")), ("account_id", "token", "kind")),
 }
 VIEW_TABLES = ("balances", "holds", "cards", "token_totals", "anomalies", "quarantined")
-ALL_TABLES = ("projection_models", "projection_entities", "projection_accounts",
+ALL_TABLES = ("projection_models", "projection_facts", "projection_accounts",
               "account_events", *VIEW_TABLES)
 
 _TYPES = {"sqlite": {"text": "TEXT", "int": "INTEGER", "bytes": "BLOB"},
@@ -79,6 +81,8 @@ def schema(dialect: Dialect) -> list[str]:
                           f"PRIMARY KEY ({', '.join(table.key)})){' WITHOUT ROWID' * compact}")
     statements.append("CREATE INDEX IF NOT EXISTS holds_account ON holds (account_id)")
     statements.append("CREATE INDEX IF NOT EXISTS cards_account ON cards (account_id)")
+    statements.append("CREATE INDEX IF NOT EXISTS holds_card ON holds (card_id)")
+    statements.append("CREATE INDEX IF NOT EXISTS projection_facts_grp ON projection_facts (grp)")
     return statements
 
 
@@ -107,6 +111,33 @@ def delete_sql(dialect: Dialect, name: str) -> str:
         f"{column} = {mark}" for column, mark in zip(key, marks(dialect, len(key)), strict=True))
 
 
+def settle_sql(dialect: Dialect) -> str:
+    kind, entity_id = marks(dialect, 2)
+    return f"UPDATE projection_facts SET open = 0 WHERE kind = {kind} AND entity_id = {entity_id}"
+
+
+def open_facts_sql() -> str:
+    """The facts a runner restarts from: those of the entities it held in memory."""
+    return "SELECT entity_id, kind, account_id, facts FROM projection_facts WHERE open = 1"
+
+
+def settled_facts_sql(dialect: Dialect, groups: int) -> str:
+    """The settled facts of the given groups (the grp column), to read back."""
+    return ("SELECT entity_id, kind, account_id, facts FROM projection_facts "
+            f"WHERE open = 0 AND grp IN ({', '.join(marks(dialect, groups))})")
+
+
+def account_facts_sql(dialect: Dialect) -> str:
+    """All of an account's facts, settled ones included."""
+    return ("SELECT entity_id, kind, account_id, facts FROM projection_facts "
+            f"WHERE account_id = {marks(dialect, 1)[0]}")
+
+
+def holds_of_cards_sql(dialect: Dialect, cards: int) -> str:
+    return ("SELECT authorisation_id, account_id FROM holds "
+            f"WHERE card_id IN ({', '.join(marks(dialect, cards))})")
+
+
 def card_ids_sql(dialect: Dialect) -> str:
     """The ids of an account's cards, as the projection knows them."""
     return f"SELECT card_id FROM cards WHERE account_id = {marks(dialect, 1)[0]}"
@@ -131,7 +162,9 @@ class BatchWrite:
     def __init__(self) -> None:
         self.models: list[tuple[str, int]] = []
         """(projection, version of its model): the rows were computed by that version."""
-        self.entities: list[tuple[str, str, str, bytes]] = []
+        self.entities: list[tuple[str, str, str, str, int, bytes]] = []
+        self.settled: list[tuple[str, str]] = []
+        """(kind, entity id) of the entities that leave memory with this commit."""
         self.accounts: list[tuple[str, bytes]] = []
         self.account_events: list[tuple[str, int]] = []
         self.anomalies: list[tuple[Any, ...]] = []
@@ -143,7 +176,8 @@ class BatchWrite:
         """The batch as (SQL, rows) pairs, in the order they must run."""
         steps: list[tuple[str, list[Any]]] = [
             (insert_sql(dialect, "projection_models", replace=True), self.models),
-            (insert_sql(dialect, "projection_entities", replace=True), self.entities),
+            (insert_sql(dialect, "projection_facts", replace=True), self.entities),
+            (settle_sql(dialect), self.settled),
             (insert_sql(dialect, "projection_accounts", replace=True), self.accounts),
             (insert_sql(dialect, "account_events", replace=False), self.account_events),
             (insert_sql(dialect, "anomalies", replace=False), self.anomalies),

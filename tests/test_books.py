@@ -48,7 +48,7 @@ async def _balances_at(path: Path, snapshots: list[AnySnapshot],
         for moment in moments:
             (balance,) = (await runner.view_as_of("a1", T0 + moment)).balances
             found.append((str(balance.debits), str(balance.credits), str(balance.held)))
-        assert runner.stored_view("a1") == await runner.view_as_of("a1")
+        assert await runner.stored_view("a1") == await runner.view_as_of("a1")
         return found
 
 
@@ -310,7 +310,7 @@ async def test_a_late_processing_report_keeps_the_token_and_fees(tmp_path: Path)
             for snapshot in [ACCOUNT, auth("h1", "pending", "10.00", day(0), day(0)), *history]:
                 await Observer(store).record(snapshot)
             await runner.catch_up()
-            found = runner.stored_view("a1")
+            found = await runner.stored_view("a1")
             assert found is not None
             totals.append([(t.kind, t.token_amount) for t in found.tokens])
     assert totals[0] == totals[1] == [("debit", Decimal("10.00"))]

@@ -68,7 +68,7 @@ def test_receiver_archive_and_pull_in_any_interleaving_count_each_fact_once(
                 await runner.catch_up()
                 assert runner.account_ids() == sorted(expected)
                 for account_id, book in expected.items():
-                    stored = runner.stored_view(account_id)
+                    stored = await runner.stored_view(account_id)
                     assert stored is not None  # rows: the same, in whatever order
                     assert rows_of(stored) == rows_of(view(book, None))
                     for moment in times:
@@ -116,7 +116,7 @@ def test_a_retried_transfer_is_recorded_once_and_a_conflicting_one_changes_nothi
                         if r.account_id == account_id:
                             signed_amount = r.amount if r.kind == "deposit" else -r.amount
                             expected = EXACT.add(expected, signed_amount)
-                    found = runner.stored_view(account_id)
+                    found = await runner.stored_view(account_id)
                     deposits = found.balances[0].deposits if found and found.balances else 0
                     assert deposits == expected
 

@@ -90,6 +90,18 @@ class ProjectionBackend(ABC):
     async def snapshot(self) -> Snapshot: ...
 
     @abstractmethod
+    async def settled_facts(self, groups: list[str]) -> list[tuple[str, str, str, bytes]]:
+        """(entity id, kind, account id, facts) of the settled entities of those groups."""
+
+    @abstractmethod
+    async def account_facts(self, account_id: str) -> list[tuple[str, str, str, bytes]]:
+        """Every entity's facts of one account, settled or not."""
+
+    @abstractmethod
+    async def holds_of_cards(self, card_ids: list[str]) -> list[tuple[str, str]]:
+        """(authorisation id, account id) of the holds of those cards (the ``holds`` table)."""
+
+    @abstractmethod
     async def card_ids(self, account_id: str) -> list[str]:
         """The account's cards in the ``cards`` table (an index: not a list of its cards'
         states, which the log holds)."""

@@ -96,8 +96,7 @@ class PostgresProjections(ProjectionBackend):
         async with self._session() as db, db.transaction(isolation="repeatable_read",
                                                          readonly=True):
             accounts = await db.fetch("SELECT account_id, facts FROM projection_accounts")
-            entities = await db.fetch("SELECT entity_id, kind, account_id, facts "
-                                      "FROM projection_entities")
+            entities = await db.fetch(tables.open_facts_sql())
             model = await db.fetchval(tables.model_sql("postgres"), self.name)
             quarantined = await db.fetchval("SELECT COUNT(*) FROM quarantined")
             return Stored(await self._checkpoint(db), model, quarantined,
@@ -125,6 +124,24 @@ class PostgresProjections(ProjectionBackend):
             rows = await db.fetch(tables.account_records_sql("postgres"), account_id, upto,
                                   recorded_by)
         return [bytes(r[0]) for r in rows]
+
+    async def settled_facts(self, groups: list[str]) -> list[tuple[str, str, str, bytes]]:
+        async with self._session() as db:
+            rows = await db.fetch(
+                "SELECT entity_id, kind, account_id, facts FROM projection_facts "
+                "WHERE open = 0 AND grp = ANY($1::text[])", groups)
+        return [(e, k, a, bytes(f)) for e, k, a, f in rows]
+
+    async def holds_of_cards(self, card_ids: list[str]) -> list[tuple[str, str]]:
+        async with self._session() as db:
+            rows = await db.fetch("SELECT authorisation_id, account_id FROM holds "
+                                  "WHERE card_id = ANY($1::text[])", card_ids)
+        return [(h, a) for h, a in rows]
+
+    async def account_facts(self, account_id: str) -> list[tuple[str, str, str, bytes]]:
+        async with self._session() as db:
+            rows = await db.fetch(tables.account_facts_sql("postgres"), account_id)
+        return [(e, k, a, bytes(f)) for e, k, a, f in rows]
 
     async def card_ids(self, account_id: str) -> list[str]:
         async with self._session() as db:

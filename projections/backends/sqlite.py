@@ -18,6 +18,7 @@ from projections import tables
 from projections.backends import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
 
 T = TypeVar("T")
+_CHUNK = 500  # values per IN (...) list
 
 
 class SqliteProjections(ProjectionBackend):
@@ -95,8 +96,7 @@ class SqliteProjections(ProjectionBackend):
             return Stored(self._checkpoint(), model[0] if model else None, quarantined,
                           db.execute("SELECT account_id, facts FROM "
                                      "projection_accounts").fetchall(),
-                          db.execute("SELECT entity_id, kind, account_id, facts FROM "
-                                     "projection_entities").fetchall())
+                          db.execute(tables.open_facts_sql()).fetchall())
 
     async def commit(self, write: tables.BatchWrite, expected: int, position: int) -> None:
         await self._run(self._commit, write, expected, position)
@@ -127,6 +127,24 @@ class SqliteProjections(ProjectionBackend):
     def _account_records(self, account_id: str, upto: int, recorded_by: int) -> list[bytes]:
         return [row[0] for row in self.db.execute(tables.account_records_sql("sqlite"),
                                                   (account_id, upto, recorded_by))]
+
+    async def settled_facts(self, groups: list[str]) -> list[tuple[str, str, str, bytes]]:
+        return await self._run(self._chunked, tables.settled_facts_sql, groups)
+
+    async def holds_of_cards(self, card_ids: list[str]) -> list[tuple[str, str]]:
+        return await self._run(self._chunked, tables.holds_of_cards_sql, card_ids)
+
+    def _chunked(self, sql: Callable[[tables.Dialect, int], str], values: list[str],
+                 ) -> list[Any]:
+        found: list[Any] = []
+        for start in range(0, len(values), _CHUNK):
+            chunk = values[start:start + _CHUNK]
+            found += self.db.execute(sql("sqlite", len(chunk)), chunk).fetchall()
+        return found
+
+    async def account_facts(self, account_id: str) -> list[tuple[str, str, str, bytes]]:
+        return await self._run(lambda: self.db.execute(
+            tables.account_facts_sql("sqlite"), (account_id,)).fetchall())
 
     async def card_ids(self, account_id: str) -> list[str]:
         return await self._run(lambda: [r[0] for r in self.db.execute(

@@ -74,7 +74,7 @@ async def test_the_projection_restarts_from_its_checkpoint_and_equals_a_replay(u
             assert await runner.catch_up() == len(events)
             await no_drift(store, runner)
             expected = books(events)
-            assert {a: runner.stored_view(a) for a in runner.account_ids()} == {
+            assert {a: await runner.stored_view(a) for a in runner.account_ids()} == {
                 a: view(b, None) for a, b in expected.items()}
             assert await runner.view_as_of("a1", day(35)) == view(expected["a1"], day(35))
             before = await runner.backend.snapshot()
@@ -94,7 +94,7 @@ async def test_a_runner_that_does_not_lead_takes_the_leaders_state_and_writes_no
                 await leader.wait_for(head)
                 assert leader.leading
                 assert await other.catch_up(wait=False) == head and not other.leading
-                assert other.stored_view("a1") == leader.stored_view("a1")
+                assert await other.stored_view("a1") == await leader.stored_view("a1")
                 with anyio.move_on_after(0.3) as waiting:
                     await other.catch_up()  # waits for the lead while the leader follows
                 assert waiting.cancelled_caught and not other.leading
@@ -158,7 +158,7 @@ async def test_a_failed_commit_loses_nothing_and_the_next_catch_up_writes_it_all
         runner.backend.commit = commit  # type: ignore[method-assign]
         assert await runner.catch_up() == head
         await no_drift(store, runner)
-        assert {a: runner.stored_view(a) for a in runner.account_ids()} == {
+        assert {a: await runner.stored_view(a) for a in runner.account_ids()} == {
             a: view(b, None) for a, b in books(known_history() + deposits(0, 10)).items()}
 
 
