@@ -1,11 +1,13 @@
 """The ``cardledger`` command line.
 
 Exit codes: 0 success; 1 a check found a problem (a broken chain, drift, a reconciliation
-difference); 2 bad usage or bad input (a one-line reason on stderr, no traceback).
+difference); 2 bad usage or bad input; 3 an outage (the database or the processor could not
+be reached, or kept failing): try again later. A one-line reason on stderr, no traceback.
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,7 +24,7 @@ from adapters import processor as processor_options
 from ledger.errors import LedgerError
 from ledger.store import EventStore, open_store
 
-EXIT_PROBLEM, EXIT_BAD_INPUT = 1, 2
+EXIT_PROBLEM, EXIT_BAD_INPUT, EXIT_OUTAGE = 1, 2, 3
 
 
 class Moment(click.ParamType):  # type: ignore[type-arg]
@@ -59,29 +61,50 @@ bar = output.progress
 
 
 def run(main: Callable[..., Awaitable[int | None]], *args: Any) -> None:
-    """Run an async command; turn bad input into exit 2 with a one-line reason."""
+    """Run an async command; turn bad input into exit 2, an outage into exit 3, each with a
+    one-line reason."""
     try:
         code = anyio.run(main, *args)
     except BaseExceptionGroup as group:  # a task group's, around one error: report that one
         errors = group.exceptions
-        if len(errors) == 1 and isinstance(errors[0], CommandError | LedgerError | OSError
-                                           | ValueError):
-            click.echo(f"error: {errors[0]}".splitlines()[0], err=True)
-            sys.exit(getattr(errors[0], "code", EXIT_BAD_INPUT))
+        if len(errors) == 1 and isinstance(errors[0], _REPORTED):
+            _fail(errors[0])
         raise
-    except CommandError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.code)
-    except (LedgerError, OSError, ValueError) as exc:
-        click.echo(f"error: {exc}".splitlines()[0], err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    except _REPORTED as exc:
+        _fail(exc)
     sys.exit(code or 0)
 
 
+def _fail(exc: BaseException) -> None:
+    click.echo(f"error: {exc}".splitlines()[0], err=True)
+    sys.exit(_exit_code(exc))
+
+
+def _exit_code(exc: BaseException) -> int:
+    import httpx
+
+    from adapters.errors import DeadlineExceeded, ServerError
+
+    if isinstance(exc, CommandError):
+        return exc.code
+    outage = (ConnectionError, TimeoutError, socket.gaierror, httpx.TransportError,
+              DeadlineExceeded, ServerError)
+    if isinstance(exc, outage) or isinstance(exc.__cause__, outage) or (
+            type(exc).__module__.startswith("asyncpg")):
+        return EXIT_OUTAGE
+    return EXIT_BAD_INPUT
+
+
+_REPORTED = (CommandError, LedgerError, OSError, ValueError)
+
+
 def _sqlite_path(db: str) -> Path | None:
+    """The file a SQLite URL names (its ``?options`` are not part of it), None for others."""
     if db.startswith(("postgresql://", "postgres://")):
         return None
-    return Path(db.removeprefix("sqlite:///")) if db.startswith("sqlite:///") else Path(db)
+    if db.startswith("sqlite:///"):
+        return Path(db.removeprefix("sqlite:///").partition("?")[0])
+    return Path(db)
 
 
 @asynccontextmanager
@@ -122,7 +145,10 @@ def entry() -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="warning", show_default=True)
 def main(log_format: str, log_level: str) -> None:
-    """cardledger: an event-sourced card ledger."""
+    """cardledger: an event-sourced card ledger.
+
+    Exit codes: 0 success; 1 a check found a problem; 2 bad usage or input; 3 an outage (the
+    database or the processor unreachable): try again later."""
     processors: list[Any] = [structlog.processors.add_log_level,
                              structlog.processors.TimeStamper(fmt="iso")]
     processors.append(structlog.processors.JSONRenderer() if log_format == "json"
@@ -191,6 +217,10 @@ def serve(db: str, host: str, port: int, webhook_secret: str | None, **kwargs: A
     from adapters.serve import serve as serve_forever
 
     connection = processor_options.connection(kwargs)
+    if webhook_secret is not None and (not webhook_secret.startswith("whsec_")
+                                       or len(webhook_secret) < len("whsec_") + 16):
+        raise click.BadParameter("must be a whsec_... secret (Standard Webhooks), not empty",
+                                 param_hint="--webhook-secret")
     if webhook_secret is None and not connection.configured:
         raise click.UsageError("give --webhook-secret, or a processor connection to verify "
                                "deliveries by fetching")

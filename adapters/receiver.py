@@ -44,7 +44,7 @@ class WebhookReceiver:
     def __init__(self, observer: Observer, *, secret: str | None = None,
                  fetcher: ProcessorClient | None = None,
                  problems: Callable[[], list[str]] = list) -> None:
-        if secret is None and fetcher is None:
+        if not secret and fetcher is None:  # an empty secret verifies nothing
             raise LedgerError("a webhook receiver needs a secret to verify signatures, or a "
                               "processor client to verify by fetching")
         self.observer = observer

@@ -197,8 +197,15 @@ def projection_figures(quick: bool) -> list[Figure]:
         rebuild = child("rebuild", db)
         ours, baseline = anyio.run(as_of_latencies, db, 50 if quick else 300)
         waits = writer_wait(db)
+        db.unlink()
+        five = Path(directory) / "five.db"  # five times the history, the same accounts
+        anyio.run(build_log, five, total * 5, accounts)
+        longer = child("rebuild", five)
     read_rate = read["events"] / read["seconds"]
     return [live_growth(quick), waits,
+        Figure("projections.rebuild_peak_rss_5x", longer["peak_rss_mb"], "MB",
+               f"the same on {events:,} events", rebuild["peak_rss_mb"],
+               f"{longer['events']:,.0f} events: memory follows what is open, not history"),
         Figure("projections.rebuild", rebuild["events"] / rebuild["seconds"], "events/s",
                "read + decode of the same log", read_rate, f"{events:,} events"),
         Figure("projections.rebuild_peak_rss", rebuild["peak_rss_mb"], "MB",

@@ -206,3 +206,16 @@ def test_the_commands_work_on_postgresql_as_on_sqlite(postgres_database: str,
         assert on_postgres.returncode == 0 and on_postgres.stdout == on_sqlite.stdout
     audited = cli("replay", "--json", "--db", postgres_database)
     assert audited.returncode == 0 and json.loads(audited.stdout)["drift"] == []
+
+
+def test_sqlite_url_options_name_the_same_file_for_every_command(ledger: Path) -> None:
+    url = f"sqlite:///{ledger}?synchronous=normal"
+    result = cli("balances", "--db", url, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(cli("balances", "--db", str(ledger),
+                                                       "--json").stdout)
+
+
+def test_serve_refuses_an_empty_webhook_secret(tmp_path: Path) -> None:
+    result = cli("serve", "--db", str(tmp_path / "l.db"), "--webhook-secret", "")
+    assert result.returncode == 2 and "whsec_" in result.stderr
