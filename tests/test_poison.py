@@ -33,7 +33,6 @@ from tests.test_cli import CARDLEDGER, _get, cli
 
 pytestmark = pytest.mark.anyio
 NOW = datetime.now(UTC)
-FIELDS: dict[str, Any] = {"createdAt": "9999-12-31T23:59:59Z"}
 
 
 def _body(changes: dict[str, Any], event_id: str = str(uuid.UUID(int=1))) -> bytes:
