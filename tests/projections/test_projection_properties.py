@@ -34,7 +34,7 @@ def moments(events: list[DomainEvent]) -> list[datetime]:
 
 
 async def _project(url: str, events: list[DomainEvent], batch: int, restart_at: int,
-                   ) -> tuple[dict[str, AccountView | None], dict[str, set[tuple[object, ...]]]]:
+                   span: int) -> tuple[dict[str, AccountView | None], dict[str, set[tuple[object, ...]]]]:
     async with open_store(url) as store:
         for event in events:
             await store.append(stream_for(event), [NewEvent(payload=event)])
@@ -42,7 +42,8 @@ async def _project(url: str, events: list[DomainEvent], batch: int, restart_at: 
             async for chunk in store.read_batches(0, batch_size=restart_at):
                 await runner._apply(chunk)  # part of the log, then stop
                 break
-        async with ProjectionRunner(store, batch_size=batch) as runner:  # restart, continue
+        async with ProjectionRunner(store, batch_size=batch,  # restart, continue
+                                    commit_every=span) as runner:
             assert await runner.catch_up() == len(events)
             views = {a: await runner.stored_view(a) for a in runner.account_ids()}
             rows = (await runner.backend.snapshot()).rows
@@ -50,8 +51,8 @@ async def _project(url: str, events: list[DomainEvent], batch: int, restart_at: 
 
 
 def _equal_to_a_full_replay(url: str, events: list[DomainEvent], batch: int,
-                            restart_at: int) -> None:
-    views, rows = anyio.run(_project, url, events, batch, restart_at)
+                            restart_at: int, span: int = 10_000) -> None:
+    views, rows = anyio.run(_project, url, events, batch, restart_at, span)
     replayed = {a: view(book, None) for a, book in books(events).items()}
     assert views.keys() == replayed.keys()  # the same rows, in whatever order
     assert all(rows_of(v) == rows_of(replayed[a]) for a, v in views.items() if v is not None)
@@ -63,13 +64,15 @@ def _equal_to_a_full_replay(url: str, events: list[DomainEvent], batch: int,
 
 
 @SLOW
-@given(funded=funded_histories(), batch=st.integers(1, 40), restart_at=st.integers(1, 30))
+@given(funded=funded_histories(), batch=st.integers(1, 40), restart_at=st.integers(1, 30),
+       span=st.integers(1, 40))
 def test_the_incremental_projection_equals_a_full_replay(
-    funded: tuple[list[AnySnapshot], list[DomainEvent]], batch: int, restart_at: int
-) -> None:
+    funded: tuple[list[AnySnapshot], list[DomainEvent]], batch: int, restart_at: int,
+    span: int) -> None:
+    """Whatever the read batches and the commit spans (a span may end inside a batch)."""
     with tempfile.TemporaryDirectory() as directory:
         _equal_to_a_full_replay(str(Path(directory) / "l.db"), record(*funded), batch,
-                                restart_at)
+                                restart_at, span)
 
 
 @settings(max_examples=8, deadline=None,

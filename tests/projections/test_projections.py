@@ -224,3 +224,25 @@ async def test_settled_payments_leave_memory_and_come_back_for_a_late_report(
             stored = await restarted.stored_view("a1")
             assert stored is not None
             assert rows_of(stored) == rows_of(await restarted.view_as_of("a1"))
+
+
+async def test_a_slow_commit_shrinks_the_next_span_within_its_limits(tmp_path: Path) -> None:
+    """Spans follow the commit's cost, so a writer never waits long behind a catch-up."""
+    from projections.runner import COMMIT_TARGET, MIN_SPAN
+
+    async with open_store(tmp_path / "l.db") as store, ProjectionRunner(store) as runner:
+        runner._adapt_span(10_000, 5 * COMMIT_TARGET)
+        assert runner._span_limit == 2_000
+        runner._adapt_span(2_000, COMMIT_TARGET / 100)  # at most doubles at once
+        assert runner._span_limit == 4_000
+        runner._adapt_span(4_000, 100.0)
+        assert runner._span_limit == MIN_SPAN
+        runner._adapt_span(10, 100.0)  # too few events to say anything
+        assert runner._span_limit == MIN_SPAN
+        for _ in range(10):
+            runner._adapt_span(runner._span_limit, COMMIT_TARGET / 100)
+        assert runner._span_limit == runner.commit_every
+    async with open_store(tmp_path / "l.db") as store, ProjectionRunner(
+            store, commit_every=50) as small:
+        small._adapt_span(50, 100.0)
+        assert small._span_limit == 50  # never above commit_every, even at the floor
