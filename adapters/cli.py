@@ -117,12 +117,21 @@ async def ledger(db: str, *, must_exist: bool = True) -> AsyncIterator[EventStor
         yield store
 
 
+_BAR_FROM = 20_000
+"""A catch-up of at least this many events shows a progress bar (on a terminal)."""
+
+
 @asynccontextmanager
 async def projections(db: str, *, must_exist: bool = True) -> AsyncIterator[Any]:
     from projections import ProjectionRunner
 
     async with ledger(db, must_exist=must_exist) as store, ProjectionRunner(store) as runner:
-        await runner.catch_up(wait=False)  # a serving runner may be leading: read its state
+        behind = await store.head() - (0 if runner.outdated else runner.position)
+        with output.progress("rebuilding the projections" if runner.outdated else "projecting",
+                             behind, behind >= _BAR_FROM) as advance:
+            runner.on_commit = advance
+            await runner.catch_up(wait=False)  # a serving runner may lead: read its state
+        runner.on_commit = None
         yield runner
 
 

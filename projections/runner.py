@@ -10,7 +10,7 @@ time; the expiry sweeper keeps that time moving as holds expire.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
@@ -113,6 +113,8 @@ class ProjectionRunner:
         """Let settled groups leave memory (``projections.live``): memory then follows what
         is open. Off, everything stays (faster on a small ledger)."""
         """Seconds between attempts to take the lead while another runner holds it."""
+        self.on_commit: Callable[[int], None] | None = None
+        """Called with the number of events each commit applied (a progress bar's advance)."""
         self.backend = backend_for(store, self.name)
         self.position = 0
         self._accounts: dict[str, LiveAccount] = {}
@@ -183,6 +185,12 @@ class ProjectionRunner:
         async with self._applying:
             if await self.backend.checkpoint() != self.position:
                 await self._load()
+
+    @property
+    def outdated(self) -> bool:
+        """Whether the tables were written by another model version: the first commit of
+        this runner as leader rebuilds them from position 0."""
+        return self._outdated
 
     @property
     def leading(self) -> bool:
@@ -385,6 +393,8 @@ class ProjectionRunner:
         self._adapt_span(span.events, time.perf_counter() - started)
         for live, settled in leaving:
             live.evict(settled)
+        if self.on_commit is not None:
+            self.on_commit(span.events)
         self.position = span.last
         moved, self._moved = self._moved, anyio.Event()
         moved.set()

@@ -34,7 +34,8 @@ def moments(events: list[DomainEvent]) -> list[datetime]:
 
 
 async def _project(url: str, events: list[DomainEvent], batch: int, restart_at: int,
-                   span: int) -> tuple[dict[str, AccountView | None], dict[str, set[tuple[object, ...]]]]:
+                   span: int,
+                   ) -> tuple[dict[str, AccountView | None], dict[str, set[tuple[object, ...]]]]:
     async with open_store(url) as store:
         for event in events:
             await store.append(stream_for(event), [NewEvent(payload=event)])
