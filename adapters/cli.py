@@ -21,7 +21,7 @@ import structlog
 
 from adapters import output
 from adapters import processor as processor_options
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, StoreUnavailableError
 from ledger.store import EventStore, open_store
 
 EXIT_PROBLEM, EXIT_BAD_INPUT, EXIT_OUTAGE = 1, 2, 3
@@ -88,7 +88,7 @@ def _exit_code(exc: BaseException) -> int:
     if isinstance(exc, CommandError):
         return exc.code
     outage = (ConnectionError, TimeoutError, socket.gaierror, httpx.TransportError,
-              DeadlineExceeded, ServerError)
+              DeadlineExceeded, ServerError, StoreUnavailableError)
     if isinstance(exc, outage) or isinstance(exc.__cause__, outage) or (
             type(exc).__module__.startswith("asyncpg")):
         return EXIT_OUTAGE
@@ -528,6 +528,53 @@ async def _request(db: str, connection: processor_options.Connection,
             async with await connection.open() as client:
                 await Outbox(store, client).dispatch()
     click.echo(f"recorded: {type(event).__name__} {subject}")
+
+
+@main.group()
+def outbox() -> None:
+    """Requests recorded for the processor: those waiting, and those it refused."""
+
+
+@outbox.command(name="list")
+@db_option
+@click.option("--all", "everything", is_flag=True, help="Also the accepted and retried ones.")
+@json_option
+def outbox_list(db: str, everything: bool, as_json: bool) -> None:
+    """Pending and refused requests, oldest first (a refusal with the processor's reason).
+
+    A pending request that failed for a passing reason (429, 5xx, a timeout) is sent again
+    by ``serve`` after its backoff; a refused one waits for ``outbox retry``."""
+    from adapters.outbox import Outbox
+
+    async def show() -> None:
+        async with ledger(db) as store:
+            found = [e for e in await Outbox(store, None).entries()
+                     if everything or e.state in ("pending", "refused")]
+        output.records("Outbox", found, as_json, None if as_json else [
+            "requestId", "requestType", "state", "status", "reason", "retryOf"])
+
+    run(show)
+
+
+@outbox.command(name="retry")
+@db_option
+@click.argument("request_id", type=click.UUID)
+@processor_options.options
+def outbox_retry(db: str, request_id: Any, **kwargs: Any) -> None:
+    """Send a refused request again, as a new request with a new idempotency key."""
+    from adapters.outbox import Outbox
+
+    connection = processor_options.connection(kwargs)
+
+    async def retry() -> None:
+        async with ledger(db) as store:
+            new_id = await Outbox(store, None).retry(request_id)
+            if connection.configured:
+                async with await connection.open() as client:
+                    await Outbox(store, client).dispatch()
+        click.echo(f"recorded: request {new_id}, retrying {request_id}")
+
+    run(retry)
 
 
 for _action in ("deactivate", "activate", "terminate"):

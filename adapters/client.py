@@ -7,8 +7,9 @@
 - ``Idempotency-Key`` on every mutating request: the caller's (derived from the ledger event
   behind it, so a retry after a crash reuses it) or one generated for the call, reused by its
   own retries;
-- retries with jittered exponential backoff on network errors, timeouts, 5xx and 409, within
-  an overall deadline; errors surface as ``adapters.errors`` exceptions with status and body.
+- retries with jittered exponential backoff on network errors, timeouts, 429 (never sooner
+  than its ``Retry-After``), 5xx and 409, within an overall deadline; errors surface as
+  ``adapters.errors`` exceptions with status and body.
 
 Logs carry the correlation id, the method, the path and the status: never a token, a secret,
 a signature or a card number.
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
 
-from adapters.errors import DeadlineExceeded, ProcessorError, error_for
+from adapters.errors import DeadlineExceeded, ProcessorError, error_for, retry_after_seconds
 from ledger.money import format_amount
 from ledger.observations import (
     AccountSnapshot,
@@ -173,6 +174,7 @@ class ProcessorClient:
         while True:
             attempt += 1
             failure: str
+            asked: float | None = None  # the processor's Retry-After, in seconds
             try:
                 response = await send()
             except httpx.TransportError as exc:  # connection errors and timeouts
@@ -182,20 +184,24 @@ class ProcessorClient:
                 if status < 300:
                     bound.debug("processor request", status=status, attempt=attempt)
                     return response
+                asked = retry_after_seconds(response.headers.get("retry-after"))
                 if status == 401 and refresh and attempt == 1:
                     await self._bearer(force=True)
                     continue
                 conflicts += status == 409
                 retry_conflict = status == 409 and conflicts <= self.config.conflict_retries
-                if status < 500 and not retry_conflict:
+                if status < 500 and status != 429 and not retry_conflict:
                     bound.info("processor refused", status=status, attempt=attempt)
-                    raise error_for(status, response.content, method, path)
+                    raise error_for(status, response.content, method, path, asked)
                 failure = f"HTTP {status}"
             delay = min(self.config.max_delay, self.config.base_delay * 2 ** (attempt - 1))
             delay *= self._rng.uniform(0.5, 1.0)
+            if asked is not None:  # never sooner than the processor asked
+                delay = max(delay, asked)
             if time.monotonic() - started + delay > self.config.deadline:
                 bound.warning("processor request gave up", failure=failure, attempt=attempt)
-                raise DeadlineExceeded(f"{method} {path}: {failure} after {attempt} attempts")
+                raise DeadlineExceeded(f"{method} {path}: {failure} after {attempt} attempts",
+                                       asked)
             bound.info("processor request retried", failure=failure, attempt=attempt)
             await anyio.sleep(delay)
 

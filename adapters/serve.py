@@ -38,6 +38,8 @@ async def serve(db: str, host: str, port: int, webhook_secret: str | None,
                                    problems=lambda: _problems(runner))
         server = _Server(uvicorn.Config(receiver.app, host=host, port=port,
                                         log_level="warning"))
+        # One dispatcher sends at a time, however many serve processes share the ledger.
+        dispatcher = Outbox(store, client, lead=True) if client is not None else None
         log.info("serving", host=host, port=port, processor=connection.configured)
         async with anyio.create_task_group() as group:
 
@@ -56,8 +58,10 @@ async def serve(db: str, host: str, port: int, webhook_secret: str | None,
             group.start_soon(on_signal)
             group.start_soon(partial(runner.follow, retry_after=FOLLOW_RETRY))
             group.start_soon(_every, SWEEP_EVERY, lambda: sweep(runner))
-            if client is not None:
-                group.start_soon(_every, OUTBOX_EVERY, Outbox(store, client).dispatch)
+            if dispatcher is not None:
+                group.start_soon(_every, OUTBOX_EVERY, dispatcher.dispatch)
+        if dispatcher is not None:
+            await dispatcher.close()
     if client is not None:
         await client.__aexit__(None, None, None)
     log.info("stopped")
@@ -84,5 +88,6 @@ async def _every(seconds: float, work: Callable[[], Awaitable[object]]) -> None:
         try:
             await work()
         except Exception as exc:  # keep serving; the next round tries again
-            log.warning("background work failed", error=str(exc))
+            log.warning("background work failed; trying again", error=str(exc),
+                        exc_info=True)
         await anyio.sleep(seconds)

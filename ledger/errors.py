@@ -21,6 +21,11 @@ class StoreError(LedgerError):
     """Base class of event-store errors."""
 
 
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached (refused, timed out, gone away): an outage, not bad
+    input; trying again later may succeed."""
+
+
 class StoreClosedError(StoreError):
     """The store was used outside its ``async with`` block."""
 
@@ -133,6 +138,11 @@ class InvalidSnapshotError(DomainError, ValueError):
 class TransferConflictError(DomainError):
     """An on-chain transfer already recorded, but with another account, amount or currency.
     Nothing was written."""
+
+
+class NotFoundError(DomainError, LookupError):
+    """The ledger has no such thing (a request, an account...) to act on. Nothing was
+    written."""
 
 
 class InvalidTransitionError(DomainError):

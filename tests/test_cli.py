@@ -136,7 +136,8 @@ def test_bad_input_exits_2_with_a_one_line_reason(ledger: Path, args: list[str],
 
 def test_every_command_has_help() -> None:
     for command in ("demo", "sandbox", "serve", "sync", "reconcile", "deposit", "ingest",
-                    "balances", "holds", "anomalies", "verify", "export", "replay", "card"):
+                    "balances", "holds", "anomalies", "verify", "export", "replay", "card",
+                    "outbox"):
         result = cli(command, "--help")
         assert result.returncode == 0 and "Usage:" in result.stdout, command
 
@@ -219,3 +220,43 @@ def test_sqlite_url_options_name_the_same_file_for_every_command(ledger: Path) -
 def test_serve_refuses_an_empty_webhook_secret(tmp_path: Path) -> None:
     result = cli("serve", "--db", str(tmp_path / "l.db"), "--webhook-secret", "")
     assert result.returncode == 2 and "whsec_" in result.stderr
+
+
+def test_an_unreachable_database_exits_3_an_outage() -> None:
+    result = cli("balances", "--db", f"postgresql://127.0.0.1:{free_port()}/ledger")
+    assert result.returncode == 3, result.stderr
+    assert "cannot connect to PostgreSQL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_outbox_lists_a_refusal_and_retries_it_as_a_new_request(tmp_path: Path) -> None:
+    import anyio
+
+    from adapters.commands import Commands
+    from adapters.outbox import Outbox
+    from ledger import open_store
+    from tests.adapters.harness import client_for, sandbox
+
+    db = tmp_path / "l.db"
+
+    async def refused_once() -> str:
+        box = sandbox()
+        async with open_store(db) as store, client_for(box) as client:
+            request = await Commands(store).register_customer(
+                "ext-1", "eip155:1:0xab16a96d359ec26a11e2c2b3d8f8b8942d5bfcdb")
+            box.script.add(422, code="declined")
+            assert await Outbox(store, client).dispatch() == 1
+            return str(request.request_id)
+
+    request_id = anyio.run(refused_once)
+    (listed,) = json.loads(cli("outbox", "list", "--db", str(db), "--json").stdout)
+    assert (listed["requestId"], listed["state"], listed["status"]) == (request_id, "refused",
+                                                                        422)
+    assert "declined" in listed["reason"]
+    retried = cli("outbox", "retry", "--db", str(db), request_id)
+    assert retried.returncode == 0 and request_id in retried.stdout, retried.stderr
+    (pending,) = json.loads(cli("outbox", "list", "--db", str(db), "--json").stdout)
+    assert (pending["state"], pending["retryOf"]) == ("pending", request_id)
+    everything = json.loads(cli("outbox", "list", "--all", "--db", str(db), "--json").stdout)
+    assert [e["state"] for e in everything] == ["retried", "pending"]
+    unknown = cli("outbox", "retry", "--db", str(db), str(uuid.uuid4()))
+    assert unknown.returncode == 2 and "no refused request" in unknown.stderr

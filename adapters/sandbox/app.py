@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from adapters.sandbox.clock import SandboxClock
-from adapters.sandbox.faults import FaultDice, Faults
+from adapters.sandbox.faults import FaultDice, Faults, Script
 from adapters.sandbox.security import Credentials, IdempotencyKeys, Message
 from adapters.sandbox.webhooks import Subscription, WebhookSender, WebhookType, new_secret
 from adapters.sandbox.world import Balance, SandboxError, World
@@ -153,6 +153,8 @@ class Sandbox:
         self.rng = random.Random(config.seed)
         self.clock = clock or SandboxClock()
         self.dice = FaultDice(config.faults, random.Random(config.seed + 1))
+        self.script = Script()
+        """Answers to give the next matching requests instead of doing their work."""
         self.credentials = Credentials(config.api_key, config.api_secret, config.token_lifetime)
         self.idempotency = IdempotencyKeys()
         self.webhooks = WebhookSender(config.webhook_secret or new_secret(), self.dice,
@@ -386,6 +388,11 @@ def _route(sandbox: Sandbox, route: Route) -> StarletteRoute:
             await anyio.sleep(latency)
         if dice.roll(faults.server_error_before):
             return _problem(503, "unavailable", "injected fault: try again")
+        if (scripted := sandbox.script.take(request.url.path)) is not None:
+            answer = _problem(scripted.status, scripted.code, "scripted answer")
+            if scripted.retry_after is not None:
+                answer.headers["retry-after"] = scripted.retry_after
+            return answer
         body = await request.body()
         key = request.headers.get("idempotency-key")
         reserved = False  # this request holds the idempotency key until it has an answer

@@ -13,7 +13,10 @@ _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content",
                 400: "Invalid request", 401: "Not authorised", 404: "Not found",
                 409: "Invalid state transition, duplicate or request in flight",
                 422: "Declined, or Idempotency-Key reused with another request",
+                429: "Too many requests (an injected fault; see Retry-After)",
                 500: "Internal error", 503: "Unavailable"}
+_FAULTS = (429, 500, 503)
+"""What any operation may answer when faults are injected (``adapters.sandbox.faults``)."""
 
 
 def document() -> dict[str, Any]:
@@ -41,7 +44,8 @@ def document() -> dict[str, Any]:
 def _operation(route: Route, schemas: dict[Any, Any]) -> dict[str, Any]:
     problem = {"content": {"application/json": {"schema": schemas[Problem]}}}
     responses: dict[str, Any] = {
-        str(code): {"description": _STATUS_TEXT[code], **problem} for code in route.errors}
+        str(code): {"description": _STATUS_TEXT[code], **problem}
+        for code in (*route.errors, *_FAULTS)}
     responses[str(route.status)] = {"description": _STATUS_TEXT[route.status]}
     if route.response is not None and route.status not in (202, 204):
         responses[str(route.status)]["content"] = {

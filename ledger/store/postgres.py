@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from ledger.errors import StoreError
+from ledger.errors import StoreError, StoreUnavailableError
 from ledger.store import limits
 from ledger.store.base import EventStore, LogFilter
 from ledger.store.planner import (
@@ -101,7 +101,7 @@ class PostgresEventStore(EventStore):
         try:
             self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
         except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from None
+            raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from None
         try:
             async with self._p.acquire() as db:
                 await migrate(db)
