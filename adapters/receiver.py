@@ -29,7 +29,7 @@ from adapters.ingest import (
     facts_taught,
     parse_delivery,
 )
-from ledger.errors import InvalidSnapshotError, LedgerError
+from ledger.errors import InvalidSnapshotError, LedgerError, StoreUnavailableError
 from ledger.observations import AnySnapshot, kind_of
 
 log = structlog.get_logger("adapters.receiver")
@@ -58,8 +58,12 @@ class WebhookReceiver:
 
     async def health(self, request: Request) -> Response:
         problems = self.problems()
+        try:
+            position: int | None = await self.observer.store.head()
+        except StoreUnavailableError as exc:
+            problems, position = [*problems, f"database unreachable: {exc}"], None
         return _json(200, status="degraded" if problems else "ok", problems=problems,
-                     received=self.received, position=await self.observer.store.head())
+                     received=self.received, position=position)
 
     async def receive(self, request: Request) -> Response:
         body = await request.body()
@@ -84,6 +88,11 @@ class WebhookReceiver:
         except InvalidSnapshotError as exc:  # a fetched snapshot, in verify-by-fetch mode
             log.info("webhook refused: invalid snapshot", error=str(exc))
             return _json(400, error="invalid_request", field=exc.field, message=str(exc))
+        except StoreUnavailableError as exc:  # nothing recorded: the processor sends it again
+            log.warning("webhook not recorded: database unreachable", error=str(exc))
+            response = _json(503, error="unavailable", message=str(exc))
+            response.headers["retry-after"] = "5"
+            return response
         self.received += 1
         return _json(200, recorded=facts_taught(result, delivery) > 0,
                      position=result.last_position if result else None)

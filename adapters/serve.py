@@ -68,10 +68,13 @@ async def serve(db: str, host: str, port: int, webhook_secret: str | None,
 
 
 def _problems(runner: ProjectionRunner) -> list[str]:
+    problems = []
     if runner.quarantined:
-        return [f"{runner.quarantined} event(s) quarantined: the projections cannot apply "
-                "them (cardledger anomalies lists them)"]
-    return []
+        problems.append(f"{runner.quarantined} event(s) quarantined: the projections cannot "
+                        "apply them (cardledger anomalies lists them)")
+    if runner.failure is not None:
+        problems.append(f"projection runner failing: {runner.failure}")
+    return problems
 
 
 class _Server(uvicorn.Server):

@@ -121,6 +121,8 @@ class ProjectionRunner:
         self.quarantined = 0
         """Events the projections could not apply (``Unprojectable``), listed in the
         ``quarantined`` table: the ledger is degraded while there are any."""
+        self.failure: str | None = None
+        """Why ``follow`` last failed, until it applies the log again (for ``/health``)."""
         self._moved = anyio.Event()
         self._leaders = 0  # this runner's tasks holding the lead now
         self._guard = anyio.Lock()  # taking and giving up the lead
@@ -251,14 +253,16 @@ class ProjectionRunner:
         while True:
             try:
                 async with self._lead():
+                    self.failure = None  # leading again: the database answers
                     async for batch in self.store.subscribe(self.position,
                                                             batch_size=self.batch_size):
                         await self._apply(batch)
-            except LedgerError as exc:
+            except Exception as exc:  # the database gone away, or a bug: say which, retry
                 if retry_after is None:
                     raise
-                log.warning("projection runner failed; retrying", error=str(exc),
-                            retry_after=retry_after)
+                self.failure = str(exc) or type(exc).__name__
+                log.warning("projection runner failed; retrying", error=self.failure,
+                            retry_after=retry_after, exc_info=not isinstance(exc, LedgerError))
                 await anyio.sleep(retry_after)
 
     async def wait_for(self, position: int) -> None:
@@ -395,7 +399,7 @@ class ProjectionRunner:
             live.evict(settled)
         if self.on_commit is not None:
             self.on_commit(span.events)
-        self.position = span.last
+        self.position, self.failure = span.last, None
         moved, self._moved = self._moved, anyio.Event()
         moved.set()
         return _Span(self.position)

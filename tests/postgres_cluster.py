@@ -43,10 +43,18 @@ class Cluster:
         data = self.root / "data"
         self._run("initdb", "-D", str(data), "-A", "trust", "-U", "cardledger", "-E", "UTF8",
                   "--no-locale")
-        self._run("pg_ctl", "-D", str(data), "-l", str(self.root / "server.log"), "-w", "-o",
-                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                  "-c max_connections=200", "start")
+        self.resume()
         return f"postgresql://cardledger@127.0.0.1:{self.port}/postgres"
+
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: sessions are ended), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the paused server again, on the same port."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "server.log"),
+                  "-w", "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                  "-c max_connections=200", "start")
 
     def stop(self) -> None:
         try:

@@ -17,10 +17,11 @@ chain behave identically; the conformance suite runs unchanged against both.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
@@ -85,6 +86,29 @@ async def migrate(db: Connection) -> None:
             await db.execute("INSERT INTO schema_version VALUES ($1)", version + 1)
 
 
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+_LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+         asyncpg.CannotConnectNowError, asyncpg.exceptions.OperatorInterventionError)
+"""What the driver raises when the server is unreachable, restarting or shutting down."""
+
+
+def _driver_errors(method: F) -> F:
+    """No driver exception leaves the store: a lost server is ``StoreUnavailableError``
+    (try again later), any other server error a ``StoreError``. Constraint violations the
+    store handles itself are caught inside the method, before this."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except _LOST as exc:
+            raise StoreUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    return cast(F, wrapper)
+
+
 class PostgresEventStore(EventStore):
     def __init__(self, dsn: str, **options: Any) -> None:
         super().__init__(**options)
@@ -118,6 +142,7 @@ class PostgresEventStore(EventStore):
 
     # --- writing ------------------------------------------------------------------------
 
+    @_driver_errors
     async def _commit_group(self, appends: list[PreparedAppend],
                             now: datetime) -> list[AppendResult | StoreError]:
         streams = sorted({a.stream for a in appends})
@@ -159,18 +184,22 @@ class PostgresEventStore(EventStore):
 
     # --- reading ------------------------------------------------------------------------
 
+    @_driver_errors
     async def _max_position(self) -> int:
         return int(await self._p.fetchval("SELECT COALESCE(max(position), 0) FROM events"))
 
+    @_driver_errors
     async def _stream_versions(self, streams: Sequence[str]) -> dict[str, int | None]:
         return _versions(await self._p.fetch(_STREAM_VERSIONS, list(streams)))
 
+    @_driver_errors
     async def _fetch_stream(self, stream: str, from_version: int,
                             limit: int | None) -> list[bytes]:
         rows = await self._p.fetch("SELECT record FROM events WHERE stream = $1 AND version >= $2 "
                                    "ORDER BY version LIMIT $3", stream, from_version, limit)
         return [bytes(r[0]) for r in rows]
 
+    @_driver_errors
     async def _fetch(self, after: int, upto: int, log_filter: LogFilter,
                      limit: int) -> tuple[list[bytes], int]:
         if log_filter.everything:
