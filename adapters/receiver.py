@@ -10,7 +10,7 @@ recorded. It answers 2xx only once what the delivery taught is durably in the lo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Literal
 
 import msgspec
 import structlog
@@ -36,8 +36,37 @@ log = structlog.get_logger("adapters.receiver")
 _ENCODER = msgspec.json.Encoder()
 
 
-def _json(code: int, **body: Any) -> Response:
+class Recorded(msgspec.Struct, frozen=True):
+    """A delivery accepted: whether it taught the ledger anything new, and where."""
+
+    recorded: bool
+    position: int | None
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A delivery refused (or not recorded yet): a machine-readable code and a message, and
+    the field at fault when one is."""
+
+    error: str
+    message: str
+    field: str | None = None
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: Literal["ok", "degraded"]
+    problems: list[str]
+    received: int
+    """Deliveries recorded since this process started."""
+    position: int | None
+    """The log's head (None: the database is unreachable)."""
+
+
+def _json(code: int, body: Recorded | Problem | Health) -> Response:
     return Response(_ENCODER.encode(body), code, media_type="application/json")
+
+
+def _problem(code: int, error: str, message: str, field: str | None = None) -> Response:
+    return _json(code, Problem(error, message, field))
 
 
 class WebhookReceiver:
@@ -54,7 +83,8 @@ class WebhookReceiver:
         """What keeps the ledger from being fully well, for ``/health`` (empty: ok)."""
         self.received = 0
         self.app = Starlette(routes=[Route("/webhooks", self.receive, methods=["POST"]),
-                                     Route("/health", self.health, methods=["GET"])])
+                                     Route("/health", self.health, methods=["GET"]),
+                                     Route("/openapi.json", _openapi, methods=["GET"])])
 
     async def health(self, request: Request) -> Response:
         problems = self.problems()
@@ -62,8 +92,8 @@ class WebhookReceiver:
             position: int | None = await self.observer.store.head()
         except StoreUnavailableError as exc:
             problems, position = [*problems, f"database unreachable: {exc}"], None
-        return _json(200, status="degraded" if problems else "ok", problems=problems,
-                     received=self.received, position=position)
+        return _json(200, Health("degraded" if problems else "ok", problems, self.received,
+                                 position))
 
     async def receive(self, request: Request) -> Response:
         body = await request.body()
@@ -72,30 +102,30 @@ class WebhookReceiver:
                 self._webhook.verify(body, dict(request.headers), json_parse=False)
             except Exception as exc:  # the library raises ValueError too, on odd headers
                 log.info("webhook refused: bad signature", error=str(exc))
-                return _json(401, error="not_authorised", message=f"bad signature: {exc}")
+                return _problem(401, "not_authorised", f"bad signature: {exc}")
         try:
             delivery = parse_delivery(body, self.observer.clock())
         except InvalidDelivery as exc:
             log.info("webhook refused: invalid payload", error=str(exc))
-            return _json(400, error="invalid_request", field=exc.field, message=str(exc))
+            return _problem(400, "invalid_request", str(exc), exc.field)
         snapshot = delivery.snapshot if self._webhook is not None else await self._fetch(delivery)
         try:
             result = await self.observer.record(snapshot, delivery=delivery,
                                                 correlation_id=delivery.event_id)
         except DeliveryConflictError as exc:
             log.warning("webhook refused: eventId reused", error=str(exc))
-            return _json(409, error="conflict", message=str(exc))
+            return _problem(409, "conflict", str(exc))
         except InvalidSnapshotError as exc:  # a fetched snapshot, in verify-by-fetch mode
             log.info("webhook refused: invalid snapshot", error=str(exc))
-            return _json(400, error="invalid_request", field=exc.field, message=str(exc))
+            return _problem(400, "invalid_request", str(exc), exc.field)
         except StoreUnavailableError as exc:  # nothing recorded: the processor sends it again
             log.warning("webhook not recorded: database unreachable", error=str(exc))
-            response = _json(503, error="unavailable", message=str(exc))
+            response = _problem(503, "unavailable", str(exc))
             response.headers["retry-after"] = "5"
             return response
         self.received += 1
-        return _json(200, recorded=facts_taught(result, delivery) > 0,
-                     position=result.last_position if result else None)
+        return _json(200, Recorded(facts_taught(result, delivery) > 0,
+                                   result.last_position if result else None))
 
     async def _fetch(self, delivery: Delivery) -> AnySnapshot:
         assert self.fetcher is not None
@@ -147,3 +177,9 @@ async def ingest_lines(observer: Observer, lines: Iterable[bytes], *,
         else:
             duplicates += 1
     return IngestReport(total, recorded, duplicates, bad, conflicts)
+
+
+async def _openapi(request: Request) -> Response:
+    from adapters.webhook_openapi import document
+
+    return Response(_ENCODER.encode(document()), media_type="application/json")

@@ -39,7 +39,7 @@ async def costs(path: Path, events: int) -> tuple[float, float]:
                                                updated_at=now))
         async with ProjectionRunner(store) as runner:
             await runner.catch_up()
-        commands, outbox = Commands(store), Outbox(store, None)  # type: ignore[arg-type]
+        commands, outbox = Commands(store), Outbox(store, None)
         await outbox.pending()  # the first call reads the whole log once
         requests, checks = [], []
         for n in range(20):

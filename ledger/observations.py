@@ -170,9 +170,9 @@ ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """Entity and event ids: the processor's are UUIDs; the ledger takes any id of up to 64
 letters, digits, ``-`` and ``_`` (so test ids like ``a1`` work), and nothing else."""
 
-_IDS = ("id", "customer_id", "account_id", "card_id", "authorisation_id")
-_AMOUNTS = ("amount", "merchant_amount", "exchange_rate", "token_amount")
-_CURRENCIES = ("currency", "merchant_currency")
+ID_FIELDS = ("id", "customer_id", "account_id", "card_id", "authorisation_id")
+AMOUNT_FIELDS = ("amount", "merchant_amount", "exchange_rate", "token_amount")
+CURRENCY_FIELDS = ("currency", "merchant_currency")
 
 
 def check_snapshot(snapshot: AnySnapshot, now: datetime) -> None:
@@ -184,16 +184,16 @@ def check_snapshot(snapshot: AnySnapshot, now: datetime) -> None:
     latest = now + MAX_AHEAD
     for field in ("created_at", "updated_at"):
         _check_time(field, getattr(snapshot, field), latest)
-    for field in _IDS:
+    for field in ID_FIELDS:
         value = getattr(snapshot, field, None)
         if value is not None and not ID.fullmatch(value):
             raise InvalidSnapshotError(_camel(field), f"{_shown(value)} is not an id (1 to 64 "
                                        "letters, digits, '-' or '_')")
-    for field in _AMOUNTS:
+    for field in AMOUNT_FIELDS:
         value = getattr(snapshot, field, None)
         if value is not None:
             _check_amount(_camel(field), value)
-    for field in _CURRENCIES:
+    for field in CURRENCY_FIELDS:
         value = getattr(snapshot, field, None)
         if value is not None and value not in ISO_4217:
             raise InvalidSnapshotError(_camel(field), f"{value!r} is not an ISO 4217 currency")

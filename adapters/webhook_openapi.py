@@ -1,0 +1,97 @@
+"""The webhook receiver's OpenAPI 3.1 document, made from the snapshot types it accepts and
+the bodies it answers with (``adapters.receiver``), so that the document cannot drift from
+the code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from adapters.receiver import Health, Problem, Recorded
+from ledger.money import ISO_4217
+from ledger.observations import (
+    BY_WEBHOOK_TYPE,
+    CURRENCY_FIELDS,
+    ID,
+    ID_FIELDS,
+    MAX_LIST,
+    MAX_TEXT,
+)
+
+_SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+
+def document() -> dict[str, Any]:
+    kinds = list(BY_WEBHOOK_TYPE.items())
+    types: list[Any] = [t for _, t in kinds] + [Recorded, Problem, Health]
+    schemas, components = msgspec.json.schema_components(
+        types, ref_template="#/components/schemas/{name}")
+    by_type = dict(zip(types, schemas, strict=True))
+    for name, component in components.items():
+        if name not in ("Recorded", "Problem", "Health"):
+            _constrain(component)
+    delivery = {"oneOf": [{"allOf": [by_type[snapshot], {
+        "type": "object", "required": ["webhookType", "eventId"],
+        "properties": {"webhookType": {"const": webhook_type},
+                       "eventId": {"type": "string", "pattern": f"^{ID.pattern}$"}}}]}
+        for webhook_type, snapshot in kinds]}
+
+    def answer(description: str, body: type) -> dict[str, Any]:
+        return {"description": description,
+                "content": {"application/json": {"schema": by_type[body]}}}
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "cardledger webhook receiver", "version": "1.0.0",
+                 "description": "Receives the processor's webhooks (Standard Webhooks "
+                                "signatures) and records what they teach."},
+        "paths": {
+            "/webhooks": {"post": {
+                "summary": "Record one webhook delivery",
+                "operationId": "receive_webhook",
+                "parameters": [{"name": name, "in": "header", "required": True,
+                                "schema": {"type": "string"}} for name in _SIGNATURE_HEADERS],
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": delivery}}},
+                "responses": {
+                    "200": answer("Recorded, or known already (recorded: false)", Recorded),
+                    "400": answer("Not a valid delivery: nothing recorded", Problem),
+                    "401": answer("Missing, wrong or stale signature", Problem),
+                    "409": answer("eventId reused with other content", Problem),
+                    "503": answer("Database unreachable: send again later", Problem)}}},
+            "/health": {"get": {
+                "summary": "Ready or degraded, and why", "operationId": "health",
+                "responses": {"200": answer("The receiver's state", Health)}}},
+        },
+        "components": {"schemas": components},
+    }
+
+
+def _camel(field: str) -> str:
+    head, *rest = field.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+_ID_PROPERTIES = {_camel(f) for f in ID_FIELDS}
+_CURRENCY_PROPERTIES = {_camel(f) for f in CURRENCY_FIELDS}
+
+
+def _constrain(component: dict[str, Any]) -> None:
+    """Add the snapshot rules a schema can say (``ledger.observations.check_snapshot``):
+    id formats, ISO currencies, list and text lengths. Date bounds it cannot say: a date
+    before 2000 or past tomorrow is a documented 400."""
+    for name, prop in component.get("properties", {}).items():
+        kind = prop.get("type")
+        if name in _ID_PROPERTIES and kind == "string":
+            prop["pattern"] = f"^{ID.pattern}$"
+        elif name in _CURRENCY_PROPERTIES:
+            prop.pop("type", None)
+            prop["enum"] = sorted(ISO_4217)
+        elif name == "currencies":
+            prop["items"] = {"enum": sorted(ISO_4217)}
+            prop["maxItems"] = MAX_LIST
+        elif kind == "array":
+            prop["maxItems"] = MAX_LIST
+        elif kind == "string" and "format" not in prop and "pattern" not in prop:
+            prop["maxLength"] = MAX_TEXT
