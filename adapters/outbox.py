@@ -155,11 +155,17 @@ class Outbox:
         if not await self._take_lead():
             return 0
         settled = 0
-        for stored in await self.pending():
-            assert isinstance(stored.payload, REQUESTS)
-            waiting = self.backoff.get(stored.payload.request_id)
-            if waiting is None or waiting.due <= self._clock():
-                settled += await self.send(stored)
+        try:
+            for stored in await self.pending():
+                assert isinstance(stored.payload, REQUESTS)
+                waiting = self.backoff.get(stored.payload.request_id)
+                if waiting is None or waiting.due <= self._clock():
+                    settled += await self.send(stored)
+        except LedgerError:
+            # The database may be gone, and a PostgreSQL lead with its session: give the
+            # lead up, and take it again (or let another process) once the database is back.
+            await self.close()
+            raise
         return settled
 
     async def _take_lead(self) -> bool:

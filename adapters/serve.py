@@ -34,8 +34,9 @@ async def serve(db: str, host: str, port: int, webhook_secret: str | None,
                 connection: Connection) -> None:
     client: ProcessorClient | None = await connection.open() if connection.configured else None
     async with open_store(db) as store, ProjectionRunner(store) as runner:
+        failing: dict[str, str] = {}  # background task -> why its last round failed
         receiver = WebhookReceiver(Observer(store), secret=webhook_secret, fetcher=client,
-                                   problems=lambda: _problems(runner))
+                                   problems=lambda: _problems(runner, failing))
         server = _Server(uvicorn.Config(receiver.app, host=host, port=port,
                                         log_level="warning"))
         # One dispatcher sends at a time, however many serve processes share the ledger.
@@ -57,9 +58,11 @@ async def serve(db: str, host: str, port: int, webhook_secret: str | None,
             group.start_soon(until_stopped)
             group.start_soon(on_signal)
             group.start_soon(partial(runner.follow, retry_after=FOLLOW_RETRY))
-            group.start_soon(_every, SWEEP_EVERY, lambda: sweep(runner))
+            group.start_soon(_every, "expiry sweeper", SWEEP_EVERY, lambda: sweep(runner),
+                             failing)
             if dispatcher is not None:
-                group.start_soon(_every, OUTBOX_EVERY, dispatcher.dispatch)
+                group.start_soon(_every, "outbox dispatcher", OUTBOX_EVERY,
+                                 dispatcher.dispatch, failing)
         if dispatcher is not None:
             await dispatcher.close()
     if client is not None:
@@ -67,8 +70,8 @@ async def serve(db: str, host: str, port: int, webhook_secret: str | None,
     log.info("stopped")
 
 
-def _problems(runner: ProjectionRunner) -> list[str]:
-    problems = []
+def _problems(runner: ProjectionRunner, failing: dict[str, str]) -> list[str]:
+    problems = [f"{task} failing: {why}" for task, why in failing.items()]
     if runner.quarantined:
         problems.append(f"{runner.quarantined} event(s) quarantined: the projections cannot "
                         "apply them (cardledger anomalies lists them)")
@@ -86,11 +89,17 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _every(seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+async def _every(name: str, seconds: float, work: Callable[[], Awaitable[object]],
+                 failing: dict[str, str]) -> None:
+    """Run ``work`` every ``seconds``; a failed round is logged with its traceback and
+    reported by /health until a round succeeds (the database may come back)."""
     while True:
         try:
             await work()
         except Exception as exc:  # keep serving; the next round tries again
-            log.warning("background work failed; trying again", error=str(exc),
+            failing[name] = str(exc) or type(exc).__name__
+            log.warning("background work failed; trying again", task=name, error=str(exc),
                         exc_info=True)
+        else:
+            failing.pop(name, None)
         await anyio.sleep(seconds)

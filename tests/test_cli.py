@@ -260,3 +260,28 @@ def test_outbox_lists_a_refusal_and_retries_it_as_a_new_request(tmp_path: Path) 
     assert [e["state"] for e in everything] == ["retried", "pending"]
     unknown = cli("outbox", "retry", "--db", str(db), str(uuid.uuid4()))
     assert unknown.returncode == 2 and "no refused request" in unknown.stderr
+
+
+def test_verify_sees_a_crashed_ledger_whose_events_are_still_in_its_wal(tmp_path: Path) -> None:
+    db = tmp_path / "l.db"
+    writer = (  # appends, then dies without closing: the events are only in the WAL
+        "import anyio, os, signal\n"
+        "from datetime import UTC, datetime\n"
+        "from decimal import Decimal\n"
+        "from ledger import NewEvent, open_store\n"
+        "from ledger.domain.programme import stream_for\n"
+        "from ledger.events import FundsDeposited\n"
+        "async def main():\n"
+        f"    async with open_store({str(db)!r}) as store:\n"
+        "        for n in range(300):\n"
+        "            d = FundsDeposited(account_id='a1', amount=Decimal(1), currency='EUR',\n"
+        "                               chain_transaction=f'eip155:1:0x{n:x}',\n"
+        "                               at=datetime.now(UTC))\n"
+        "            await store.append(stream_for(d), [NewEvent(payload=d)])\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "anyio.run(main)\n")
+    died = subprocess.run([sys.executable, "-c", writer], capture_output=True, timeout=120)
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert (tmp_path / "l.db-wal").stat().st_size > db.stat().st_size  # not checkpointed
+    verified = cli("verify", "--db", str(db))
+    assert verified.returncode == 0 and "300 events" in verified.stdout, verified.stderr

@@ -104,8 +104,13 @@ def test_mutated_signed_deliveries_never_get_a_5xx_and_a_refused_one_records_not
         tmp_path_factory: pytest.TempPathFactory, field: str, value: object) -> None:
     import anyio
 
-    async def check() -> None:
-        async with receiving(tmp_path_factory.mktemp("m") / "l.db") as (receiver, http):
+    from adapters.servers import serving
+
+    async def check() -> None:  # over loopback: real HTTP, as the processor sends them
+        port = free_port()
+        async with receiving(tmp_path_factory.mktemp("m") / "l.db") as (receiver, _), \
+                serving(receiver.app, port), httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}") as http:
             body = _body({field: value})
             answer = await http.post("/webhooks", content=body, headers=signed(body))
             assert answer.status_code in (200, 400), answer.text
