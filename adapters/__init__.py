@@ -1,0 +1,37 @@
+"""cardledger for a service that embeds it: ``CardLedger`` is the front door.
+
+    from adapters import CardLedger, AuthorisationSnapshot
+
+The rest of this package (the processor client, the receiver, the outbox, the sync, the
+sandbox, the command line) is what the front door and the CLI are built from.
+"""
+
+from adapters.commands import MoneyRecorded
+from adapters.service import CardLedger, Change
+from ledger.errors import (
+    ConflictError,
+    InvalidInputError,
+    LedgerError,
+    NotFoundError,
+    StoreUnavailableError,
+    VerificationFailedError,
+)
+from ledger.observations import (
+    AccountSnapshot,
+    Address,
+    AuthorisationSnapshot,
+    CardSnapshot,
+    CustomerSnapshot,
+    Merchant,
+    TransactionSnapshot,
+)
+from projections.views import AccountView, AnomalyView, Balance, CardView, HoldView
+
+__all__ = [
+    "CardLedger", "Change", "MoneyRecorded",
+    "AccountSnapshot", "Address", "AuthorisationSnapshot", "CardSnapshot", "CustomerSnapshot",
+    "Merchant", "TransactionSnapshot",
+    "AccountView", "AnomalyView", "Balance", "CardView", "HoldView",
+    "ConflictError", "InvalidInputError", "LedgerError", "NotFoundError",
+    "StoreUnavailableError", "VerificationFailedError",
+]

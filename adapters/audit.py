@@ -11,6 +11,7 @@ import click
 import msgspec
 
 from adapters import output
+from adapters.locations import existing_store
 from ledger.errors import LedgerError
 from ledger.events import DOMAIN_REGISTRY
 from ledger.store import Event, EventRegistry, StoredEvent, VerifyReport
@@ -97,9 +98,7 @@ async def audit(db: str, as_of: datetime | None, known_at: datetime | None,
         builder.add(DOMAIN_REGISTRY.decode_record(row[6]) for row in rows)
         recomputed = builder.result()
     else:
-        from adapters.cli import ledger
-
-        async with ledger(db) as store:
+        async with existing_store(db) as store:
             report = await store.verify()
             stored: Snapshot | None = None
             if as_of is None and known_at is None:  # the stored views are "as of the log"

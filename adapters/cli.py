@@ -21,8 +21,8 @@ import structlog
 
 from adapters import output
 from adapters import processor as processor_options
+from adapters.locations import check_exists, existing_store
 from ledger.errors import LedgerError, StoreUnavailableError
-from ledger.store import EventStore, open_store
 
 EXIT_PROBLEM, EXIT_BAD_INPUT, EXIT_OUTAGE = 1, 2, 3
 
@@ -98,23 +98,7 @@ def _exit_code(exc: BaseException) -> int:
 _REPORTED = (CommandError, LedgerError, OSError, ValueError)
 
 
-def _sqlite_path(db: str) -> Path | None:
-    """The file a SQLite URL names (its ``?options`` are not part of it), None for others."""
-    if db.startswith(("postgresql://", "postgres://")):
-        return None
-    if db.startswith("sqlite:///"):
-        return Path(db.removeprefix("sqlite:///").partition("?")[0])
-    return Path(db)
-
-
-@asynccontextmanager
-async def ledger(db: str, *, must_exist: bool = True) -> AsyncIterator[EventStore]:
-    """The store at ``db``; a SQLite file must exist unless the command creates one."""
-    path = _sqlite_path(db)
-    if must_exist and path is not None and not path.exists():
-        raise CommandError(f"no ledger at {path} (give --db or set CARDLEDGER_DB)")
-    async with open_store(db) as store:
-        yield store
+ledger = existing_store
 
 
 _BAR_FROM = 20_000
@@ -122,17 +106,29 @@ _BAR_FROM = 20_000
 
 
 @asynccontextmanager
-async def projections(db: str, *, must_exist: bool = True) -> AsyncIterator[Any]:
-    from projections import ProjectionRunner
+async def front_door(db: str, *, must_exist: bool = True) -> AsyncIterator[Any]:
+    """The ``CardLedger`` at ``db``, its projections caught up (a progress bar on a terminal
+    for a long catch-up or a rebuild; a serving process may lead: then read its state)."""
+    from adapters.service import CardLedger
 
-    async with ledger(db, must_exist=must_exist) as store, ProjectionRunner(store) as runner:
-        behind = await store.head() - (0 if runner.outdated else runner.position)
+    if must_exist:
+        check_exists(db)
+    async with CardLedger.open(db) as opened:
+        runner = opened.runner
+        behind = await opened.store.head() - (0 if runner.outdated else runner.position)
         with output.progress("rebuilding the projections" if runner.outdated else "projecting",
                              behind, behind >= _BAR_FROM) as advance:
             runner.on_commit = advance
-            await runner.catch_up(wait=False)  # a serving runner may lead: read its state
+            await runner.catch_up(wait=False)
         runner.on_commit = None
-        yield runner
+        yield opened
+
+
+@asynccontextmanager
+async def projections(db: str, *, must_exist: bool = True) -> AsyncIterator[Any]:
+    """The projection runner of ``front_door``."""
+    async with front_door(db, must_exist=must_exist) as opened:
+        yield opened.runner
 
 
 def entry() -> None:
@@ -239,17 +235,6 @@ def serve(db: str, host: str, port: int, webhook_secret: str | None, **kwargs: A
 # --- reports ----------------------------------------------------------------------------------
 
 
-async def _views(db: str, account: str | None, as_of: datetime | None,
-                 known_at: datetime | None) -> list[Any]:
-    async with projections(db) as runner:
-        accounts = runner.account_ids()
-        if account is not None and account not in accounts:
-            raise CommandError(f"unknown account {account}")
-        moment = as_of or datetime.now(UTC)
-        return [await runner.view_as_of(a, moment, known_at) for a in ([account] if account
-                                                                       else accounts)]
-
-
 @main.command()
 @db_option
 @click.option("--account", help="Only this account.")
@@ -261,8 +246,9 @@ def balances(db: str, account: str | None, as_of: datetime | None, known_at: dat
     """Balances per account and currency: deposits, debits, credits, posted, held, available."""
 
     async def show() -> None:
-        views = await _views(db, account, as_of, known_at)
-        output.records("Balances", [b for v in views for b in v.balances], as_json)
+        async with front_door(db) as opened:
+            found = await opened.balances(account, as_of=as_of, known_at=known_at)
+        output.records("Balances", found, as_json)
 
     run(show)
 
@@ -278,8 +264,8 @@ def holds(db: str, account: str | None, as_of: datetime | None, everything: bool
     """Authorisation holds: remaining amount, expiry, and the card's capture window."""
 
     async def show() -> None:
-        views = await _views(db, account, as_of, None)
-        found = [h for v in views for h in v.holds if everything or h.closed is None]
+        async with front_door(db) as opened:
+            found = await opened.holds(account, as_of=as_of, closed=everything)
         columns = ["authorisationId", "accountId", "currency", "amount", "remaining", "status",
                    "expiresAt", "cardStatus"] + (["closed"] if everything else [])
         output.records("Holds", found, as_json, None if as_json else columns)
@@ -295,22 +281,8 @@ def anomalies(db: str, as_of: datetime | None, as_json: bool) -> None:
     """Facts that contradict others: recorded and counted, and listed here."""
 
     async def show() -> None:
-        from projections.views import AnomalyView
-
-        views = await _views(db, None, as_of, None)
-        found: list[AnomalyView] = [a for v in views for a in v.anomalies]
-        async with projections(db) as runner:
-            moment = as_of or datetime.now(UTC)
-            stored = (await runner.backend.snapshot()).rows
-            found += [AnomalyView(kind, entity, entity_id, account_id or "",
-                                  datetime.fromisoformat(at))
-                      for kind, entity, entity_id, account_id, at in stored["anomalies"]
-                      if kind == "final_state_changed" and datetime.fromisoformat(at) <= moment]
-            found.sort(key=lambda a: a.at)
-            found += [AnomalyView("quarantined", entity, entity_id, account_id or "", moment,
-                                  f"event {position}: {reason}")
-                      for position, entity, entity_id, account_id, reason
-                      in sorted(stored["quarantined"])]
+        async with front_door(db) as opened:
+            found = await opened.anomalies(as_of=as_of)
         output.records("Anomalies", found, as_json)
 
     run(show)

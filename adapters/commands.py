@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from adapters.ingest import load
 from ledger.domain import account, card, customer
 from ledger.domain.programme import stream_for
 from ledger.errors import EventIdConflictError, WrongExpectedVersionError
@@ -24,6 +23,7 @@ from ledger.events import (
     FundsWithdrawn,
 )
 from ledger.observations import Address
+from ledger.repository import decide_and_append, load
 from ledger.store import Event, EventStore, NewEvent, StreamState
 from ledger.store.base import utc_now
 from projections import ProjectionRunner
@@ -38,12 +38,9 @@ class Commands:
         self.store = store
 
     async def _record(self, stream: str, decide: Callable[[Any], Sequence[E]]) -> E:
-        """Decide against the stream's state; append at the version read; the first event."""
-        loaded = await load(self.store, stream)
-        events = list(decide(loaded.state))
-        expected = StreamState.NO_STREAM if loaded.version is None else loaded.version
-        await self.store.append(stream, [NewEvent(payload=e) for e in events],
-                                expected=expected)
+        """Decide against the stream's state and append at the version read (the
+        repository's rule); the first event decided."""
+        events, _ = await decide_and_append(self.store, stream, decide)
         return events[0]
 
     async def register_customer(self, external_id: str,
@@ -122,11 +119,10 @@ class Commands:
             loaded = await load(self.store, stream)
             (event,) = account.decide(command, loaded.state)
             assert isinstance(event, FundsDeposited | FundsWithdrawn)
-            expected = StreamState.NO_STREAM if loaded.version is None else loaded.version
             try:
                 result = await self.store.append(stream, [NewEvent(
                     payload=event, event_id=account.transfer_event_id(event))],
-                    expected=expected)
+                    expected=loaded.expected)
             except WrongExpectedVersionError:
                 continue  # the account moved meanwhile (a report arrived): decide again
             except EventIdConflictError as conflict:  # the transfer is recorded already

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -30,21 +30,22 @@ from ledger.domain.programme import (
     snapshot_stream,
 )
 from ledger.errors import (
+    ConflictError,
     EventIdConflictError,
+    InvalidInputError,
     LedgerError,
     PartialDuplicateError,
     WrongExpectedVersionError,
 )
 from ledger.events import DomainEvent, ObservationReceived
 from ledger.observations import BY_WEBHOOK_TYPE, ID, AnySnapshot, check_snapshot, kind_of
+from ledger.repository import UNSEEN, Loaded, load
 from ledger.store import (
     AppendResult,
     Event,
     EventStore,
     Metadata,
     NewEvent,
-    StoredEvent,
-    StreamState,
 )
 from ledger.store.base import utc_now
 
@@ -59,7 +60,7 @@ MAX_BODY = 64 * 1024
 _SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
 
 
-class InvalidDelivery(LedgerError, ValueError):
+class InvalidDelivery(InvalidInputError):
     """A webhook payload that cannot be recorded: malformed JSON, an unknown ``webhookType``,
     a missing or ill-typed field, a value out of range (``field`` names it, when known)."""
 
@@ -73,7 +74,7 @@ class _Envelope(msgspec.Struct, rename="camel"):
     event_id: str
 
 
-class DeliveryConflictError(LedgerError):
+class DeliveryConflictError(ConflictError):
     """A delivery whose ``eventId`` was recorded before with other content (another entity, or
     other fields): one of the two is not what the processor sent. Nothing was written."""
 
@@ -131,14 +132,6 @@ def facts_taught(result: AppendResult | None, delivery: Delivery | None) -> int:
     return len(result.positions) - (delivery is not None)
 
 
-class Loaded(msgspec.Struct):
-    state: Any
-    version: int | None
-
-
-_UNSEEN = Loaded(None, None)
-
-
 class Observer:
     """Records processor snapshots in a store; see the module's docstring."""
 
@@ -175,7 +168,7 @@ class Observer:
             # First attempt: what this process last appended, or else an entity taken to be
             # new. Either is only a guess the append's version check verifies; after a
             # conflict, the state is read from the log.
-            loaded = self._recent.get(stream, _UNSEEN) if attempt == 0 else (
+            loaded = self._recent.get(stream, UNSEEN) if attempt == 0 else (
                 await load(self.store, stream))
             events = await self._decide(snapshot, loaded.state)
             batch: list[NewEvent[Event]] = [NewEvent(payload=e, metadata=metadata)
@@ -184,9 +177,8 @@ class Observer:
                 batch.insert(0, delivery.marker())
             if not batch:
                 return None
-            expected = StreamState.NO_STREAM if loaded.version is None else loaded.version
             try:
-                result = await self.store.append(stream, batch, expected=expected)
+                result = await self.store.append(stream, batch, expected=loaded.expected)
             except PartialDuplicateError as exc:
                 if delivery is not None and marker_id(delivery.event_id) in exc.stored:
                     # Received before, and recorded with what it taught then: the marker
@@ -247,14 +239,3 @@ class Observer:
             recent = await load(self.store, stream)
             self._keep(stream, recent)
         return recent.state
-
-
-async def load(store: EventStore, stream: str) -> Loaded:
-    """An entity's state from its stream ``<kind>-<id>``, and the stream's version."""
-    events = await store.read_stream(stream)
-    return Loaded(fold(events, stream.partition("-")[0]), events[-1].version if events else None)
-
-
-def fold(events: Iterable[StoredEvent[Any]], kind: str) -> Any:
-    """An entity's state from its stream (markers and other kinds of events skipped)."""
-    return evolve_all(kind, None, (stored.payload for stored in events))

@@ -33,6 +33,7 @@ import structlog
 
 from adapters.client import ProcessorClient
 from adapters.errors import ProcessorError, is_transient
+from adapters.leads import Lead
 from ledger.domain.programme import stream_for
 from ledger.errors import LedgerError, NotFoundError
 from ledger.events import (
@@ -116,21 +117,16 @@ class Outbox:
         self.backoff: dict[uuid.UUID, Backoff] = {}
         """Pending requests that failed transiently, and when each is due again."""
         self._clock, self._rng = clock, rng or random.Random()
-        self._lead: Any = None
-        if lead:  # the lock projections use, under a name of its own
-            from projections.backends import backend_for
-            self._lead = backend_for(store, "outbox")
-        self._leading = False
+        self._lead = Lead(store, "outbox") if lead else None
 
     @property
     def leading(self) -> bool:
-        return self._lead is None or self._leading
+        return self._lead is None or self._lead.held
 
     async def close(self) -> None:
         """Give up the lead, if held."""
-        if self._lead is not None and self._leading:
-            await self._lead.close()
-            self._leading = False
+        if self._lead is not None:
+            await self._lead.release()
 
     async def pending(self) -> list[StoredEvent[Event]]:
         """Requests in the log without an outcome, oldest first. Each call reads only what
@@ -152,7 +148,7 @@ class Outbox:
     async def dispatch(self) -> int:
         """Send every pending request that is due; return how many got an outcome. A
         dispatcher that leads only sends while it holds the lead (a standby sends nothing)."""
-        if not await self._take_lead():
+        if self._lead is not None and not await self._lead.take():
             return 0
         settled = 0
         try:
@@ -167,17 +163,6 @@ class Outbox:
             await self.close()
             raise
         return settled
-
-    async def _take_lead(self) -> bool:
-        if self._lead is None or self._leading:
-            return True
-        await self._lead.open()
-        self._leading = await self._lead.try_lead()
-        if not self._leading:
-            await self._lead.close()
-        else:
-            log.info("outbox dispatcher leads")
-        return self._leading
 
     async def send(self, stored: StoredEvent[Event]) -> bool:
         """Send one request; record its outcome and return True, or, after a transient

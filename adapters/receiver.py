@@ -10,7 +10,6 @@ recorded. It answers 2xx only once what the delivery taught is durably in the lo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal
 
 import msgspec
 import structlog
@@ -29,36 +28,12 @@ from adapters.ingest import (
     facts_taught,
     parse_delivery,
 )
+from adapters.webhook_api import Health, Problem, Recorded, document
 from ledger.errors import InvalidSnapshotError, LedgerError, StoreUnavailableError
 from ledger.observations import AnySnapshot, kind_of
 
 log = structlog.get_logger("adapters.receiver")
 _ENCODER = msgspec.json.Encoder()
-
-
-class Recorded(msgspec.Struct, frozen=True):
-    """A delivery accepted: whether it taught the ledger anything new, and where."""
-
-    recorded: bool
-    position: int | None
-
-
-class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A delivery refused (or not recorded yet): a machine-readable code and a message, and
-    the field at fault when one is."""
-
-    error: str
-    message: str
-    field: str | None = None
-
-
-class Health(msgspec.Struct, frozen=True):
-    status: Literal["ok", "degraded"]
-    problems: list[str]
-    received: int
-    """Deliveries recorded since this process started."""
-    position: int | None
-    """The log's head (None: the database is unreachable)."""
 
 
 def _json(code: int, body: Recorded | Problem | Health) -> Response:
@@ -180,6 +155,4 @@ async def ingest_lines(observer: Observer, lines: Iterable[bytes], *,
 
 
 async def _openapi(request: Request) -> Response:
-    from adapters.webhook_openapi import document
-
     return Response(_ENCODER.encode(document()), media_type="application/json")

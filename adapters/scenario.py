@@ -31,10 +31,11 @@ from adapters.outbox import Outbox
 from adapters.receiver import WebhookReceiver
 from adapters.reconcile import Difference, reconcile
 from adapters.sandbox import Sandbox
+from adapters.service import CardLedger
 from adapters.sync import pull
 from ledger.events import RequestAccepted
 from ledger.observations import Address
-from ledger.store import EventStore, open_store
+from ledger.store import EventStore
 from projections import ProjectionRunner, sweep
 
 log = structlog.get_logger("adapters.scenario")
@@ -73,13 +74,16 @@ async def stack(db: Path, sandbox: Sandbox, *, base_url: str = "http://sandbox.t
                 api_transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[Stack]:
     config = ClientConfig(base_url=base_url, api_key=sandbox.credentials.api_key,
                           api_secret=sandbox.credentials.api_secret, deadline=60.0)
-    async with open_store(db) as store, ProjectionRunner(store) as runner, ProcessorClient(
-            config, new_signing_key(), transport=api_transport) as client:
+    async with ProcessorClient(config, new_signing_key(), transport=api_transport) as client:
         await client.register_signing_key()
-        observer = Observer(store, clock=sandbox.clock.now)  # the simulated world's time
-        yield Stack(store, sandbox, client, runner, observer,
-                    WebhookReceiver(observer, secret=sandbox.webhooks.secret),
-                    Outbox(store, client), Commands(store), SandboxControl(client))
+        # The front door, as a service opens it; snapshots are checked against the
+        # simulated world's time.
+        async with CardLedger.open(str(db), processor=client,
+                                   clock=sandbox.clock.now) as ledger:
+            yield Stack(ledger.store, sandbox, client, ledger.runner, ledger.observer,
+                        WebhookReceiver(ledger.observer, secret=sandbox.webhooks.secret,
+                                        problems=ledger.problems),
+                        Outbox(ledger.store, client), ledger.commands, SandboxControl(client))
 
 
 async def _push(s: Stack) -> dict[str, str]:

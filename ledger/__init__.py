@@ -1,8 +1,18 @@
 """cardledger's core: events, money, domain rules, and the event store."""
 
-from ledger.errors import LedgerError
+import os
+
+from ledger.errors import (
+    ConflictError,
+    InvalidInputError,
+    LedgerError,
+    NotFoundError,
+    StoreUnavailableError,
+    VerificationFailedError,
+)
 from ledger.store import (
     AppendResult,
+    Clock,
     Event,
     EventRegistry,
     EventStore,
@@ -12,8 +22,9 @@ from ledger.store import (
     StreamState,
     Upcaster,
     VerifyReport,
-    open_store,
 )
+from ledger.store import open_store as _open_store
+from ledger.store.base import utc_now
 
 __all__ = [
     "AppendResult",
@@ -21,6 +32,11 @@ __all__ = [
     "EventRegistry",
     "EventStore",
     "LedgerError",
+    "ConflictError",
+    "InvalidInputError",
+    "NotFoundError",
+    "StoreUnavailableError",
+    "VerificationFailedError",
     "Metadata",
     "NewEvent",
     "StoredEvent",
@@ -29,3 +45,13 @@ __all__ = [
     "VerifyReport",
     "open_store",
 ]
+
+
+def open_store(url: str | os.PathLike[str], *, registry: EventRegistry | None = None,
+               clock: Clock = utc_now, poll_interval: float = 1.0) -> EventStore:
+    """A store for ``url`` (``ledger.store.open_store``), reading and writing the card
+    programme's events (``ledger.events.DOMAIN_REGISTRY``) unless given another registry."""
+    from ledger.events import DOMAIN_REGISTRY
+
+    return _open_store(url, registry=registry or DOMAIN_REGISTRY, clock=clock,
+                       poll_interval=poll_interval)

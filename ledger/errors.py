@@ -14,6 +14,26 @@ class LedgerError(Exception):
     """Base class of every error raised by cardledger."""
 
 
+# --- what a caller can do about it -------------------------------------------------------------
+# Each error below is also one of these, whichever layer raised it: catch the kind you can act
+# on (retry later; fix the input; read again and decide again).
+
+
+class InvalidInputError(LedgerError, ValueError):
+    """The input breaks a rule (an amount, an id, a currency, a snapshot, an append). Nothing
+    was written; the same input will fail again."""
+
+
+class ConflictError(LedgerError):
+    """What the caller asked for conflicts with what is recorded (a stream moved, an id reused
+    with other content, a transfer recorded differently, a forbidden transition). Nothing
+    was written."""
+
+
+class VerificationFailedError(LedgerError):
+    """The log does not verify: its hash chain is broken, or an export disagrees with it."""
+
+
 # --- store ---------------------------------------------------------------------------------
 
 
@@ -30,7 +50,7 @@ class StoreClosedError(StoreError):
     """The store was used outside its ``async with`` block."""
 
 
-class InvalidAppendError(StoreError, ValueError):
+class InvalidAppendError(StoreError, InvalidInputError):
     """An append was refused before anything was written: the input itself is wrong."""
 
 
@@ -58,7 +78,7 @@ class DuplicateInBatchError(InvalidAppendError):
     """One batch names the same event id twice."""
 
 
-class WrongExpectedVersionError(StoreError):
+class WrongExpectedVersionError(StoreError, ConflictError):
     """The stream was not at the version the caller expected. Nothing was written."""
 
     def __init__(self, stream: str, expected: object, actual: int | None) -> None:
@@ -69,7 +89,7 @@ class WrongExpectedVersionError(StoreError):
         super().__init__(f"stream {stream!r}: expected {expected}, found {shown}")
 
 
-class EventIdConflictError(StoreError):
+class EventIdConflictError(StoreError, ConflictError):
     """An event id is already stored with different content. Nothing was written."""
 
     def __init__(self, event_id: uuid.UUID, position: int) -> None:
@@ -78,7 +98,7 @@ class EventIdConflictError(StoreError):
         super().__init__(f"event {event_id} is stored at position {position} with other content")
 
 
-class PartialDuplicateError(StoreError):
+class PartialDuplicateError(StoreError, ConflictError):
     """Some events of a batch are already stored, others are not. Nothing was written.
 
     A batch is atomic, so an earlier append either stored all of it or none of it: a retry
@@ -99,7 +119,7 @@ class SchemaError(StoreError):
     """The log holds event types this program cannot decode (found when the store opens)."""
 
 
-class StoreUrlError(StoreError, ValueError):
+class StoreUrlError(StoreError, InvalidInputError):
     """``open_store`` was given a URL it cannot open."""
 
 
@@ -110,23 +130,23 @@ class DomainError(LedgerError):
     """Base class of errors raised by the domain rules."""
 
 
-class InvalidAmountError(DomainError, ValueError):
+class InvalidAmountError(DomainError, InvalidInputError):
     """An amount is not an exact, non-negative decimal string (or has too many decimals)."""
 
 
-class UnknownCurrencyError(DomainError, ValueError):
+class UnknownCurrencyError(DomainError, InvalidInputError):
     """A currency code is not an ISO 4217 code."""
 
 
-class CurrencyMismatchError(DomainError, ValueError):
+class CurrencyMismatchError(DomainError, InvalidInputError):
     """Amounts of different currencies were combined; the ledger never converts implicitly."""
 
 
-class InvalidIdentifierError(DomainError, ValueError):
+class InvalidIdentifierError(DomainError, InvalidInputError):
     """A UUID or CAIP identifier is malformed."""
 
 
-class InvalidSnapshotError(DomainError, ValueError):
+class InvalidSnapshotError(DomainError, InvalidInputError):
     """A processor snapshot that decodes but carries a value no processor sends (an id, a
     date, an amount out of range). Nothing was recorded."""
 
@@ -135,7 +155,7 @@ class InvalidSnapshotError(DomainError, ValueError):
         super().__init__(f"{field}: {reason}")
 
 
-class TransferConflictError(DomainError):
+class TransferConflictError(DomainError, ConflictError):
     """An on-chain transfer already recorded, but with another account, amount or currency.
     Nothing was written."""
 
@@ -145,7 +165,7 @@ class NotFoundError(DomainError, LookupError):
     written."""
 
 
-class InvalidTransitionError(DomainError):
+class InvalidTransitionError(DomainError, ConflictError):
     """A local command asked for a transition the processor's state machine forbids.
 
     Nothing was decided: no event was produced.

@@ -1,10 +1,10 @@
 """One account's book: every fact the balance model needs, folded from the account's events.
 
-An entity's state "as of T" is decided from its reports dated at or before T by the same rule
-as the deciders (``ledger.domain.lifecycle``): the earliest final state if any, otherwise the
-latest report. A ``Timeline`` keeps an entity's reports; with ``prune=True`` it keeps only the
-two that can still matter at the newest time (the best final and the best open one), which is
-what the stored projection needs and all it can afford for a million events.
+An entity's state "as of T" is decided from its reports dated at or before T by the deciders'
+rule, which lives in ``ledger.domain.lifecycle.state_of``: the earliest final state if any,
+otherwise the latest report. A ``Timeline`` keeps an entity's reports; with ``prune=True`` it
+keeps only the two that can still matter at the newest time (the best final and the best open
+one), which is what the stored projection needs and all it can afford for a million events.
 """
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ from decimal import Decimal
 
 import msgspec
 
-from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION, Lifecycle, Sighting, sighting
+from ledger.domain.lifecycle import (
+    AUTHORISATION,
+    CARD,
+    TRANSACTION,
+    Lifecycle,
+    Sighting,
+    sighting,
+    state_of,
+    supersedes,
+)
 from ledger.errors import LedgerError
 from ledger.events import (
     CARD_STATUS_OF,
@@ -47,27 +56,18 @@ class Timeline(msgspec.Struct, gc=False):
             if report not in kept_ones:
                 self.sightings = (*kept_ones, report)
             return
-        # Pruned: at most one final (the earliest) and one open report (the latest).
+        # Pruned: the one final and the one open report that can still decide the state.
         final = lifecycle.is_final(report.status)
         for i, kept in enumerate(kept_ones):
             if lifecycle.is_final(kept.status) == final:
-                if (report < kept) == final and report != kept:
+                if supersedes(lifecycle, report, kept):
                     self.sightings = (*kept_ones[:i], report, *kept_ones[i + 1:])
                 return
         self.sightings = (*kept_ones, report)
 
     def at(self, lifecycle: Lifecycle, moment: datetime | None) -> Sighting | None:
         """The state as of ``moment`` (None: as of the newest report)."""
-        final: Sighting | None = None
-        latest: Sighting | None = None
-        for s in self.sightings:
-            if moment is not None and s.at > moment:
-                continue
-            if lifecycle.is_final(s.status):
-                final = s if final is None or s < final else final
-            elif latest is None or s > latest:
-                latest = s
-        return final or latest  # the earliest final, else the latest open one
+        return state_of(lifecycle, self.sightings, moment)
 
 
 class HoldFacts(msgspec.Struct, gc=False):

@@ -21,9 +21,9 @@ from decimal import Decimal
 
 import msgspec
 
+from ledger.domain.anomalies import HoldTerms, authorisation_anomalies, debit_anomalies
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy, expiry
 from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION, Sighting
-from ledger.events import Anomaly
 from ledger.money import EXACT, exact_sum
 from projections.book import AccountBook, HoldFacts, Timeline, TransactionFacts
 
@@ -232,26 +232,20 @@ def transaction_anomalies(account_id: str, tx: TransactionFacts, part: Transacti
     everything known as of T, whatever order it arrived in."""
     if tx.direction != "debit" or tx.created_at is None:
         return []
-    found = []
-    if hold is None:
-        found.append(Anomaly.UNKNOWN_AUTHORISATION)
-    else:
-        if tx.currency == hold.currency and part.amount > hold.amount:
-            found.append(Anomaly.CAPTURE_ABOVE_HOLD)
-        if tx.created_at >= hold.expires_at:
-            found.append(Anomaly.CAPTURE_AFTER_EXPIRY)
+    terms = None if hold is None else HoldTerms(hold.currency, hold.amount, hold.expires_at)
     return [AnomalyView(kind.value, "transaction", tx.transaction_id, account_id,
-                        tx.created_at) for kind in found]
+                        tx.created_at)
+            for kind in debit_anomalies(part.amount, tx.currency, tx.created_at, terms)]
 
 
 def hold_anomalies(hold: HoldView, card: CardView | None,
                    policy: HoldPolicy) -> list[AnomalyView]:
     """An authorisation created after its card was terminated."""
-    if card is not None and card.capture_window_until is not None and (
-            hold.created_at >= card.capture_window_until - policy.window):
-        return [AnomalyView(Anomaly.AUTHORISATION_AFTER_TERMINATION.value, "authorisation",
-                            hold.authorisation_id, hold.account_id, hold.created_at)]
-    return []
+    terminated = (card.capture_window_until - policy.window
+                  if card is not None and card.capture_window_until is not None else None)
+    return [AnomalyView(kind.value, "authorisation", hold.authorisation_id, hold.account_id,
+                        hold.created_at)
+            for kind in authorisation_anomalies(hold.created_at, terminated)]
 
 
 def card_view(account_id: str, card_id: str, timeline: Timeline, as_of: datetime | None,

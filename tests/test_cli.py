@@ -114,7 +114,7 @@ def test_export_then_replay_from_the_file_alone(ledger: Path, tmp_path: Path) ->
 @pytest.mark.parametrize(("args", "reason"), [
     (["ingest", "--db", "{db}", "/no/such/file.jsonl"], "No such file"),
     (["ingest", "--db", "{db}", "-"], "invalid line"),
-    (["balances", "--db", "{db}", "--account", "nobody"], "unknown account nobody"),
+    (["balances", "--db", "{db}", "--account", "nobody"], "no account 'nobody'"),
     (["balances", "--db", "{db}", "--as-of", "yesterday"], "not an ISO 8601 time"),
     (["holds", "--db", "{db}", "--as-of", "2026-13-45"], "not an ISO 8601 time"),
     (["balances", "--db", "/no/such/ledger.db"], "no ledger at"),

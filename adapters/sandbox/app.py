@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -28,6 +28,8 @@ from starlette.routing import Route as StarletteRoute
 
 from adapters.sandbox.clock import SandboxClock
 from adapters.sandbox.faults import FaultDice, Faults, Script
+from adapters.sandbox.openapi import document
+from adapters.sandbox.routing import Problem, Route
 from adapters.sandbox.security import Credentials, IdempotencyKeys, Message
 from adapters.sandbox.webhooks import Subscription, WebhookSender, WebhookType, new_secret
 from adapters.sandbox.world import Balance, SandboxError, World
@@ -122,14 +124,6 @@ class Clock(msgspec.Struct, rename="camel"):
     released: int = 0
 
 
-class Problem(msgspec.Struct):
-    """Every error: a machine-readable code, a message, and the field at fault if any."""
-
-    error: str
-    message: str
-    field: str | None = None
-
-
 # --- the sandbox -----------------------------------------------------------------------------
 
 
@@ -184,10 +178,6 @@ class Sandbox:
 
 # --- routes ----------------------------------------------------------------------------------
 
-Auth = Literal["none", "bearer", "signed"]
-Handler = Callable[["Call"], Any]
-
-
 class Call:
     """One request, as a handler sees it."""
 
@@ -199,18 +189,6 @@ class Call:
 
     def body(self, kind: type[Any]) -> Any:
         return msgspec.json.decode(self.raw or b"{}", type=kind)
-
-
-class Route(msgspec.Struct, frozen=True):
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    response: Any = None
-    status: int = 200
-    request: Any = None
-    auth: Auth = "signed"
-    errors: tuple[int, ...] = (400, 401, 404, 409)
 
 
 def _amount(text: str | None) -> Decimal | None:
@@ -365,9 +343,7 @@ def _create_card(call: Call) -> CardSnapshot:
 
 
 async def _openapi(request: Request) -> Response:
-    from adapters.sandbox.openapi import document  # built from ROUTES, which this module holds
-
-    return Response(_ENCODER.encode(document()), media_type="application/json")
+    return Response(_ENCODER.encode(document(ROUTES)), media_type="application/json")
 
 
 _FIELD = re.compile(r"at `\$\.?([^`]*)`")

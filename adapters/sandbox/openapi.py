@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from adapters.sandbox.app import ROUTES, Problem, Route
+from adapters.sandbox.routing import Problem, Route
 
 _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content",
                 400: "Invalid request", 401: "Not authorised", 404: "Not found",
@@ -19,13 +20,14 @@ _FAULTS = (429, 500, 503)
 """What any operation may answer when faults are injected (``adapters.sandbox.faults``)."""
 
 
-def document() -> dict[str, Any]:
-    types = [t for r in ROUTES for t in (r.request, r.response) if t is not None] + [Problem]
+def document(routes: Sequence[Route]) -> dict[str, Any]:
+    """The document of ``routes`` (the sandbox's: ``adapters.sandbox.app.ROUTES``)."""
+    types = [t for r in routes for t in (r.request, r.response) if t is not None] + [Problem]
     schemas, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}")
     by_type = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
+    for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, by_type)
     return {
         "openapi": "3.1.0",

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from ledger.domain.anomalies import authorisation_anomalies
 from ledger.domain.card import CardState
 from ledger.domain.lifecycle import AUTHORISATION, Standing, Verdict, judge, sighting
 from ledger.errors import InvalidTransitionError
@@ -214,9 +215,8 @@ def _observe(command: ObserveAuthorisation, state: HoldState | None) -> list[Hol
               "currency": check_currency(snapshot.currency)}
     events: list[HoldObserved] = []
     if verdict is Verdict.NEW:
-        terminated = card.terminated_at if card else None
-        after_termination = terminated is not None and snapshot.created_at >= terminated
-        placed_anomalies = (Anomaly.AUTHORISATION_AFTER_TERMINATION,) if after_termination else ()
+        placed_anomalies = tuple(authorisation_anomalies(
+            snapshot.created_at, card.terminated_at if card else None))
         # Every hold is placed pending at its createdAt, which starts its expiry clock. Seen
         # first in a later state, it is taken to have had the amount now reported.
         events.append(HoldPlaced(

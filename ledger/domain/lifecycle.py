@@ -8,13 +8,16 @@ order, so the entity's state is a function of the *set* of observations, never o
   rank): a final state stays final, even if a later report seems to change it;
 - otherwise it is the latest observation (by ``updatedAt``, then rank).
 
-``Standing`` keeps the two candidates, so applying any permutation (with duplicates) of the same
-observations gives the same state. ``judge`` classifies a new observation against it.
+``state_of`` is that rule, as of any moment, and ``supersedes`` its comparison; every reader of
+states goes through them (the projections' timelines too). ``Standing`` keeps the two
+candidates, so applying any permutation (with duplicates) of the same observations gives the
+same state. ``judge`` classifies a new observation against it.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
@@ -94,6 +97,29 @@ def sighting(lifecycle: Lifecycle, status: str, at: datetime,
                     () if amount is None else (format_amount(amount),))
 
 
+def supersedes(lifecycle: Lifecycle, report: Sighting, kept: Sighting) -> bool:
+    """Whether ``report`` takes the place of ``kept``, a report of the same kind (both final,
+    or both open), in deciding the state: an earlier final one, or a later open one."""
+    return report < kept if lifecycle.is_final(report.status) else report > kept
+
+
+def state_of(lifecycle: Lifecycle, reports: Iterable[Sighting],
+             moment: datetime | None = None) -> Sighting | None:
+    """The state rule, its one home: of the reports dated at or before ``moment`` (None:
+    all of them), the earliest final one if there is any, else the latest open one."""
+    final: Sighting | None = None
+    latest: Sighting | None = None
+    for report in reports:
+        if moment is not None and report.at > moment:
+            continue
+        if lifecycle.is_final(report.status):
+            if final is None or supersedes(lifecycle, report, final):
+                final = report
+        elif latest is None or supersedes(lifecycle, report, latest):
+            latest = report
+    return final or latest
+
+
 class Standing(msgspec.Struct, frozen=True):
     """The best final and the best open sighting so far; the state is derived from them."""
 
@@ -103,7 +129,7 @@ class Standing(msgspec.Struct, frozen=True):
 
     @property
     def current(self) -> Sighting | None:
-        return self.final or self.open
+        return self.final or self.open  # ``state_of`` the two: each is the best of its kind
 
     @property
     def status(self) -> str:
@@ -116,10 +142,12 @@ class Standing(msgspec.Struct, frozen=True):
             return self
         seen = self.seen | {sighting}
         if lifecycle.is_final(sighting.status):
-            final = sighting if self.final is None else min(self.final, sighting)
-            return Standing(final, self.open, seen)
-        opened = sighting if self.open is None else max(self.open, sighting)
-        return Standing(self.final, opened, seen)
+            if self.final is None or supersedes(lifecycle, sighting, self.final):
+                return Standing(sighting, self.open, seen)
+            return Standing(self.final, self.open, seen)
+        if self.open is None or supersedes(lifecycle, sighting, self.open):
+            return Standing(self.final, sighting, seen)
+        return Standing(self.final, self.open, seen)
 
 
 class Verdict(enum.Enum):

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from ledger.domain.anomalies import HoldTerms, debit_anomalies
 from ledger.domain.card import CardState
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy, HoldState
 from ledger.domain.lifecycle import TRANSACTION, Standing, Verdict, judge, sighting
@@ -140,13 +141,10 @@ def _posted(command: ObserveTransaction, common: dict[str, Any]) -> TransactionP
     snapshot, hold = command.snapshot, command.hold
     anomalies: list[Anomaly] = []
     if snapshot.direction == "debit":
-        if hold is None:
-            anomalies.append(Anomaly.UNKNOWN_AUTHORISATION)
-        else:
-            if snapshot.currency == hold.currency and parse_amount(snapshot.amount) > hold.amount:
-                anomalies.append(Anomaly.CAPTURE_ABOVE_HOLD)
-            if snapshot.created_at >= hold.expires_at(command.card, command.policy):
-                anomalies.append(Anomaly.CAPTURE_AFTER_EXPIRY)
+        terms = None if hold is None else HoldTerms(
+            hold.currency, hold.amount, hold.expires_at(command.card, command.policy))
+        anomalies = debit_anomalies(parse_amount(snapshot.amount), snapshot.currency,
+                                    snapshot.created_at, terms)
     return TransactionPosted(
         card_id=snapshot.card_id,
         merchant_amount=parse_amount(snapshot.merchant_amount) if snapshot.merchant_amount

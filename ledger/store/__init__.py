@@ -38,22 +38,18 @@ __all__ = [
 ]
 
 
-def open_store(url: str | os.PathLike[str], *, registry: EventRegistry | None = None,
+def open_store(url: str | os.PathLike[str], *, registry: EventRegistry,
                clock: Clock = utc_now, poll_interval: float = 1.0) -> EventStore:
     """A store for ``url``; open it with ``async with``.
 
-    ``registry`` names the event types the store reads and writes: by default the card
-    programme's (``ledger.events.DOMAIN_REGISTRY``).
+    ``registry`` names the event types the store reads and writes (``ledger.open_store``
+    defaults to the card programme's: this layer knows no events).
 
     ``url`` is ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, a plain file
     path, or ``postgresql://user@host:port/database``. SQLite takes ``?synchronous=full``
     (default), ``extra`` or ``normal``.
     ``poll_interval`` bounds how late a subscriber sees commits made by *other* processes.
     """
-    if registry is None:
-        from ledger.events import DOMAIN_REGISTRY  # the store is the lower layer: import late
-
-        registry = DOMAIN_REGISTRY
     options = {"registry": registry, "clock": clock, "poll_interval": poll_interval}
     text = os.fspath(url)
     scheme = text.partition("://")[0] if "://" in text else ""

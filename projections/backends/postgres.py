@@ -15,8 +15,9 @@ from contextlib import asynccontextmanager
 import anyio
 import asyncpg
 
+from ledger.errors import StoreUnavailableError
 from projections import tables
-from projections.backends import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
+from projections.backends.base import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
 
 _SCHEMA_LOCK = 0x6361_7264_7072_6F6A  # "cardproj": creating the tables, once at a time
 
@@ -59,7 +60,11 @@ class PostgresProjections(ProjectionBackend):
                 raise ProjectionError(f"lost the connection to PostgreSQL: {exc}") from exc
 
     async def open(self) -> None:
-        self._db = await asyncpg.connect(self.dsn)
+        try:
+            self._db = await asyncpg.connect(self.dsn)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                asyncpg.CannotConnectNowError) as exc:
+            raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from None
         async with self.db.transaction():
             await self.db.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
             for statement in tables.schema("postgres"):

@@ -15,7 +15,7 @@ import anyio.to_thread
 
 from ledger.store.sqlite import transaction
 from projections import tables
-from projections.backends import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
+from projections.backends.base import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
 
 T = TypeVar("T")
 _CHUNK = 500  # values per IN (...) list

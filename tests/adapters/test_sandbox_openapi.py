@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
 from adapters.client import ProcessorClient, SandboxControl
-from adapters.sandbox.app import ROUTES, Problem, Route
+from adapters.sandbox.app import ROUTES
+from adapters.sandbox.routing import Problem, Route
 from tests.adapters.harness import active_card, client_for, raw_get, sandbox
 from tests.adapters.schema_strategies import json_for
 

@@ -28,11 +28,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from adapters import webhook_openapi
+from adapters import webhook_api
 from adapters.client import ClientConfig, ProcessorClient, new_signing_key, public_key_b64
 from adapters.ingest import Observer
 from adapters.receiver import WebhookReceiver
 from adapters.sandbox import openapi as sandbox_openapi
+from adapters.sandbox.app import ROUTES
 from adapters.sandbox.webhooks import new_secret
 from adapters.servers import free_port
 from ledger import open_store
@@ -45,9 +46,9 @@ EXAMPLES = settings(max_examples=30, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
 # Rotating the credentials or removing the signing keys ends the session every other case
 # uses; tests/adapters/test_sandbox.py covers both.
-SANDBOX = schemathesis.openapi.from_dict(sandbox_openapi.document()).exclude(
+SANDBOX = schemathesis.openapi.from_dict(sandbox_openapi.document(ROUTES)).exclude(
     path="/v1/auth/credentials").exclude(method="DELETE", path="/v1/auth/signing")
-RECEIVER = schemathesis.openapi.from_dict(webhook_openapi.document())
+RECEIVER = schemathesis.openapi.from_dict(webhook_api.document())
 
 
 @dataclass

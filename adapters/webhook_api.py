@@ -1,14 +1,13 @@
-"""The webhook receiver's OpenAPI 3.1 document, made from the snapshot types it accepts and
-the bodies it answers with (``adapters.receiver``), so that the document cannot drift from
-the code."""
+"""The webhook receiver's API (``adapters.receiver``): the bodies it answers with, and its
+OpenAPI 3.1 document, made from those and the snapshot types it accepts, so that the
+document cannot drift from the code."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-from adapters.receiver import Health, Problem, Recorded
 from ledger.money import ISO_4217
 from ledger.observations import (
     BY_WEBHOOK_TYPE,
@@ -18,6 +17,32 @@ from ledger.observations import (
     MAX_LIST,
     MAX_TEXT,
 )
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    """A delivery accepted: whether it taught the ledger anything new, and where."""
+
+    recorded: bool
+    position: int | None
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A delivery refused (or not recorded yet): a machine-readable code and a message, and
+    the field at fault when one is."""
+
+    error: str
+    message: str
+    field: str | None = None
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: Literal["ok", "degraded"]
+    problems: list[str]
+    received: int
+    """Deliveries recorded since this process started."""
+    position: int | None
+    """The log's head (None: the database is unreachable)."""
+
 
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 

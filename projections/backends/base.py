@@ -1,0 +1,99 @@
+"""What every projection backend does (``projections.backends``), and its errors."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import msgspec
+
+from ledger.errors import LedgerError
+from projections.tables import BatchWrite
+
+
+class ProjectionError(LedgerError):
+    pass
+
+
+class Stored(msgspec.Struct):
+    """A projection as stored: its checkpoint and what the runner's books restart from."""
+
+    position: int
+    model: int | None
+    """The version of the model that wrote it (None: nothing written yet, or before versions)."""
+    quarantined: int
+    """How many events it quarantined."""
+    accounts: list[tuple[str, bytes]]
+    entities: list[tuple[str, str, str, bytes]]
+
+
+class Snapshot(msgspec.Struct):
+    """The view tables' rows and the checkpoint they are consistent with, read at once."""
+
+    position: int
+    rows: dict[str, set[tuple[Any, ...]]]
+
+
+class ProjectionBackend(ABC):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create the tables if they are missing."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def try_lead(self) -> bool:
+        """Take the projection's lead if no other runner holds it; never waits."""
+
+    @abstractmethod
+    async def resign(self) -> None: ...
+
+    @abstractmethod
+    async def checkpoint(self) -> int: ...
+
+    @abstractmethod
+    async def load(self) -> Stored: ...
+
+    @abstractmethod
+    async def commit(self, write: BatchWrite, expected: int, position: int) -> None:
+        """Write the batch and move the checkpoint from ``expected`` to ``position``, in one
+        transaction; ProjectionError (and nothing written) if it was not at ``expected``."""
+
+    @abstractmethod
+    async def clear(self) -> None:
+        """Empty the tables and reset the checkpoint, in one transaction."""
+
+    @abstractmethod
+    async def account_records(self, account_id: str, upto: int,
+                              recorded_by: int) -> list[bytes]:
+        """The account's event records up to position ``upto`` and recorded by
+        ``recorded_by`` (microseconds since the epoch), in log order."""
+
+    @abstractmethod
+    async def snapshot(self) -> Snapshot: ...
+
+    @abstractmethod
+    async def settled_facts(self, groups: list[str]) -> list[tuple[str, str, str, bytes]]:
+        """(entity id, kind, account id, facts) of the settled entities of those groups."""
+
+    @abstractmethod
+    async def account_facts(self, account_id: str) -> list[tuple[str, str, str, bytes]]:
+        """Every entity's facts of one account, settled or not."""
+
+    @abstractmethod
+    async def holds_of_cards(self, card_ids: list[str]) -> list[tuple[str, str]]:
+        """(authorisation id, account id) of the holds of those cards (the ``holds`` table)."""
+
+    @abstractmethod
+    async def card_ids(self, account_id: str) -> list[str]:
+        """The account's cards in the ``cards`` table (an index: not a list of its cards'
+        states, which the log holds)."""
+
+
+def moved(expected: int, found: int) -> ProjectionError:
+    return ProjectionError(f"the projection's checkpoint is at {found}, not {expected}: "
+                           "another runner wrote it (only the leading runner may write)")
