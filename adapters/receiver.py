@@ -9,6 +9,7 @@ recorded. It answers 2xx only once what the delivery taught is durably in the lo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -28,6 +29,7 @@ from adapters.ingest import (
     facts_taught,
     parse_delivery,
 )
+from adapters.metrics import Metrics
 from adapters.webhook_api import Health, Problem, Recorded, document
 from ledger.errors import InvalidSnapshotError, LedgerError, StoreUnavailableError
 from ledger.observations import AnySnapshot, kind_of
@@ -40,14 +42,11 @@ def _json(code: int, body: Recorded | Problem | Health) -> Response:
     return Response(_ENCODER.encode(body), code, media_type="application/json")
 
 
-def _problem(code: int, error: str, message: str, field: str | None = None) -> Response:
-    return _json(code, Problem(error, message, field))
-
-
 class WebhookReceiver:
     def __init__(self, observer: Observer, *, secret: str | None = None,
                  fetcher: ProcessorClient | None = None,
-                 problems: Callable[[], list[str]] = list) -> None:
+                 problems: Callable[[], list[str]] = list,
+                 metrics: Metrics | None = None) -> None:
         if not secret and fetcher is None:  # an empty secret verifies nothing
             raise LedgerError("a webhook receiver needs a secret to verify signatures, or a "
                               "processor client to verify by fetching")
@@ -57,9 +56,13 @@ class WebhookReceiver:
         self.problems = problems
         """What keeps the ledger from being fully well, for ``/health`` (empty: ok)."""
         self.received = 0
-        self.app = Starlette(routes=[Route("/webhooks", self.receive, methods=["POST"]),
-                                     Route("/health", self.health, methods=["GET"]),
-                                     Route("/openapi.json", _openapi, methods=["GET"])])
+        self.metrics = metrics
+        routes = [Route("/webhooks", self.receive, methods=["POST"]),
+                  Route("/health", self.health, methods=["GET"]),
+                  Route("/openapi.json", _openapi, methods=["GET"])]
+        if metrics is not None:
+            routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
+        self.app = Starlette(routes=routes)
 
     async def health(self, request: Request) -> Response:
         problems = self.problems()
@@ -71,36 +74,48 @@ class WebhookReceiver:
                                  position))
 
     async def receive(self, request: Request) -> Response:
+        started = time.perf_counter()
+        status, answer = await self._receive(request)
+        response = _json(status, answer)
+        if status == 503:
+            response.headers["retry-after"] = "5"
+        if self.metrics is not None:
+            if isinstance(answer, Recorded):
+                self.metrics.webhook("recorded" if answer.recorded else "known", "",
+                                     time.perf_counter() - started)
+            else:
+                self.metrics.webhook("refused", answer.error, None)
+        return response
+
+    async def _receive(self, request: Request) -> tuple[int, Recorded | Problem]:
         body = await request.body()
         if self._webhook is not None:
             try:
                 self._webhook.verify(body, dict(request.headers), json_parse=False)
             except Exception as exc:  # the library raises ValueError too, on odd headers
                 log.info("webhook refused: bad signature", error=str(exc))
-                return _problem(401, "not_authorised", f"bad signature: {exc}")
+                return 401, Problem("not_authorised", f"bad signature: {exc}")
         try:
             delivery = parse_delivery(body, self.observer.clock())
         except InvalidDelivery as exc:
             log.info("webhook refused: invalid payload", error=str(exc))
-            return _problem(400, "invalid_request", str(exc), exc.field)
+            return 400, Problem("invalid_request", str(exc), exc.field)
         snapshot = delivery.snapshot if self._webhook is not None else await self._fetch(delivery)
         try:
             result = await self.observer.record(snapshot, delivery=delivery,
                                                 correlation_id=delivery.event_id)
         except DeliveryConflictError as exc:
             log.warning("webhook refused: eventId reused", error=str(exc))
-            return _problem(409, "conflict", str(exc))
+            return 409, Problem("conflict", str(exc))
         except InvalidSnapshotError as exc:  # a fetched snapshot, in verify-by-fetch mode
             log.info("webhook refused: invalid snapshot", error=str(exc))
-            return _problem(400, "invalid_request", str(exc), exc.field)
+            return 400, Problem("invalid_request", str(exc), exc.field)
         except StoreUnavailableError as exc:  # nothing recorded: the processor sends it again
             log.warning("webhook not recorded: database unreachable", error=str(exc))
-            response = _problem(503, "unavailable", str(exc))
-            response.headers["retry-after"] = "5"
-            return response
+            return 503, Problem("unavailable", str(exc))
         self.received += 1
-        return _json(200, Recorded(facts_taught(result, delivery) > 0,
-                                   result.last_position if result else None))
+        return 200, Recorded(facts_taught(result, delivery) > 0,
+                             result.last_position if result else None)
 
     async def _fetch(self, delivery: Delivery) -> AnySnapshot:
         assert self.fetcher is not None

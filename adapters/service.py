@@ -15,7 +15,7 @@ Everything it raises is a ``ledger.LedgerError``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -28,8 +28,10 @@ from adapters.client import ProcessorClient
 from adapters.commands import Commands, MoneyRecorded
 from adapters.ingest import Observer
 from adapters.leads import Lead
+from adapters.metrics import Metrics
 from adapters.outbox import Outbox
 from adapters.receiver import WebhookReceiver
+from adapters.sync import pull
 from ledger import open_store
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.errors import NotFoundError, VerificationFailedError
@@ -42,6 +44,10 @@ from projections.book import account_of
 from projections.views import AccountView, AnomalyView, Balance, CardView, HoldView
 
 log = structlog.get_logger("adapters.service")
+LAG_LIMIT = 60.0
+"""Seconds behind the log after which the projection counts as lagging (``/health``)."""
+OUTBOX_LIMIT = 600.0
+"""Seconds a request may wait for the processor before the outbox counts as stuck."""
 
 
 class Change(msgspec.Struct, frozen=True, rename="camel"):
@@ -64,8 +70,12 @@ class CardLedger:
         self.store, self.runner, self.processor = store, runner, processor
         self.observer = Observer(store, runner.policy, clock=clock)
         self.commands = Commands(store)
+        self.metrics = Metrics()
         self.failing: dict[str, str] = {}
         """Background tasks whose last round failed, and why (``/health`` shows them)."""
+        self._lag_seconds = 0.0  # set by the watcher of run_background
+        self._outbox_oldest = 0.0
+        self._requests = Outbox(store, None)  # the watcher's view of what is pending
 
     @classmethod
     @asynccontextmanager
@@ -91,13 +101,15 @@ class CardLedger:
                              chain_transaction: str) -> MoneyRecorded:
         """Record an on-chain deposit, once per transfer (``MoneyRecorded.duplicate`` for a
         retry; ``ConflictError`` for the same transfer with other facts)."""
-        return await self.commands.record_deposit(account_id, amount, currency,
-                                                  chain_transaction)
+        with self.metrics.append_seconds.time():
+            return await self.commands.record_deposit(account_id, amount, currency,
+                                                      chain_transaction)
 
     async def record_withdrawal(self, account_id: str, amount: Decimal, currency: str,
                                 chain_transaction: str) -> MoneyRecorded:
-        return await self.commands.record_withdrawal(account_id, amount, currency,
-                                                     chain_transaction)
+        with self.metrics.append_seconds.time():
+            return await self.commands.record_withdrawal(account_id, amount, currency,
+                                                         chain_transaction)
 
     async def wait_until_visible(self, position: int | None = None) -> None:
         """Return once the projections hold the log up to ``position`` (default: everything
@@ -191,7 +203,7 @@ class CardLedger:
         ``GET /openapi.json``). With ``secret`` it checks Standard Webhooks signatures;
         without, it verifies by fetching each entity from the processor."""
         return WebhookReceiver(self.observer, secret=secret, fetcher=self.processor,
-                               problems=self.problems).app
+                               problems=self.problems, metrics=self.metrics).app
 
     def problems(self) -> list[str]:
         """What keeps the ledger from being fully well (empty: ok)."""
@@ -201,38 +213,82 @@ class CardLedger:
                             "cannot apply them (cardledger anomalies lists them)")
         if self.runner.failure is not None:
             problems.append(f"projection runner failing: {self.runner.failure}")
+        if self._lag_seconds > LAG_LIMIT:
+            problems.append(f"projection lagging: the oldest event not projected is "
+                            f"{self._lag_seconds:.0f} s old (limit {LAG_LIMIT:.0f} s)")
+        if self._outbox_oldest > OUTBOX_LIMIT:
+            problems.append(f"outbox stuck: the oldest pending request is "
+                            f"{self._outbox_oldest:.0f} s old (limit {OUTBOX_LIMIT:.0f} s)")
         return problems
 
     async def run_background(self, *, sweep_every: float = 60.0, dispatch_every: float = 1.0,
-                             retry_after: float = 1.0) -> None:
+                             pull_every: float | None = None, retry_after: float = 1.0,
+                             watch_every: float = 1.0) -> None:
         """The background work, until cancelled (start it in the service's task group): the
-        projection follower, the expiry sweeper and, with a processor, the outbox
-        dispatcher. Each has one leader across processes; a failing round is logged with its
-        traceback, shown by ``problems()``, and tried again."""
-        sweeper = Lead(self.store, "sweeper")
+        projection follower, the expiry sweeper and, with a processor, the outbox dispatcher
+        (and pull sync, every ``pull_every`` seconds if given). Each has one leader across
+        processes; a failing round is logged with its traceback, shown by ``problems()``,
+        and tried again. A watcher keeps the metrics' lag and backlog figures current."""
+        sweeper, puller = Lead(self.store, "sweeper"), Lead(self.store, "pull")
         dispatcher = (Outbox(self.store, self.processor, lead=True)
                       if self.processor is not None else None)
 
         async def sweep_if_leading() -> None:
             if await sweeper.take():
                 try:
-                    await sweep(self.runner)
+                    self.metrics.expired.inc(await sweep(self.runner))
+                    self.metrics.sweeps.inc()
                 except BaseException:
                     await sweeper.release()  # a lost database may have taken the lead along
                     raise
+
+        async def pull_if_leading() -> None:
+            assert self.processor is not None
+            if await puller.take():
+                await pull(self.processor, self.observer,
+                           [h.authorisation_id for h in self.runner.live_holds()])
+                self.metrics.pull_last_success.set_to_current_time()
+
+        async def watch() -> None:
+            await self._watch(dispatcher, sweeper)
 
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(lambda: self.runner.follow(retry_after=retry_after))
                 group.start_soon(self._every, "expiry sweeper", sweep_every, sweep_if_leading)
+                group.start_soon(self._every, "watcher", watch_every, watch)
                 if dispatcher is not None:
                     group.start_soon(self._every, "outbox dispatcher", dispatch_every,
                                      dispatcher.dispatch)
+                if self.processor is not None and pull_every is not None:
+                    group.start_soon(self._every, "pull sync", pull_every, pull_if_leading)
         finally:
             with anyio.CancelScope(shield=True):
                 await sweeper.release()
+                await puller.release()
                 if dispatcher is not None:
                     await dispatcher.close()
+
+    async def _watch(self, dispatcher: Outbox | None, sweeper: Lead | None = None) -> None:
+        """Measure the projection's lag and the outbox's backlog; mark the leads held."""
+        now = utc_now()
+        head, position = await self.store.head(), self.runner.position
+        self._lag_seconds = 0.0
+        if head > position:
+            async with aclosing(self.store.read_batches(position, batch_size=1)) as batches:
+                async for (oldest, *_) in batches:
+                    self._lag_seconds = max(0.0, (now - oldest.recorded_at).total_seconds())
+                    break
+        pending = await self._requests.pending()
+        self._outbox_oldest = (now - pending[0].recorded_at).total_seconds() if pending else 0.0
+        m = self.metrics
+        m.lag_events.set(head - position)
+        m.lag_seconds.set(self._lag_seconds)
+        m.outbox_pending.set(len(pending))
+        m.outbox_oldest_seconds.set(self._outbox_oldest)
+        m.leading.labels("projection").set(int(self.runner.leading))
+        m.leading.labels("outbox").set(int(dispatcher is not None and dispatcher.leading))
+        m.leading.labels("sweeper").set(int(sweeper is not None and sweeper.held))
 
     async def _every(self, name: str, seconds: float,
                      work: Callable[[], Awaitable[object]]) -> None:

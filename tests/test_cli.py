@@ -172,6 +172,8 @@ def test_serve_receives_webhooks_and_stops_on_sigterm(tmp_path: Path) -> None:
             answer = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body,
                                 headers=signed(body, secret=secret))
             assert answer.status_code == 200 and answer.json()["recorded"]
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            assert 'cardledger_webhooks_total{outcome="recorded",reason=""} 1.0' in metrics
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=20) == 0

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.abc
@@ -115,8 +115,12 @@ class AmountRequest(Body):
     amount: DecimalText
 
 
+MAX_ADVANCE = 10 * 366 * 86_400
+"""The clock moves forward at most ten years a call (a datetime ends at year 9999)."""
+
+
 class ClockRequest(Body):
-    seconds: int = msgspec.field(default=0)
+    seconds: Annotated[int, msgspec.Meta(ge=0, le=MAX_ADVANCE)] = 0
 
 
 class Clock(msgspec.Struct, rename="camel"):
@@ -218,10 +222,12 @@ def _authorise(call: Call) -> AuthorisationSnapshot:
 
 
 def _advance(call: Call) -> Clock:
-    body = call.body(ClockRequest)
-    if body.seconds < 0:
-        raise SandboxError(400, "invalid_request", "the clock only moves forward", "seconds")
-    now = call.sandbox.clock.advance(timedelta(seconds=body.seconds))
+    body = call.body(ClockRequest)  # 0 to MAX_ADVANCE seconds: it only moves forward
+    try:
+        now = call.sandbox.clock.advance(timedelta(seconds=body.seconds))
+    except OverflowError:
+        raise SandboxError(400, "invalid_request", "the clock cannot move past the year "
+                           "9999", "seconds") from None
     return Clock(now.isoformat(), len(call.world.expire()))
 
 

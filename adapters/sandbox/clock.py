@@ -15,5 +15,6 @@ class SandboxClock:
     def advance(self, by: timedelta) -> datetime:
         if by < timedelta(0):
             raise ValueError("the clock only moves forward")
+        moved = self.now() + by  # OverflowError past the year 9999, and the clock unchanged
         self._offset += by
-        return self.now()
+        return moved

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
@@ -265,7 +265,7 @@ class EventStore(abc.ABC):
     async def read_batches(self, after: int = 0, *, categories: Iterable[str] = (),
                            types: Iterable[str] = (),
                            batch_size: int = limits.READ_BATCH_EVENTS,
-                           ) -> AsyncIterator[list[StoredEvent[Event]]]:
+                           ) -> AsyncGenerator[list[StoredEvent[Event]], None]:
         """The log after position ``after`` up to its current head, in bounded batches."""
         self._require_open()
         log_filter = self.make_filter(categories, types)

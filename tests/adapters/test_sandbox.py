@@ -239,3 +239,23 @@ async def test_an_unknown_merchant_currency_is_a_400_not_a_500() -> None:
         with pytest.raises(InvalidRequest, match="ISO 4217"):
             await client.call("POST", f"/v1/simulator/cards/{card_id}/authorisation",
                               body={"amount": "1", "currency": "AAA"})
+
+
+async def test_the_clock_refuses_to_move_past_the_calendar_and_stays_usable() -> None:
+    from adapters.sandbox.app import MAX_ADVANCE
+
+    box = sandbox()
+    async with client_for(box) as client:
+        before = box.clock.now()
+        for seconds in (MAX_ADVANCE + 1, -1):
+            with pytest.raises(InvalidRequest):
+                await client.call("POST", "/sandbox/clock/advance", body={"seconds": seconds})
+        for _ in range(800):  # ten years a call, until the calendar ends
+            try:
+                box.clock.advance(timedelta(seconds=MAX_ADVANCE))
+            except OverflowError:
+                break
+        with pytest.raises(InvalidRequest):
+            await client.call("POST", "/sandbox/clock/advance", body={"seconds": MAX_ADVANCE})
+        assert box.clock.now() > before  # still a usable clock: no 500 from here on
+        assert (await client.get("/v1/accounts", list[object])) == []
