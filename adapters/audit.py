@@ -82,18 +82,25 @@ def rows_of_export(lines: Iterator[bytes]) -> tuple[list[Row], ExportDisagreemen
     return rows, disagreement
 
 
+def verified_export(source: Path) -> tuple[list[Row], VerifyReport]:
+    """An export's rows, and its chain verified: broken at the first bad row, or at the first
+    line whose readable fields disagree with its hashed record, whichever comes first."""
+    with source.open("rb") as lines:
+        rows, disagreement = rows_of_export(lines)
+    report = verify_rows(DOMAIN_REGISTRY, rows)
+    if disagreement is not None and (report.ok or disagreement.position
+                                     < (report.first_bad_position or 0)):
+        report = VerifyReport(False, disagreement.position - 1, disagreement.position,
+                              disagreement.reason())
+    return rows, report
+
+
 async def audit(db: str, as_of: datetime | None, known_at: datetime | None,
                 source: Path | None, as_json: bool) -> int:
     """Recompute, verify, compare; 1 on a broken chain or any drift."""
     problems: list[str] | None = None
     if source is not None:
-        with source.open("rb") as lines:
-            rows, disagreement = rows_of_export(lines)
-        report = verify_rows(DOMAIN_REGISTRY, rows)
-        if disagreement is not None and (report.ok or disagreement.position
-                                         < (report.first_bad_position or 0)):
-            report = VerifyReport(False, disagreement.position - 1, disagreement.position,
-                                  disagreement.reason())
+        rows, report = verified_export(source)
         builder = ReplayBuilder(as_of, known_at)
         builder.add(DOMAIN_REGISTRY.decode_record(row[6]) for row in rows)
         recomputed = builder.result()

@@ -293,6 +293,29 @@ def anomalies(db: str, as_of: datetime | None, as_json: bool) -> None:
 
 @main.command()
 @db_option
+@click.option("--from", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An export (cardledger export): report it without the database.")
+@click.option("--as-of", type=MOMENT, help="Business time (default: now).")
+@click.option("--known-at", type=MOMENT, help="Only what was recorded by then.")
+@click.option("--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The HTML file to write.")
+def report(db: str, source: Path | None, as_of: datetime | None, known_at: datetime | None,
+           output: Path) -> None:
+    """The audit report: one self-contained HTML file (charts inlined, opens offline).
+    Exit 1 when the chain does not verify (the report shows where)."""
+    from adapters.report import write_report
+
+    async def write() -> int:
+        code = await write_report(db, source, as_of, known_at, output,
+                                  " ".join(["cardledger", *sys.argv[1:]]))
+        click.echo(f"report written to {output}")
+        return code
+
+    run(write)
+
+
+@main.command()
+@db_option
 def verify(db: str) -> None:
     """Walk the hash chain: exit 0 when intact, 1 naming the first bad position."""
 

@@ -17,6 +17,7 @@ import click
 
 from adapters import output
 from adapters.reconcile import Difference
+from adapters.report import write_report
 from adapters.sandbox import Faults, Sandbox, SandboxConfig
 from adapters.scenario import Comparison, ScenarioConfig, compare, stack
 from adapters.scenario import run as run_programme
@@ -32,6 +33,12 @@ HOOKS = ["customer.updated", "account.updated", "card.updated", "authorisation.u
 def remove_database(db: str) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(db + suffix).unlink(missing_ok=True)
+    report_path(db).unlink(missing_ok=True)
+
+
+def report_path(db: str) -> Path:
+    """Where the demo writes its audit report: beside its ledger."""
+    return Path(db).with_suffix(".report.html")
 
 
 async def run(db: str, seed: int, payments: int) -> int:
@@ -61,6 +68,9 @@ async def run(db: str, seed: int, payments: int) -> int:
     _report(comparisons, differences, views, report, problems, events,
             f"{s.approved} authorisations approved ({s.declined} declined)", now, elapsed,
             box.webhooks.delivered)
+    audit = report_path(db)
+    await write_report(db, None, now, None, audit, f"cardledger demo --db {db}")
+    click.echo(f"audit report (HTML, opens offline): {audit}")
     good = (all(c.equal for c in comparisons) and not differences and report.ok
             and not problems)
     return 0 if good else 1
