@@ -21,7 +21,7 @@ import structlog
 
 from adapters import output
 from adapters import processor as processor_options
-from adapters.locations import check_exists, existing_store
+from adapters.locations import check_exists, existing_store, redacted
 from ledger.errors import LedgerError, StoreUnavailableError
 
 EXIT_PROBLEM, EXIT_BAD_INPUT, EXIT_OUTAGE = 1, 2, 3
@@ -299,15 +299,30 @@ def anomalies(db: str, as_of: datetime | None, as_json: bool) -> None:
 @click.option("--known-at", type=MOMENT, help="Only what was recorded by then.")
 @click.option("--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="The HTML file to write.")
+@processor_options.options
 def report(db: str, source: Path | None, as_of: datetime | None, known_at: datetime | None,
-           output: Path) -> None:
-    """The audit report: one self-contained HTML file (charts inlined, opens offline).
-    Exit 1 when the chain does not verify (the report shows where)."""
+           output: Path, **kwargs: Any) -> None:
+    """The audit report: one self-contained HTML file (charts inlined, opens offline), with
+    the reconciliation when a processor connection is given. Exit 1 when the chain does not
+    verify (the report shows where)."""
+    from adapters.reconcile import reconcile as differences_of
     from adapters.report import write_report
 
+    connection = processor_options.connection(kwargs)
+
     async def write() -> int:
+        differences = None
+        if connection.configured and source is None:
+            async with ledger(db) as store, await connection.open() as client:
+                differences = await differences_of(store, client)
+        # The command as the report shows it: its options, never a credential or password.
+        shown = ["cardledger report", f"--output {output}",
+                 f"--from {source}" if source else f"--db {redacted(db)}",
+                 f"--as-of {as_of.isoformat()}" if as_of else "",
+                 f"--known-at {known_at.isoformat()}" if known_at else "",
+                 f"--processor-url {connection.url}" if connection.configured else ""]
         code = await write_report(db, source, as_of, known_at, output,
-                                  " ".join(["cardledger", *sys.argv[1:]]))
+                                  " ".join(p for p in shown if p), differences)
         click.echo(f"report written to {output}")
         return code
 

@@ -69,7 +69,7 @@ async def run(db: str, seed: int, payments: int) -> int:
             f"{s.approved} authorisations approved ({s.declined} declined)", now, elapsed,
             box.webhooks.delivered)
     audit = report_path(db)
-    await write_report(db, None, now, None, audit, f"cardledger demo --db {db}")
+    await write_report(db, None, now, None, audit, f"cardledger demo --db {db}", differences)
     click.echo(f"audit report (HTML, opens offline): {audit}")
     good = (all(c.equal for c in comparisons) and not differences and report.ok
             and not problems)

@@ -20,6 +20,15 @@ def sqlite_path(db: str) -> Path | None:
     return Path(db)
 
 
+def redacted(db: str) -> str:
+    """``db`` fit to show: a PostgreSQL URL's password replaced by ``***``."""
+    scheme, sep, rest = db.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return db
+    return f"{scheme}://{credentials.partition(':')[0]}:***@{host}"
+
+
 def check_exists(db: str) -> None:
     """``NotFoundError`` unless ``db`` names an existing ledger (a server's is assumed)."""
     path = sqlite_path(db)

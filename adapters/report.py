@@ -25,7 +25,9 @@ import anyio
 import msgspec
 
 from adapters.audit import verified_export
-from adapters.locations import existing_store
+from adapters.locations import existing_store, redacted
+from adapters.reconcile import Difference
+from ledger.domain.hold import DEFAULT_POLICY
 from ledger.domain.lifecycle import AUTHORISATION
 from ledger.events import DOMAIN_REGISTRY, DomainEvent
 from ledger.money import format_amount
@@ -115,9 +117,11 @@ def anomalies_of(recomputed: Replay, moment: datetime) -> list[AnomalyView]:
 
 
 async def write_report(db: str, source: Path | None, as_of: datetime | None,
-                       known_at: datetime | None, output: Path, command: str) -> int:
-    """Write the report of the ledger at ``db`` (or of the export ``source``) to ``output``;
-    return 1 when the chain does not verify (the report says where), else 0."""
+                       known_at: datetime | None, output: Path, command: str,
+                       differences: list[Difference] | None = None) -> int:
+    """Write the report of the ledger at ``db`` (or of the export ``source``) to ``output``,
+    with ``differences`` from a reconciliation if one was run; return 1 when the chain does
+    not verify (the report says where), else 0."""
     started = time.perf_counter()
     moment = as_of or utc_now()
     async with AsyncExitStack() as stack:
@@ -137,16 +141,18 @@ async def write_report(db: str, source: Path | None, as_of: datetime | None,
         anomalies = anomalies_of(recomputed, moment)
         behind = await events_behind(batches(), {a.entity_id
                                                  for a in anomalies[:ANOMALIES_LISTED]}, upto)
-    made = Made(command, moment, known_at, str(source) if source else db)
+    made = Made(command, moment, known_at, str(source) if source else redacted(db))
     await anyio.Path(output).write_text(render(
-        verification, facts, builder.books, recomputed, anomalies, busy, behind, made, started),
+        verification, facts, builder.books, recomputed, anomalies, busy, behind, made, started,
+        differences),
         encoding="utf-8")
     return 0 if verification.ok else 1
 
 
 def render(verification: VerifyReport, facts: LogFacts, books: dict[str, AccountBook],
            recomputed: Replay, anomalies: list[AnomalyView], busy: Counter[str],
-           behind: dict[str, list[tuple[int, str, str]]], made: Made, started: float) -> str:
+           behind: dict[str, list[tuple[int, str, str]]], made: Made, started: float,
+           differences: list[Difference] | None = None) -> str:
     from plotly.offline import get_plotlyjs
 
     moment = made.as_of
@@ -156,6 +162,7 @@ def render(verification: VerifyReport, facts: LogFacts, books: dict[str, Account
         _balances(recomputed, books, charted, moment, anomalies),
         _holds(recomputed, books, charted, anomalies),
         _anomalies(anomalies, behind),
+        _reconciliation(differences),
         _made(made, started),
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -270,10 +277,20 @@ def _holds(recomputed: Replay, books: dict[str, AccountBook], charted: list[str]
                          "over-captured; outlined: card terminated, 30-day capture window)",
                          xaxis={"type": "date"}, height=max(300, 14 * len(holds)),
                          margin={"l": 120, "r": 10, "t": 40, "b": 30})
-    windows = [h for h in holds if h.card_status == "terminated"]
+    windows = {c.card_id: c.capture_window_until for a in charted
+               for c in recomputed.views[a].cards if c.capture_window_until is not None}
+    for card_id, until in windows.items():  # the 30 days a terminated card's holds may run
+        start = until - DEFAULT_POLICY.window
+        figure.add_trace(go.Bar(
+            y=[f"card {card_id[:12]}"], x=[(until - start).total_seconds() * 1000],
+            base=[start.isoformat()], orientation="h", showlegend=False,
+            marker={"color": "rgba(200,120,0,0.25)"},
+            hovertext=f"card {card_id} terminated {start:%Y-%m-%d}: capture window until "
+                      f"{until:%Y-%m-%d}"))
     return ("<section id=\"holds\"><h2>Holds</h2>"
-            f"<p>{len(holds)} holds of the charted accounts; {len(windows)} on terminated cards, "
-            "whose expiry is the end of the card's capture window.</p>"
+            f"<p>{len(holds)} holds of the charted accounts, and the capture windows of "
+            f"{len(windows)} terminated cards (amber): a hold pending at termination may be "
+            "captured until its window ends.</p>"
             + str(figure.to_html(full_html=False, include_plotlyjs=False)) + "</section>")
 
 
@@ -298,8 +315,24 @@ def _anomalies(anomalies: list[AnomalyView],
             f"<p>{len(anomalies):,} anomalies (counted all the same; listed here).</p>"
             + _table(["kind", "entity", "id", "account", "at", "detail", "events"], rows,
                      raw=True) + more + "<h3>The events behind them</h3>" + events
-            + "<p>Reconciliation with the processor: not run (the report reads the log "
-              "alone; see <code>cardledger reconcile</code>).</p></section>")
+            + "</section>")
+
+
+def _reconciliation(differences: list[Difference] | None) -> str:
+    head = "<section id=\"reconciliation\"><h2>Reconciliation with the processor</h2>"
+    if differences is None:
+        return (head + "<p id=\"reconciled\" data-run=\"false\">Not run: no processor "
+                "connection was given (<code>--processor-url</code> and credentials).</p>"
+                "</section>")
+    if not differences:
+        return (head + "<p id=\"reconciled\" class=\"ok\" data-run=\"true\" "
+                "data-differences=\"0\">No difference: every entity and amount agrees.</p>"
+                "</section>")
+    return (head + f"<p id=\"reconciled\" class=\"bad\" data-run=\"true\" "
+            f"data-differences=\"{len(differences)}\">{len(differences)} difference(s):</p>"
+            + _table(["entity", "id", "kind", "ledger", "processor"],
+                     [(d.entity, d.entity_id, d.kind, d.ledger or "", d.processor or "")
+                      for d in differences]) + "</section>")
 
 
 def _made(made: Made, started: float) -> str:

@@ -75,8 +75,9 @@ def test_the_demo_runs_end_to_end_and_writes_its_report(demo_run: tuple[Path, st
     page = Page(demo.with_suffix(".report.html").read_text())
     assert page.open == [] and page.scripts_from == []  # balanced, nothing fetched
     assert page.ids["chain"]["data-ok"] == "true"
-    for section in ("verification", "balances", "holds", "anomalies", "made"):
+    for section in ("verification", "balances", "holds", "anomalies", "reconciliation", "made"):
         assert section in page.ids
+    assert page.ids["reconciled"]["data-differences"] == "0"  # the demo reconciles with it
 
 
 def test_the_report_carries_the_figures_balances_gives(demo: Path, tmp_path: Path) -> None:
@@ -107,3 +108,26 @@ def test_a_tampered_ledger_is_reported_as_failed(demo: Path, tmp_path: Path) -> 
     assert made.returncode == 1
     chain = Page(output.read_text()).ids["chain"]
     assert (chain["data-ok"], chain["data-first-bad"]) == ("false", "40")
+
+
+def test_an_export_gives_the_same_report_without_the_database(demo: Path,
+                                                              tmp_path: Path) -> None:
+    export = tmp_path / "log.jsonl"
+    assert cli("export", "--db", str(demo), "--output", str(export)).returncode == 0
+    as_of = "2031-01-01T00:00:00+00:00"
+    pages = []
+    for source in (["--db", str(demo)], ["--from", str(export)]):
+        output = tmp_path / f"{source[0][2:]}.html"
+        made = cli("report", *source, "--as-of", as_of, "--output", str(output))
+        assert made.returncode == 0, made.stderr
+        pages.append(Page(output.read_text()))
+    assert pages[0].cells == pages[1].cells and pages[1].ids["chain"]["data-ok"] == "true"
+    assert pages[1].ids["reconciled"]["data-run"] == "false"
+
+
+def test_the_report_never_shows_a_password() -> None:
+    from adapters.locations import redacted
+
+    assert redacted("postgresql://ledger:s3cret@db:5432/l") == "postgresql://ledger:***@db:5432/l"
+    assert redacted("postgresql://ledger@db/l") == "postgresql://ledger@db/l"
+    assert redacted("sqlite:///x.db") == "sqlite:///x.db"
