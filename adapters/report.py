@@ -214,12 +214,9 @@ def _balance_table(balances: list[Balance]) -> str:
 def _balance_chart(book: AccountBook, moment: datetime, anomalies: list[AnomalyView]) -> str:
     import plotly.graph_objects as go  # here: plotly takes a while to import
 
-    start = _first_at(book)
-    if start is None:
+    moments = _moments(book, moment)
+    if not moments:
         return ""
-    end = max(start, min(moment, book.latest_at or moment))
-    step = (end - start) / (MOMENTS - 1) if end > start else timedelta(0)
-    moments = [start + step * i for i in range(MOMENTS)] if step else [start]
     series: dict[str, dict[str, list[float]]] = {}
     for at in moments:
         for b in view(book, at).balances:
@@ -230,7 +227,7 @@ def _balance_chart(book: AccountBook, moment: datetime, anomalies: list[AnomalyV
     for currency, lines in series.items():
         for name, values in lines.items():
             figure.add_trace(go.Scatter(x=moments[-len(values):], y=values, mode="lines",
-                                        name=f"{name} {currency}"))
+                                        line_shape="hv", name=f"{name} {currency}"))
     for label, times in _markers(book, anomalies).items():
         figure.add_trace(go.Scatter(x=times, y=[0] * len(times), mode="markers", name=label,
                                     marker={"symbol": "line-ns-open", "size": 12}))
@@ -354,10 +351,21 @@ def _table(columns: list[str], rows: Iterable[tuple[str, ...]], *, raw: bool = F
     return f"<table>{'<tr>' + head + '</tr>' if head else ''}{body}</table>"
 
 
-def _first_at(book: AccountBook) -> datetime | None:
-    times = [m.at for m in book.movements] + [h.created_at for h in book.holds.values()
-                                              if h.created_at is not None]
-    return min(times) if times else book.latest_at
+def _moments(book: AccountBook, moment: datetime) -> list[datetime]:
+    """Up to MOMENTS moments at which to show the account: spread over its changes (every
+    business time a fact of it carries, up to ``moment``), not over the calendar, so that a
+    busy hour and a quiet month each get their share; and just before the first."""
+    times = {m.at for m in book.movements}
+    for hold in book.holds.values():
+        times |= {s.at for s in hold.timeline.sightings}
+    for transaction in book.transactions.values():
+        times |= {s.at for s in transaction.timeline.sightings}
+    times |= {h.expired_at for h in book.holds.values() if h.expired_at is not None}
+    changes = sorted(t for t in times if t <= moment)
+    if not changes:
+        return []
+    step = max(1, len(changes) // (MOMENTS - 1))
+    return [changes[0] - timedelta(seconds=1), *changes[::step][:MOMENTS - 2], changes[-1]]
 
 
 def _end_of(book: AccountBook, hold: HoldView) -> datetime:
