@@ -10,12 +10,20 @@ through the same code path for history and live events, and the hash-chain walk.
 from __future__ import annotations
 
 import abc
+import functools
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -29,6 +37,7 @@ from ledger.errors import (
     LimitExceededError,
     StoreClosedError,
     StoreError,
+    StoreUnavailableError,
 )
 from ledger.store import limits
 from ledger.store.chain import check_row
@@ -75,6 +84,31 @@ class _Pending:
         self.append = append
         self.done = anyio.Event()
         self.outcome: AppendResult | BaseException | None = None
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def driver_errors(backend: str, lost: tuple[type[BaseException], ...],
+                  failed: tuple[type[BaseException], ...]) -> Callable[[F], F]:
+    """A backend method's decorator: no driver exception leaves the store. What ``lost``
+    names (the server or file unreachable, locked, shutting down) becomes
+    ``StoreUnavailableError``, to try again later; what ``failed`` names, ``StoreError``.
+    Errors the store handles itself are caught inside the method, before this."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await method(*args, **kwargs)
+            except lost as exc:
+                raise StoreUnavailableError(f"{backend} unavailable: {exc}") from exc
+            except failed as exc:
+                raise StoreError(f"{backend}: {exc}") from exc
+
+        return cast(F, wrapper)
+
+    return decorate
 
 
 class EventStore(abc.ABC):

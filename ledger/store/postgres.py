@@ -17,17 +17,16 @@ chain behave identically; the conformance suite runs unchanged against both.
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import asyncpg
 
 from ledger.errors import StoreError, StoreUnavailableError
 from ledger.store import limits
-from ledger.store.base import EventStore, LogFilter
+from ledger.store.base import EventStore, LogFilter, driver_errors
 from ledger.store.planner import (
     ChainHead,
     KnownEvent,
@@ -86,27 +85,11 @@ async def migrate(db: Connection) -> None:
             await db.execute("INSERT INTO schema_version VALUES ($1)", version + 1)
 
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-_LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-         asyncpg.CannotConnectNowError, asyncpg.exceptions.OperatorInterventionError)
-"""What the driver raises when the server is unreachable, restarting or shutting down."""
-
-
-def _driver_errors(method: F) -> F:
-    """No driver exception leaves the store: a lost server is ``StoreUnavailableError``
-    (try again later), any other server error a ``StoreError``. Constraint violations the
-    store handles itself are caught inside the method, before this."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await method(*args, **kwargs)
-        except _LOST as exc:
-            raise StoreUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
-        except asyncpg.PostgresError as exc:
-            raise StoreError(f"PostgreSQL: {exc}") from exc
-
-    return cast(F, wrapper)
+_driver_errors = driver_errors("PostgreSQL", (
+    OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError, asyncpg.exceptions.OperatorInterventionError),
+    (asyncpg.PostgresError,))
+"""The server unreachable, restarting or shutting down: try again later."""
 
 
 class PostgresEventStore(EventStore):

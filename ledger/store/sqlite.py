@@ -28,7 +28,7 @@ import anyio.to_thread
 
 from ledger.errors import StoreError
 from ledger.store import limits
-from ledger.store.base import EventStore, LogFilter
+from ledger.store.base import EventStore, LogFilter, driver_errors
 from ledger.store.planner import (
     ChainHead,
     GroupPlan,
@@ -133,6 +133,10 @@ def statements(script: str) -> list[str]:
     return found
 
 
+_driver_errors = driver_errors("SQLite", (sqlite3.OperationalError,), (sqlite3.DatabaseError,))
+"""A locked, unreadable or vanished file (``OperationalError``): try again later."""
+
+
 class SqliteEventStore(EventStore):
     def __init__(self, path: Path, *, synchronous: str = "full", **options: Any) -> None:
         super().__init__(**options)
@@ -188,6 +192,7 @@ class SqliteEventStore(EventStore):
 
     # --- writing ------------------------------------------------------------------------
 
+    @_driver_errors
     async def _commit_group(self, appends: list[PreparedAppend],
                             now: datetime) -> list[AppendResult | StoreError]:
         return await self._in_writer_thread(self._commit_group_now, appends, now)
@@ -228,12 +233,14 @@ class SqliteEventStore(EventStore):
 
     # --- reading ------------------------------------------------------------------------
 
+    @_driver_errors
     async def _max_position(self) -> int:
         async with self._r.execute("SELECT COALESCE(MAX(position), 0) FROM events") as cursor:
             row = await cursor.fetchone()
         assert row is not None
         return int(row[0])
 
+    @_driver_errors
     async def _stream_versions(self, streams: Sequence[str]) -> dict[str, int | None]:
         versions: dict[str, int | None] = {}
         for stream in streams:
@@ -242,6 +249,7 @@ class SqliteEventStore(EventStore):
             versions[stream] = row[0] if row else None
         return versions
 
+    @_driver_errors
     async def _fetch_stream(self, stream: str, from_version: int,
                             limit: int | None) -> list[bytes]:
         async with self._r.execute(
@@ -250,6 +258,7 @@ class SqliteEventStore(EventStore):
         ) as cursor:
             return [row[0] for row in await cursor.fetchall()]
 
+    @_driver_errors
     async def _fetch(self, after: int, upto: int, log_filter: LogFilter,
                      limit: int) -> tuple[list[bytes], int]:
         if log_filter.everything:
