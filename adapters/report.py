@@ -36,7 +36,7 @@ from ledger.store.base import utc_now
 from ledger.store.planner import Row, from_micros
 from projections.book import AccountBook, entity_of
 from projections.replay import Replay, ReplayBuilder
-from projections.views import AnomalyView, Balance, HoldView, view
+from projections.views import AnomalyView, Balance, HoldView, listed_anomalies, view
 
 CHART_ACCOUNTS = 8
 """Accounts charted (the busiest); every account's figures are in the table."""
@@ -105,15 +105,8 @@ async def events_behind(batches: AsyncIterator[list[Row]], entities: set[str],
 
 
 def anomalies_of(recomputed: Replay, moment: datetime) -> list[AnomalyView]:
-    found = [a for v in recomputed.views.values() for a in v.anomalies]
-    found += [AnomalyView(kind, entity, entity_id, account_id or "",
-                          datetime.fromisoformat(at))
-              for kind, entity, entity_id, account_id, at in recomputed.contradictions
-              if datetime.fromisoformat(at) <= moment]
-    found.sort(key=lambda a: a.at)
-    return found + [AnomalyView("quarantined", entity, entity_id, account_id or "", moment,
-                                f"event {position}: {why}")
-                    for position, entity, entity_id, account_id, why in recomputed.quarantined]
+    return listed_anomalies((a for v in recomputed.views.values() for a in v.anomalies),
+                            recomputed.contradictions, recomputed.quarantined, moment)
 
 
 async def write_report(db: str, source: Path | None, as_of: datetime | None,

@@ -41,7 +41,14 @@ from ledger.store import EventStore, VerifyReport
 from ledger.store.base import utc_now
 from projections import ProjectionRunner, sweep
 from projections.book import account_of
-from projections.views import AccountView, AnomalyView, Balance, CardView, HoldView
+from projections.views import (
+    AccountView,
+    AnomalyView,
+    Balance,
+    CardView,
+    HoldView,
+    listed_anomalies,
+)
 
 log = structlog.get_logger("adapters.service")
 LAG_LIMIT = 60.0
@@ -165,17 +172,10 @@ class CardLedger:
         """Facts that contradict others (counted all the same), final states reported as
         changed, and quarantined events, oldest first."""
         moment = as_of or utc_now()
-        found = [a for v in await self.accounts(as_of=moment) for a in v.anomalies]
+        views = await self.accounts(as_of=moment)
         stored = (await self.runner.backend.snapshot()).rows
-        found += [AnomalyView(kind, entity, entity_id, account_id or "",
-                              datetime.fromisoformat(at))
-                  for kind, entity, entity_id, account_id, at in stored["anomalies"]
-                  if kind == "final_state_changed" and datetime.fromisoformat(at) <= moment]
-        found.sort(key=lambda a: a.at)
-        return found + [AnomalyView("quarantined", entity, entity_id, account_id or "", moment,
-                                    f"event {position}: {reason}")
-                        for position, entity, entity_id, account_id, reason
-                        in sorted(stored["quarantined"])]
+        return listed_anomalies((a for v in views for a in v.anomalies), stored["anomalies"],
+                                stored["quarantined"], moment)
 
     async def verify(self) -> VerifyReport:
         """Walk the hash chain; ``VerificationFailedError`` naming the first bad position."""

@@ -16,8 +16,10 @@ Per account and currency, as of T:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
@@ -179,6 +181,23 @@ def balance(account_id: str, currency: str, deposits: Decimal, debits: Decimal,
     posted = EXACT.add(EXACT.subtract(deposits, debits), credits)
     return Balance(account_id, currency, deposits, debits, credits, posted, held,
                    EXACT.subtract(posted, held))
+
+
+def listed_anomalies(found: Iterable[AnomalyView], contradictions: Iterable[tuple[Any, ...]],
+                     quarantined: Iterable[tuple[Any, ...]], moment: datetime,
+                     ) -> list[AnomalyView]:
+    """Every anomaly as of ``moment``, as an auditor reads them: the views' own, final states
+    reported as changed (``(kind, entity, id, account, at)`` rows, kept by the table or the
+    replay), oldest first; then quarantined events (``(position, entity, id, account,
+    why)``), in log order."""
+    listed = list(found) + [
+        AnomalyView(kind, entity, entity_id, account_id or "", datetime.fromisoformat(at))
+        for kind, entity, entity_id, account_id, at in contradictions
+        if kind == "final_state_changed" and datetime.fromisoformat(at) <= moment]
+    listed.sort(key=lambda a: a.at)
+    return listed + [AnomalyView("quarantined", entity, entity_id, account_id or "", moment,
+                                 f"event {position}: {why}")
+                     for position, entity, entity_id, account_id, why in sorted(quarantined)]
 
 
 def sort_anomalies(anomalies: list[AnomalyView]) -> list[AnomalyView]:
