@@ -98,9 +98,6 @@ def _exit_code(exc: BaseException) -> int:
 _REPORTED = (CommandError, LedgerError, OSError, ValueError)
 
 
-ledger = existing_store
-
-
 _BAR_FROM = 20_000
 """A catch-up of at least this many events shows a progress bar (on a terminal)."""
 
@@ -313,7 +310,7 @@ def report(db: str, source: Path | None, as_of: datetime | None, known_at: datet
     async def write() -> int:
         differences = None
         if connection.configured and source is None:
-            async with ledger(db) as store, await connection.open() as client:
+            async with existing_store(db) as store, await connection.open() as client:
                 differences = await differences_of(store, client)
         # The command as the report shows it: its options, never a credential or password.
         shown = ["cardledger report", f"--output {output}",
@@ -335,7 +332,7 @@ def verify(db: str) -> None:
     """Walk the hash chain: exit 0 when intact, 1 naming the first bad position."""
 
     async def check() -> int:
-        async with ledger(db) as store:
+        async with existing_store(db) as store:
             report = await store.verify()
         if report.ok:
             click.echo(f"chain intact: {report.checked} events, head {report.last_hash}")
@@ -357,7 +354,7 @@ def export(db: str, output: Path | None) -> None:
     async def write() -> None:
         from adapters.audit import export_line
 
-        async with ledger(db) as store:
+        async with existing_store(db) as store:
             sink = output.open("wb") if output else sys.stdout.buffer
             try:
                 with bar("exporting", await store.head(), output is not None) as advance:
@@ -403,7 +400,7 @@ def ingest(db: str, file: Any, skip_invalid: bool, as_json: bool) -> None:
         from adapters.ingest import InvalidDelivery, Observer
         from adapters.receiver import ingest_lines
 
-        async with ledger(db, must_exist=False) as store:
+        async with existing_store(db, must_exist=False) as store:
             try:
                 report = await ingest_lines(Observer(store), file, skip_invalid=skip_invalid)
             except InvalidDelivery as exc:  # the reason, then each bad line
@@ -461,7 +458,7 @@ def reconcile(db: str, as_json: bool, **kwargs: Any) -> None:
     async def compare() -> int:
         from adapters.reconcile import reconcile as differences_of
 
-        async with ledger(db) as store, await connection.open() as client:
+        async with existing_store(db) as store, await connection.open() as client:
             differences = await differences_of(store, client)
         output.records("Differences", differences, as_json)
         if not as_json:
@@ -486,7 +483,7 @@ def _money_command(kind: str) -> Callable[..., None]:
             from adapters.commands import Commands
             from ledger.money import Money, parse_amount
 
-            async with ledger(db) as store:
+            async with existing_store(db) as store:
                 commands = Commands(store)
                 method = (commands.record_deposit if kind == "deposit"
                           else commands.record_withdrawal)
@@ -532,7 +529,7 @@ async def _request(db: str, connection: processor_options.Connection,
     from adapters.commands import Commands
     from adapters.outbox import Outbox
 
-    async with ledger(db) as store:
+    async with existing_store(db) as store:
         event = await make(Commands(store))
         if connection.configured:
             async with await connection.open() as client:
@@ -557,7 +554,7 @@ def outbox_list(db: str, everything: bool, as_json: bool) -> None:
     from adapters.outbox import Outbox
 
     async def show() -> None:
-        async with ledger(db) as store:
+        async with existing_store(db) as store:
             found = [e for e in await Outbox(store, None).entries()
                      if everything or e.state in ("pending", "refused")]
         output.records("Outbox", found, as_json, None if as_json else [
@@ -577,7 +574,7 @@ def outbox_retry(db: str, request_id: Any, **kwargs: Any) -> None:
     connection = processor_options.connection(kwargs)
 
     async def retry() -> None:
-        async with ledger(db) as store:
+        async with existing_store(db) as store:
             new_id = await Outbox(store, None).retry(request_id)
             if connection.configured:
                 async with await connection.open() as client:

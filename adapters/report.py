@@ -16,16 +16,15 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
-from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import anyio
 import msgspec
 
 from adapters.audit import verified_export
 from adapters.locations import existing_store, redacted
+from adapters.output import builtins
 from adapters.reconcile import Difference
 from ledger.domain.hold import DEFAULT_POLICY
 from ledger.domain.lifecycle import AUTHORISATION
@@ -91,6 +90,8 @@ async def events_behind(batches: AsyncIterator[list[Row]], entities: set[str],
                         upto: int | None) -> dict[str, list[tuple[int, str, str]]]:
     """(position, type, business time) of the events about each of ``entities``."""
     found: dict[str, list[tuple[int, str, str]]] = {}
+    if not entities:
+        return found  # nothing to look for: no second read of the log
     async for rows in batches:
         for row in rows:
             if upto is not None and row[0] > upto:
@@ -198,9 +199,9 @@ def _balance_table(balances: list[Balance]) -> str:
     columns = ["accountId", "currency", "deposits", "debits", "credits", "posted", "held",
                "available"]
     head = "".join(f"<th>{c}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td data-field=\"{c}\">{_e(_cell(getattr(b, _snake(c))))}</td>"
-                         for c in columns) + "</tr>" for b in balances)
+    shown = [builtins(b) for b in balances]  # the text ``balances --json`` prints
+    body = "".join("<tr>" + "".join(f"<td data-field=\"{c}\">{_e(str(row[c]))}</td>"
+                                    for c in columns) + "</tr>" for row in shown)
     return f"<table id=\"balance-table\"><tr>{head}</tr>{body}</table>"
 
 
@@ -367,14 +368,6 @@ def _end_of(book: AccountBook, hold: HoldView) -> datetime:
     if state is not None and state.status in ("captured", "released"):
         return min(state.at, hold.expires_at)
     return hold.expires_at
-
-
-def _cell(value: Any) -> str:
-    return format_amount(value) if isinstance(value, Decimal) else str(value)
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
 def _e(text: str) -> str:

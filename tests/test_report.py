@@ -125,7 +125,7 @@ def test_an_export_gives_the_same_report_without_the_database(demo: Path,
     assert pages[1].ids["reconciled"]["data-run"] == "false"
 
 
-def test_the_report_never_shows_a_password() -> None:
+def test_a_database_url_is_shown_without_its_password() -> None:
     from adapters.locations import redacted
 
     assert redacted("postgresql://ledger:s3cret@db:5432/l") == "postgresql://ledger:***@db:5432/l"

@@ -85,11 +85,11 @@ async def migrate(db: Connection) -> None:
             await db.execute("INSERT INTO schema_version VALUES ($1)", version + 1)
 
 
-_driver_errors = driver_errors("PostgreSQL", (
-    OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError, asyncpg.exceptions.OperatorInterventionError),
-    (asyncpg.PostgresError,))
-"""The server unreachable, restarting or shutting down: try again later."""
+LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError, asyncpg.exceptions.OperatorInterventionError)
+"""What asyncpg raises when the server is unreachable, restarting or shutting down (the
+projection backend's connection meets the same)."""
+_driver_errors = driver_errors("PostgreSQL", LOST, (asyncpg.PostgresError,))
 
 
 class PostgresEventStore(EventStore):
@@ -107,7 +107,7 @@ class PostgresEventStore(EventStore):
     async def _connect(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (*LOST, asyncpg.PostgresError) as exc:
             raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from None
         try:
             async with self._p.acquire() as db:

@@ -16,6 +16,7 @@ import anyio
 import asyncpg
 
 from ledger.errors import StoreUnavailableError
+from ledger.store.postgres import LOST
 from projections import tables
 from projections.backends.base import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
 
@@ -54,16 +55,14 @@ class PostgresProjections(ProjectionBackend):
                                               "with it")
                     self._db = await asyncpg.connect(self.dsn)
                 yield self.db
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                    asyncpg.exceptions.AdminShutdownError) as exc:
+            except LOST as exc:
                 self.db.terminate()  # so that the next call connects again
                 raise ProjectionError(f"lost the connection to PostgreSQL: {exc}") from exc
 
     async def open(self) -> None:
         try:
             self._db = await asyncpg.connect(self.dsn)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError) as exc:
+        except LOST as exc:
             raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from None
         async with self.db.transaction():
             await self.db.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
