@@ -51,7 +51,6 @@ from ledger.store.records import (
     StoredEvent,
     StreamState,
     VerifyReport,
-    split_wire_name,
 )
 from ledger.store.registry import EventRegistry
 
@@ -203,11 +202,12 @@ class EventStore(abc.ABC):
         if len(events) > limits.MAX_BATCH_EVENTS:
             raise LimitExceededError(f"a batch holds at most {limits.MAX_BATCH_EVENTS} events, "
                                      f"this one {len(events)}")
-        prepared = tuple(self._prepare_event(e) for e in events)
+        prepared = tuple(map(self._prepare_event, events))
         ids = frozenset(e.event_id for e in prepared)
         if len(ids) < len(prepared):
             raise DuplicateInBatchError(f"append to {stream!r} names an event id twice")
-        size = sum(len(e.payload) + len(e.metadata) for e in prepared)
+        size = sum(map(len, (e.payload for e in prepared))) + sum(
+            map(len, (e.metadata for e in prepared)))
         if size > limits.MAX_BATCH_BYTES:
             raise LimitExceededError(f"a batch is at most {limits.MAX_BATCH_BYTES} bytes "
                                      f"encoded, this one {size}")
@@ -218,13 +218,13 @@ class EventStore(abc.ABC):
             raise InvalidAppendError(f"append takes NewEvent items, not {type(event).__name__}")
         if not isinstance(event.event_id, uuid.UUID):
             raise InvalidAppendError(f"event_id must be a UUID, not {event.event_id!r}")
-        wire, payload = self.registry.encode_payload(event.payload)
+        wire, schema_version, payload = self.registry.encode_payload(event.payload)
         metadata = self.registry.encode_metadata(event.metadata)
         if len(payload) + len(metadata) > limits.MAX_EVENT_BYTES:
             raise LimitExceededError(f"an event is at most {limits.MAX_EVENT_BYTES} bytes "
                                      f"encoded, {wire} is {len(payload) + len(metadata)}")
-        return PreparedEvent(event.event_id, event.event_id.bytes, wire,
-                             split_wire_name(wire)[1], payload, metadata)
+        return PreparedEvent(event.event_id, event.event_id.bytes, wire, schema_version,
+                             payload, metadata)
 
     async def _write_loop(self) -> None:
         """The one writer: take everything queued (up to a limit), commit it together."""

@@ -63,8 +63,10 @@ class Metadata(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True,
 NO_METADATA = Metadata()
 
 
-class NewEvent(msgspec.Struct, Generic[E], frozen=True, kw_only=True):
-    """An event to append. ``event_id`` makes appends idempotent: reuse it on retries."""
+class NewEvent(msgspec.Struct, Generic[E], frozen=True, kw_only=True, gc=False):
+    """An event to append. ``event_id`` makes appends idempotent: reuse it on retries.
+    Untracked by the cyclic collector, like ``Event``: it holds a payload, an id and
+    metadata, never a cycle, and a caller may hold a large batch of them."""
 
     payload: E
     event_id: uuid.UUID = msgspec.field(default_factory=uuid7)

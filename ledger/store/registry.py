@@ -65,10 +65,8 @@ class EventRegistry:
             self._check_chain(legacy)
         union = functools.reduce(operator.or_, self._by_tag.values())
         self._record_decoder = msgspec.msgpack.Decoder(StoredEvent[union])  # type: ignore[valid-type]
-        self._payload_decoders: dict[type, msgspec.msgpack.Decoder[Any]] = {
-            t: msgspec.msgpack.Decoder(t) for t in self._current.values()}
-        self._amount_checks: dict[type, _AmountCheck | None] = {
-            t: _amount_check(mi.type_info(t)) for t in self._current.values()}
+        self._encodings: dict[type, _Encoding] = {
+            t: _Encoding.of(t) for t in self._current.values()}
 
     def _check_chain(self, legacy: type[Event]) -> None:
         seen: set[type[Event]] = set()
@@ -111,30 +109,26 @@ class EventRegistry:
 
     # --- encoding -----------------------------------------------------------------------
 
-    def encode_payload(self, payload: object) -> tuple[str, bytes]:
-        """Validate ``payload`` and return its wire name and canonical bytes.
+    def encode_payload(self, payload: object) -> tuple[str, int, bytes]:
+        """Validate ``payload``; return its wire name, schema version and canonical bytes.
 
         The bytes are decoded again with the type's strict decoder, so nothing enters the log
         that a reader could not decode; amounts must be finite ``Decimal`` values, because
         msgspec would silently accept a float there.
         """
-        event_type = type(payload)
-        decoder = self._payload_decoders.get(event_type)
-        if decoder is None:
+        encoding = self._encodings.get(type(payload))
+        if encoding is None:
             raise UnknownEventTypeError(
-                f"{event_type.__name__} is not a current event type of this store's registry"
+                f"{type(payload).__name__} is not a current event type of this store's registry"
             )
-        name = event_type.__name__
         try:
             data = RECORD_ENCODER.encode(payload)
-            decoder.decode(data)
+            encoding.decoder.decode(data)
         except (TypeError, msgspec.EncodeError, msgspec.ValidationError) as exc:
-            raise InvalidPayloadError(f"{name}: {exc}") from None
-        check = self._amount_checks[event_type]
-        if check is not None:
-            check(payload, name)
-        assert issubclass(event_type, Event)  # it has a decoder, so it is registered
-        return wire_name(event_type), data
+            raise InvalidPayloadError(f"{type(payload).__name__}: {exc}") from None
+        if encoding.check is not None:
+            encoding.check(payload, type(payload).__name__)
+        return encoding.wire_name, encoding.schema_version, data
 
     @staticmethod
     def encode_metadata(metadata: Metadata) -> bytes:
@@ -176,6 +170,22 @@ class EventRegistry:
             return [self.decode_record(r) for r in records]
         decode = self._record_decoder.decode
         return [decode(r) for r in records]
+
+
+class _Encoding:
+    """What appending a current type's payload needs, worked out once per type."""
+
+    __slots__ = ("check", "decoder", "schema_version", "wire_name")
+
+    def __init__(self, decoder: msgspec.msgpack.Decoder[Any], check: _AmountCheck | None,
+                 wire: str) -> None:
+        self.decoder, self.check, self.wire_name = decoder, check, wire
+        self.schema_version = split_wire_name(wire)[1]
+
+    @classmethod
+    def of(cls, event_type: type[Event]) -> _Encoding:
+        return cls(msgspec.msgpack.Decoder(event_type), _amount_check(mi.type_info(event_type)),
+                   wire_name(event_type))
 
 
 # --- amounts ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ for speed: still safe against a crash of the process, not of the machine.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -68,6 +69,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_TYPE_OF = operator.itemgetter(4)  # a row's wire name
 # Verification reads every column as raw bytes: a tampered row may hold any type anywhere
 # (in SQL, record || x'00' is TEXT, and invalid UTF-8 would stop the walk instead of being
 # reported).
@@ -215,9 +217,10 @@ class SqliteEventStore(EventStore):
                         plan = plan_group(appends, head, versions, _known_events(db, appends),
                                           now)
                     db.executemany(_INSERT, plan.rows)
-                    new_types = {row[4] for row in plan.rows} - self._stored_types
-                    db.executemany("INSERT OR IGNORE INTO event_types VALUES (?)",
-                                   [(t,) for t in new_types])
+                    new_types = set(map(_TYPE_OF, plan.rows)) - self._stored_types
+                    if new_types:
+                        db.executemany("INSERT OR IGNORE INTO event_types VALUES (?)",
+                                       [(t,) for t in new_types])
             except sqlite3.IntegrityError:
                 self._versions.clear()
                 if look_up_ids:
@@ -343,8 +346,9 @@ class _StreamVersionCache:
     def committed(self, plan: GroupPlan) -> None:
         if len(self._versions) > self.LIMIT:
             self._versions.clear()
-        for row in plan.rows:
-            self._versions[row[1]] = row[2]
+        for outcome in plan.outcomes:
+            if isinstance(outcome, AppendResult) and not outcome.duplicate:
+                self._versions[outcome.stream] = outcome.versions[-1]
         self._head = plan.head
 
     def clear(self) -> None:
