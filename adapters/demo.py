@@ -23,6 +23,8 @@ from adapters.scenario import Comparison, ScenarioConfig, compare, stack
 from adapters.scenario import run as run_programme
 from adapters.servers import free_port, serving
 from ledger.store import VerifyReport
+from projections import ProjectionRunner
+from projections.backends.sqlite import projection_file
 from projections.replay import drift, replay
 from projections.views import AccountView
 
@@ -31,8 +33,10 @@ HOOKS = ["customer.updated", "account.updated", "card.updated", "authorisation.u
 
 
 def remove_database(db: str) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(db + suffix).unlink(missing_ok=True)
+    """The ledger's files: the log's and its projection's (SQLite's -wal and -shm with each)."""
+    for base in (db, str(projection_file(Path(db), ProjectionRunner.name))):
+        for suffix in ("", "-wal", "-shm"):
+            Path(base + suffix).unlink(missing_ok=True)
     report_path(db).unlink(missing_ok=True)
 
 

@@ -33,6 +33,7 @@ from ledger.events import (
 )
 from ledger.observations import Merchant
 from projections import ProjectionRunner
+from projections.backends.sqlite import projection_file
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MERCHANT = Merchant(id="m-1", name="Corner Cafe", mcc=5814, country="GB", city="London")
@@ -93,11 +94,12 @@ def child(mode: str, db: Path) -> dict[str, float]:
 
 async def as_of_latencies(db: Path, queries: int) -> tuple[list[float], list[float]]:
     rng = random.Random(7)
-    raw = sqlite3.connect(db)
     decoder = DOMAIN_REGISTRY
     ours, baseline = [], []
     async with open_store(db) as store, ProjectionRunner(store) as runner:
         await runner.catch_up()
+        raw = sqlite3.connect(projection_file(db, runner.name))  # the index, beside the log
+        raw.execute("ATTACH DATABASE ? AS log", (str(db),))
         accounts = runner.account_ids()
         for _ in range(queries):
             account = rng.choice(accounts)
@@ -106,7 +108,7 @@ async def as_of_latencies(db: Path, queries: int) -> tuple[list[float], list[flo
             await runner.view_as_of(account, as_of=moment)
             ours.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            rows = raw.execute("SELECT e.record FROM account_events a JOIN events e "
+            rows = raw.execute("SELECT e.record FROM account_events a JOIN log.events e "
                                "ON e.position = a.position WHERE a.account_id = ?",
                                (account,)).fetchall()
             decoder.decode_records(r[0] for r in rows)

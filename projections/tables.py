@@ -4,8 +4,9 @@ Views (``balances``, ``holds``, ``cards``, ``anomalies``, ``token_totals``) are 
 query. ``projection_facts`` and ``projection_accounts`` keep each entity's facts, so a
 runner restarts from its checkpoint without replaying the log; ``account_events`` indexes the
 log by account, so a point-in-time query for one account reads only that account's events.
-The tables live in the same database as the log, SQLite or PostgreSQL; every batch's rows and
-its checkpoint are written in one transaction (see ``projections.backends``).
+The tables live in the PostgreSQL database of the log, or in a SQLite file of their own beside
+the log's; every batch's rows and its checkpoint are written in one transaction (see
+``projections.backends``).
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ def model_sql(dialect: Dialect) -> str:
 def account_records_sql(dialect: Dialect) -> str:
     """One account's event records up to a position, recorded by a time, in log order."""
     account, upto, recorded_by = marks(dialect, 3)
-    return ("SELECT e.record FROM account_events a JOIN events e ON e.position = a.position "
+    events = "log.events" if dialect == "sqlite" else "events"  # SQLite: the attached log
+    return (f"SELECT e.record FROM account_events a JOIN {events} e ON e.position = a.position "
             f"WHERE a.account_id = {account} AND a.position <= {upto} "
             f"AND e.recorded_at <= {recorded_by} ORDER BY a.position")
 

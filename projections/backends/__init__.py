@@ -1,8 +1,9 @@
 """Where a projection's tables live, and which runner may write them.
 
-The read models live in the same database as the log: the SQLite file, or the PostgreSQL
-database. A backend opens them, loads what a runner restarts from, commits one batch with its
-checkpoint in one transaction, and answers the point-in-time and audit reads.
+The read models live in the PostgreSQL database of the log, or in a SQLite file of their own
+beside the log's (``projections.backends.sqlite``). A backend opens them, loads what a runner
+restarts from, commits one batch with its checkpoint in one transaction, and answers the
+point-in-time and audit reads.
 
 **One writer per projection.** A runner writes only while it holds the projection's lead: an
 exclusive lock the operating system (SQLite: ``flock`` on a file beside the database) or the
@@ -28,7 +29,7 @@ __all__ = ["ProjectionBackend", "ProjectionError", "Snapshot", "Stored", "backen
 
 
 def backend_for(store: EventStore, name: str) -> ProjectionBackend:
-    """The backend that keeps projections in the store's own database."""
+    """The backend that keeps the store's projection ``name``."""
     path, dsn = getattr(store, "path", None), getattr(store, "dsn", None)
     if path is not None:
         from projections.backends.sqlite import SqliteProjections

@@ -1,4 +1,13 @@
-"""Projections in the SQLite file of the log, written by one runner at a time (``flock``)."""
+"""Projections in a SQLite file of their own beside the log's, written by one runner at a time
+(``flock``).
+
+The log is ``ledger.db``; the projection named ``ledger`` is ``ledger.db-ledger.projection``.
+It is a cache of the log: its rows and checkpoint commit together, so it is always some
+prefix of the log, and it can be deleted (it is rebuilt from position 0). Apart from the log,
+its commits never hold the log's write lock, so an append never waits for a projection, and a
+rebuild can commit in large spans. For the same reason it runs ``synchronous=NORMAL``: a power
+cut may take its last commits back, checkpoint included, never corrupt it (WAL).
+"""
 
 from __future__ import annotations
 
@@ -12,50 +21,119 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+import structlog
 
 from ledger.store.sqlite import transaction
 from projections import tables
 from projections.backends.base import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
 
 T = TypeVar("T")
+log = structlog.get_logger("projections.backends.sqlite")
 _CHUNK = 500  # values per IN (...) list
+_PRAGMAS = ("PRAGMA busy_timeout = 30000", "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL")
+_LEGACY = ("projection_checkpoints", *tables.ALL_TABLES)
+"""The tables earlier releases kept in the log's own file."""
+_LOG_TABLE = ("CREATE TABLE IF NOT EXISTS projection_log (name TEXT PRIMARY KEY, "
+              "position INTEGER NOT NULL, hash BLOB NOT NULL)")
+"""Which log the checkpoint is a position of: the hash of that log's row there."""
+
+
+def projection_file(log: Path, name: str) -> Path:
+    """The file of the projection ``name`` of the log at ``log``."""
+    return Path(f"{log}-{name}.projection")
 
 
 class SqliteProjections(ProjectionBackend):
     def __init__(self, path: Path, name: str) -> None:
         super().__init__(name)
         self.path = path
+        self.file = projection_file(path, name)
         self._db: sqlite3.Connection | None = None
+        self._joined: sqlite3.Connection | None = None  # the projection with the log attached
         self._lock_fd: int | None = None
         self._thread = anyio.CapacityLimiter(1)  # one connection: one thread at a time
 
     @property
     def db(self) -> sqlite3.Connection:
-        if self._db is None:
+        """The projection's connection, made on first use: a lead alone (``adapters.leads``)
+        needs the lock file, not the tables."""
+        if self._lock_fd is None:
             raise ProjectionError("the projection tables are not open")
+        if self._db is None:
+            self._db = self._connect()
+            self._forget_another_log()
         return self._db
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(function, *args, limiter=self._thread)
 
     async def open(self) -> None:
-        self._db = await self._run(self._connect)
         self._lock_fd = os.open(f"{self.path}-{self.name}.lead", os.O_RDWR | os.O_CREAT, 0o600)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA busy_timeout = 30000")
-        for statement in tables.schema("sqlite"):
+        new = not self.file.exists()
+        db = sqlite3.connect(self.file, isolation_level=None, check_same_thread=False)
+        for statement in (*_PRAGMAS, *tables.schema("sqlite"), _LOG_TABLE):
             db.execute(statement)
+        if new:
+            self._drop_legacy_tables()
         return db
+
+    def _forget_another_log(self) -> None:
+        """Empty the tables if they are a projection of another log: the log file replaced,
+        restored from an older backup, or deleted and begun anew beside them. Continuing
+        from their checkpoint would count events that log never had."""
+        row = self.db.execute(
+            "SELECT c.position, l.position, l.hash FROM projection_checkpoints c "
+            "LEFT JOIN projection_log l ON l.name = c.name WHERE c.name = ?",
+            (self.name,)).fetchone()  # one statement: the checkpoint and its hash agree
+        if row is None or row[0] == 0:
+            return
+        position, marked, mark = row
+        if marked == position and mark == self._log_hash(position):
+            return
+        log.warning("the projection is of another log: emptied, to rebuild from position 0",
+                    projection=self.name, file=str(self.file), checkpoint=position)
+        self._clear()
+
+    def _log_hash(self, position: int) -> bytes | None:
+        found = self._log_joined().execute("SELECT hash FROM log.events WHERE position = ?",
+                                           (position,)).fetchone()
+        return None if found is None else bytes(found[0])
+
+    def _drop_legacy_tables(self) -> None:
+        """Tables an older release kept in the log's file would show stale rows to anyone
+        reading them there: they go once this projection has its own file."""
+        log = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            log.execute("PRAGMA busy_timeout = 30000")
+            with transaction(log):
+                for table in _LEGACY:
+                    log.execute(f"DROP TABLE IF EXISTS {table}")
+        finally:
+            log.close()
+
+    def _log_joined(self) -> sqlite3.Connection:
+        """A read-only connection that sees the projection and the log (as ``log``), for the
+        queries that join the two. Kept apart from ``db``: a write transaction there would
+        take the write lock of every attached file, the log's included."""
+        if self._joined is None:
+            self._joined = sqlite3.connect(self.file, isolation_level=None,
+                                           check_same_thread=False)
+            self._joined.execute("PRAGMA busy_timeout = 30000")
+            self._joined.execute("ATTACH DATABASE ? AS log", (str(self.path),))
+            self._joined.execute("PRAGMA query_only = ON")
+        return self._joined
 
     async def close(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lead, if held
             self._lock_fd = None
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
+        for db in (self._db, self._joined):
+            if db is not None:
+                await self._run(db.close)
+        self._db = self._joined = None
 
     async def try_lead(self) -> bool:
         assert self._lock_fd is not None
@@ -102,14 +180,20 @@ class SqliteProjections(ProjectionBackend):
         await self._run(self._commit, write, expected, position)
 
     def _commit(self, write: tables.BatchWrite, expected: int, position: int) -> None:
+        mark = self._log_hash(position)
         with transaction(self.db):
             found = self._checkpoint()
             if found != expected:
                 raise moved(expected, found)
+            if mark is None:
+                raise ProjectionError(f"the log has no position {position}: a projection "
+                                      "cannot be ahead of its log")
             for sql, rows in write.statements("sqlite"):
                 self.db.executemany(sql, rows)
             self.db.execute(tables.insert_sql("sqlite", "projection_checkpoints", replace=True),
                             (self.name, position))
+            self.db.execute("INSERT OR REPLACE INTO projection_log VALUES (?, ?, ?)",
+                            (self.name, position, mark))
 
     async def clear(self) -> None:
         await self._run(self._clear)
@@ -119,14 +203,15 @@ class SqliteProjections(ProjectionBackend):
             for table in tables.ALL_TABLES:
                 self.db.execute(f"DELETE FROM {table}")
             self.db.execute("DELETE FROM projection_checkpoints WHERE name = ?", (self.name,))
+            self.db.execute("DELETE FROM projection_log WHERE name = ?", (self.name,))
 
     async def account_records(self, account_id: str, upto: int,
                               recorded_by: int) -> list[bytes]:
         return await self._run(self._account_records, account_id, upto, recorded_by)
 
     def _account_records(self, account_id: str, upto: int, recorded_by: int) -> list[bytes]:
-        return [row[0] for row in self.db.execute(tables.account_records_sql("sqlite"),
-                                                  (account_id, upto, recorded_by))]
+        return [row[0] for row in self._log_joined().execute(
+            tables.account_records_sql("sqlite"), (account_id, upto, recorded_by))]
 
     async def settled_facts(self, groups: list[str]) -> list[tuple[str, str, str, bytes]]:
         return await self._run(self._chunked, tables.settled_facts_sql, groups)

@@ -170,13 +170,15 @@ async def test_tables_of_another_model_version_are_rebuilt_by_the_first_leader(
         tmp_path: Path) -> None:
     import sqlite3
 
+    from projections.backends.sqlite import projection_file
     from projections.runner import MODEL_VERSION
 
     async with ledger_with(tmp_path / "l.db", known_history()) as store:
         async with ProjectionRunner(store) as runner:
             await runner.catch_up()
             before = await runner.backend.snapshot()
-        with sqlite3.connect(tmp_path / "l.db") as raw:  # as an older release left them
+        # As another version of the model left them:
+        with sqlite3.connect(projection_file(tmp_path / "l.db", "ledger")) as raw:
             raw.execute("UPDATE projection_models SET version = ?", (MODEL_VERSION - 1,))
             raw.execute("UPDATE holds SET remaining = '999'")
         async with ProjectionRunner(store) as outdated:
@@ -249,23 +251,73 @@ async def test_settled_payments_leave_memory_and_come_back_for_a_late_report(
             assert rows_of(stored) == rows_of(await restarted.view_as_of("a1"))
 
 
-async def test_a_slow_commit_shrinks_the_next_span_within_its_limits(tmp_path: Path) -> None:
-    """Spans follow the commit's cost, so a writer never waits long behind a catch-up."""
-    from projections.runner import COMMIT_TARGET, MIN_SPAN
+async def test_an_append_never_waits_for_a_projection_commit(tmp_path: Path) -> None:
+    """The projection's tables are a file of their own: holding their write lock (as a long
+    commit of a catch-up does) leaves the log's writers alone."""
+    import sqlite3
 
-    async with open_store(tmp_path / "l.db") as store, ProjectionRunner(store) as runner:
-        runner._adapt_span(10_000, 5 * COMMIT_TARGET)
-        assert runner._span_limit == 2_000
-        runner._adapt_span(2_000, COMMIT_TARGET / 100)  # at most doubles at once
-        assert runner._span_limit == 4_000
-        runner._adapt_span(4_000, 100.0)
-        assert runner._span_limit == MIN_SPAN
-        runner._adapt_span(10, 100.0)  # too few events to say anything
-        assert runner._span_limit == MIN_SPAN
-        for _ in range(10):
-            runner._adapt_span(runner._span_limit, COMMIT_TARGET / 100)
-        assert runner._span_limit == runner.commit_every
-    async with open_store(tmp_path / "l.db") as store, ProjectionRunner(
-            store, commit_every=50) as small:
-        small._adapt_span(50, 100.0)
-        assert small._span_limit == 50  # never above commit_every, even at the floor
+    from projections.backends.sqlite import projection_file
+
+    async with ledger_with(tmp_path / "l.db", known_history()) as store, ProjectionRunner(
+            store) as runner:
+        await runner.catch_up()
+        raw = sqlite3.connect(projection_file(tmp_path / "l.db", "ledger"), isolation_level=None)
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            deposit = FundsDeposited(account_id="a1", amount=Decimal(7), currency="EUR",
+                                     chain_transaction="eip155:1:0x7", at=day(50))
+            with anyio.fail_after(5):  # the lock's busy timeout is 30 s
+                await store.append(stream_for(deposit), [NewEvent(payload=deposit)])
+        finally:
+            raw.execute("ROLLBACK")
+            raw.close()
+        await runner.catch_up()
+        assert runner.position == await store.head()
+
+
+async def test_tables_an_older_release_kept_in_the_log_file_are_dropped(
+        tmp_path: Path) -> None:
+    """They would show stale rows to anyone reading the log's file; the projection is
+    rebuilt in its own file."""
+    import sqlite3
+
+    from projections.backends.sqlite import projection_file
+
+    async with ledger_with(tmp_path / "l.db", known_history()) as store:
+        with sqlite3.connect(tmp_path / "l.db") as raw:
+            raw.execute("CREATE TABLE balances (account_id TEXT, available TEXT)")
+            raw.execute("INSERT INTO balances VALUES ('a1', '999')")
+            raw.execute("CREATE TABLE projection_checkpoints (name TEXT, position INT)")
+        async with ProjectionRunner(store) as runner:
+            assert await runner.catch_up() == await store.head()
+            stored = await runner.backend.snapshot()
+        with sqlite3.connect(tmp_path / "l.db") as raw:
+            names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
+        assert "events" in names and not names & {"balances", "projection_checkpoints"}
+        assert projection_file(tmp_path / "l.db", "ledger").exists()
+    async with ledger_with(tmp_path / "clean.db", known_history()) as store, ProjectionRunner(
+            store) as clean:
+        await clean.catch_up()
+        assert stored.rows == (await clean.backend.snapshot()).rows
+
+
+async def test_a_projection_of_another_log_is_rebuilt_not_continued(tmp_path: Path) -> None:
+    """The log deleted and begun anew (or restored from a backup) beside the projection's
+    file: its checkpoint is a position of another log, so the tables are emptied and built
+    again, not continued from there."""
+    path = tmp_path / "l.db"
+    async with ledger_with(path, known_history()) as store, ProjectionRunner(store) as runner:
+        await runner.catch_up()
+    for suffix in ("", "-wal", "-shm"):
+        await anyio.Path(f"{path}{suffix}").unlink(missing_ok=True)
+    first = FundsDeposited(account_id="a1", amount=Decimal(7), currency="EUR",
+                           chain_transaction="eip155:1:0x7", at=T0)
+    other = [first, *known_history()]  # longer than the old one: its checkpoint exists here
+    async with ledger_with(path, other) as store, ProjectionRunner(store) as runner:
+        assert runner.position == 0
+        await runner.catch_up()
+        found = await runner.backend.snapshot()
+    async with ledger_with(tmp_path / "clean.db", other) as store, ProjectionRunner(
+            store) as clean:
+        await clean.catch_up()
+        assert found == await clean.backend.snapshot()
