@@ -379,14 +379,16 @@ class ProjectionRunner:
             live = self._accounts[account_id]
             book = live.book
             live.refresh(touched, write)
+            settled = live.settled() if self.evict else []
+            leaving_now = {entity for g in settled for entity in live.members(g)}
             for kind, entity_id in touched:
                 facts = _entities_of(book, kind).get(entity_id)
-                if facts is not None:
+                if facts is not None:  # written settled at once (open 0) if it leaves now
                     write.entities.append((entity_id, kind, account_id,
-                                           group_of(kind, entity_id, facts), 1,
+                                           group_of(kind, entity_id, facts),
+                                           int((kind, entity_id) not in leaving_now),
                                            _ENCODER.encode(facts)))
-            settled = live.settled() if self.evict else []
-            write.settled += [entity for g in settled for entity in live.members(g)]
+            write.settled += sorted(leaving_now.difference(touched))
             leaving.append((live, settled))
             write.accounts.append((account_id, _ENCODER.encode(
                 AccountFacts(book.movements, book.latest_at, live.sums()))))
