@@ -30,8 +30,8 @@ from projections.backends.base import ProjectionBackend, ProjectionError, Snapsh
 T = TypeVar("T")
 log = structlog.get_logger("projections.backends.sqlite")
 _CHUNK = 500  # values per IN (...) list
-_PRAGMAS = ("PRAGMA busy_timeout = 30000", "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL")
+_BUSY = "PRAGMA busy_timeout = 30000"
+_PRAGMAS = (_BUSY, "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
 _LEGACY = ("projection_checkpoints", *tables.ALL_TABLES)
 """The tables earlier releases kept in the log's own file."""
 _LOG_TABLE = ("CREATE TABLE IF NOT EXISTS projection_log (name TEXT PRIMARY KEY, "
@@ -105,14 +105,14 @@ class SqliteProjections(ProjectionBackend):
     def _drop_legacy_tables(self) -> None:
         """Tables an older release kept in the log's file would show stale rows to anyone
         reading them there: they go once this projection has its own file."""
-        log = sqlite3.connect(self.path, isolation_level=None)
+        db = sqlite3.connect(self.path, isolation_level=None)
         try:
-            log.execute("PRAGMA busy_timeout = 30000")
-            with transaction(log):
+            db.execute(_BUSY)
+            with transaction(db):
                 for table in _LEGACY:
-                    log.execute(f"DROP TABLE IF EXISTS {table}")
+                    db.execute(f"DROP TABLE IF EXISTS {table}")
         finally:
-            log.close()
+            db.close()
 
     def _log_joined(self) -> sqlite3.Connection:
         """A read-only connection that sees the projection and the log (as ``log``), for the
@@ -121,7 +121,7 @@ class SqliteProjections(ProjectionBackend):
         if self._joined is None:
             self._joined = sqlite3.connect(self.file, isolation_level=None,
                                            check_same_thread=False)
-            self._joined.execute("PRAGMA busy_timeout = 30000")
+            self._joined.execute(_BUSY)
             self._joined.execute("ATTACH DATABASE ? AS log", (str(self.path),))
             self._joined.execute("PRAGMA query_only = ON")
         return self._joined
