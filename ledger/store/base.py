@@ -202,29 +202,35 @@ class EventStore(abc.ABC):
         if len(events) > limits.MAX_BATCH_EVENTS:
             raise LimitExceededError(f"a batch holds at most {limits.MAX_BATCH_EVENTS} events, "
                                      f"this one {len(events)}")
-        prepared = tuple(map(self._prepare_event, events))
-        ids = frozenset(e.event_id for e in prepared)
+        prepared = self._prepare_events(events)
+        ids = frozenset(e.id_bytes for e in prepared)
         if len(ids) < len(prepared):
             raise DuplicateInBatchError(f"append to {stream!r} names an event id twice")
-        size = sum(map(len, (e.payload for e in prepared))) + sum(
-            map(len, (e.metadata for e in prepared)))
+        size = sum(len(e.payload) + len(e.metadata) for e in prepared)
         if size > limits.MAX_BATCH_BYTES:
             raise LimitExceededError(f"a batch is at most {limits.MAX_BATCH_BYTES} bytes "
                                      f"encoded, this one {size}")
         return PreparedAppend(stream, expected, prepared, ids)
 
-    def _prepare_event(self, event: NewEvent[Event]) -> PreparedEvent:
-        if not isinstance(event, NewEvent):
-            raise InvalidAppendError(f"append takes NewEvent items, not {type(event).__name__}")
-        if not isinstance(event.event_id, uuid.UUID):
-            raise InvalidAppendError(f"event_id must be a UUID, not {event.event_id!r}")
-        wire, schema_version, payload = self.registry.encode_payload(event.payload)
-        metadata = self.registry.encode_metadata(event.metadata)
-        if len(payload) + len(metadata) > limits.MAX_EVENT_BYTES:
-            raise LimitExceededError(f"an event is at most {limits.MAX_EVENT_BYTES} bytes "
-                                     f"encoded, {wire} is {len(payload) + len(metadata)}")
-        return PreparedEvent(event.event_id, event.event_id.bytes, wire, schema_version,
-                             payload, metadata)
+    def _prepare_events(self, events: Sequence[NewEvent[Event]]) -> tuple[PreparedEvent, ...]:
+        # The hot loop of every append: names bound once, one pass.
+        registry = self.registry
+        encode_payload, encode_metadata = registry.encode_payload, registry.encode_metadata
+        UUID, max_bytes, prepared = uuid.UUID, limits.MAX_EVENT_BYTES, []
+        for event in events:
+            if event.__class__ is not NewEvent and not isinstance(event, NewEvent):
+                raise InvalidAppendError(f"append takes NewEvent items, not {type(event).__name__}")
+            event_id = event.event_id
+            if event_id.__class__ is not UUID and not isinstance(event_id, UUID):
+                raise InvalidAppendError(f"event_id must be a UUID, not {event_id!r}")
+            wire, schema_version, payload = encode_payload(event.payload)
+            metadata = encode_metadata(event.metadata)
+            if len(payload) + len(metadata) > max_bytes:
+                raise LimitExceededError(f"an event is at most {max_bytes} bytes encoded, "
+                                         f"{wire} is {len(payload) + len(metadata)}")
+            prepared.append(PreparedEvent(event_id, event_id.bytes, wire, schema_version,
+                                          payload, metadata))
+        return tuple(prepared)
 
     async def _write_loop(self) -> None:
         """The one writer: take everything queued (up to a limit), commit it together."""

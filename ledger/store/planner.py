@@ -46,7 +46,8 @@ class PreparedAppend(msgspec.Struct, frozen=True, gc=False):
     stream: str
     expected: ExpectedVersion
     events: tuple[PreparedEvent, ...]
-    ids: frozenset[uuid.UUID]
+    ids: frozenset[bytes]
+    """The events' ids as bytes (their hash is computed in C, and cached)."""
 
 
 class KnownEvent(msgspec.Struct, frozen=True, array_like=True):
