@@ -21,7 +21,7 @@ def check_row(registry: EventRegistry, row: Row, position: int, previous: bytes)
         event = registry.decode_stored(record)
     except (msgspec.MsgspecError, ValueError) as exc:  # ValueError: e.g. a string not UTF-8
         return f"record does not decode: {exc}"
-    written = (event.position, event.stream, event.version, event.event_id.bytes,
+    written = (event.position, event.stream, event.version, event.id_bytes,
                wire_name(type(event.payload)), micros(event.recorded_at))
     if (at, stream, version, event_id, wire, recorded_us) != written:
         return "columns do not match the record"

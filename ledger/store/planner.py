@@ -122,7 +122,7 @@ def plan_group(
     appends: Sequence[PreparedAppend],
     head: ChainHead,
     stream_versions: dict[str, int | None],
-    known: dict[uuid.UUID, KnownEvent],
+    known: dict[bytes, KnownEvent],
     now: datetime,
 ) -> GroupPlan:
     """Decide every append of the group, in queue order. The inputs are not modified."""
@@ -139,7 +139,7 @@ def plan_group(
     encode, Raw, sha256, add_row = RECORD_ENCODER.encode, msgspec.Raw, hashlib.sha256, rows.append
     for append in appends:
         stream = append.stream
-        seen = [known.get(e.event_id) for e in append.events] if known else []
+        seen = [known.get(e.id_bytes) for e in append.events] if known else []
         if any(k is not None for k in seen):
             outcomes.append(_replay(append, seen))
             continue
@@ -160,7 +160,7 @@ def plan_group(
             add_row((position, stream, version, event.id_bytes, event.wire_name, recorded_us,
                      record, previous))
             if track:
-                known[event.event_id] = KnownEvent(position, stream, version, event.payload,
+                known[event.id_bytes] = KnownEvent(position, stream, version, event.payload,
                                                    event.metadata)
         stream_versions[stream] = version
         outcomes.append(AppendResult(stream, tuple(range(first_position, position + 1)),

@@ -17,7 +17,6 @@ chain behave identically; the conformance suite runs unchanged against both.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -217,11 +216,11 @@ def _versions(rows: Sequence[asyncpg.Record]) -> dict[str, int | None]:
 
 
 async def _known(db: Connection,
-                 appends: list[PreparedAppend]) -> dict[uuid.UUID, KnownEvent]:
+                 appends: list[PreparedAppend]) -> dict[bytes, KnownEvent]:
     ids = [e.id_bytes for a in appends for e in a.events]
     rows = await db.fetch("SELECT event_id, record FROM events WHERE event_id = ANY($1::bytea[])",
                           ids)
-    return {uuid.UUID(bytes=bytes(r[0])): known_from_record(bytes(r[1])) for r in rows}
+    return {bytes(r[0]): known_from_record(bytes(r[1])) for r in rows}
 
 
 def _filter_sql(log_filter: LogFilter, first: int) -> tuple[str, list[Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import msgspec
 
@@ -81,13 +81,20 @@ class StoredEvent(msgspec.Struct, Generic[E], frozen=True, array_like=True, gc=F
     stream: str
     version: int
     """Gap-free within the stream, from 0."""
-    event_id: uuid.UUID
+    id_bytes: Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+    """The event id's 16 bytes (``event_id`` is the UUID). A read decodes bytes, not a UUID:
+    UUID objects are tracked by the cyclic collector, and a rebuild decoding a million of
+    them spent a sixth of its time in full collections that freed nothing."""
     schema_version: int
     """The schema the payload was written with (the payload itself may have been upcast)."""
     payload: E
     metadata: Metadata
     recorded_at: datetime
     """When the store committed it (UTC, never decreasing along the log)."""
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return uuid.UUID(bytes=self.id_bytes)
 
     @property
     def type(self) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import operator
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -308,14 +307,14 @@ def _chain_head(db: sqlite3.Connection) -> ChainHead:
 
 
 def _known_events(db: sqlite3.Connection,
-                  appends: list[PreparedAppend]) -> dict[uuid.UUID, KnownEvent]:
+                  appends: list[PreparedAppend]) -> dict[bytes, KnownEvent]:
     ids = [e.id_bytes for a in appends for e in a.events]
-    known: dict[uuid.UUID, KnownEvent] = {}
+    known: dict[bytes, KnownEvent] = {}
     for i in range(0, len(ids), _ID_CHUNK):
         chunk = ids[i : i + _ID_CHUNK]
         sql = f"SELECT event_id, record FROM events WHERE event_id IN ({_marks(len(chunk))})"
         for event_id, record in db.execute(sql, chunk):
-            known[uuid.UUID(bytes=event_id)] = known_from_record(record)
+            known[event_id] = known_from_record(record)
     return known
 
 
