@@ -435,10 +435,9 @@ class ProjectionRunner:
         records = await self.backend.account_records(
             account_id, position, _NEVER if known_at is None else micros(known_at))
         book = AccountBook(account_id)
-        for record in records:
-            payload = self.store.registry.decode_record(record).payload
-            if isinstance(payload, DomainEvent):
-                apply_or_skip(book, payload)
+        for stored in self.store.registry.decode_records(records):
+            if isinstance(stored.payload, DomainEvent):
+                apply_or_skip(book, stored.payload)
         # Events after the checkpoint are not indexed yet: read them from the log.
         async for batch in self.store.read_batches(position):
             for stored in batch:

@@ -235,30 +235,31 @@ class SqliteEventStore(EventStore):
 
     # --- reading ------------------------------------------------------------------------
 
+    async def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        """Every row of one query, in one trip to the reader's thread (a cursor's execute,
+        fetch and close would be three)."""
+        return list(await self._r.execute_fetchall(sql, parameters))
+
     @_driver_errors
     async def _max_position(self) -> int:
-        async with self._r.execute("SELECT COALESCE(MAX(position), 0) FROM events") as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        return int(row[0])
+        rows = await self._query("SELECT COALESCE(MAX(position), 0) FROM events")
+        return int(rows[0][0])
 
     @_driver_errors
     async def _stream_versions(self, streams: Sequence[str]) -> dict[str, int | None]:
         versions: dict[str, int | None] = {}
         for stream in streams:
-            async with self._r.execute(_STREAM_VERSION, (stream,)) as cursor:
-                row = await cursor.fetchone()
-            versions[stream] = row[0] if row else None
+            rows = await self._query(_STREAM_VERSION, (stream,))
+            versions[stream] = rows[0][0] if rows else None
         return versions
 
     @_driver_errors
     async def _fetch_stream(self, stream: str, from_version: int,
                             limit: int | None) -> list[bytes]:
-        async with self._r.execute(
+        rows = await self._query(
             "SELECT record FROM events WHERE stream = ? AND version >= ? ORDER BY version "
-            "LIMIT ?", (stream, from_version, -1 if limit is None else limit)
-        ) as cursor:
-            return [row[0] for row in await cursor.fetchall()]
+            "LIMIT ?", (stream, from_version, -1 if limit is None else limit))
+        return [row[0] for row in rows]
 
     @_driver_errors
     async def _fetch(self, after: int, upto: int, log_filter: LogFilter,
@@ -267,28 +268,21 @@ class SqliteEventStore(EventStore):
             # Positions are gap-free and committed up to the head: the next `count` rows are
             # exactly after+1 .. after+count, so the last one is known without selecting it.
             count = min(limit, upto - after)
-            async with self._r.execute(
+            rows = await self._query(
                 "SELECT record FROM events WHERE position > ? ORDER BY position LIMIT ?",
-                (after, count)
-            ) as cursor:
-                rows = list(await cursor.fetchall())
+                (after, count))
             return [r[0] for r in rows], after + len(rows)
         where, params = _filter_sql(log_filter)
-        async with self._r.execute(
+        rows = await self._query(
             f"SELECT position, record FROM events WHERE position > ? AND position <= ? "
-            f"AND ({where}) ORDER BY position LIMIT ?", (after, upto, *params, limit)
-        ) as cursor:
-            rows = list(await cursor.fetchall())
+            f"AND ({where}) ORDER BY position LIMIT ?", (after, upto, *params, limit))
         return [r[1] for r in rows], (rows[-1][0] if len(rows) == limit else upto)
 
     async def _verify_rows(self) -> AsyncIterator[list[Row]]:
         after = 0
         while True:
-            async with self._r.execute(
-                f"{_RAW_ROWS} WHERE position > ? ORDER BY position LIMIT ?",
-                (after, limits.READ_BATCH_EVENTS),
-            ) as cursor:
-                raw = list(await cursor.fetchall())
+            raw = await self._query(f"{_RAW_ROWS} WHERE position > ? ORDER BY position LIMIT ?",
+                                    (after, limits.READ_BATCH_EVENTS))
             if not raw:
                 return
             yield [(p, _text(s), v, i, _text(t), r, rec, h) for p, s, v, i, t, r, rec, h in raw]
