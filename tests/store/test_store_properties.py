@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import msgspec
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import event as note_statistic
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from ledger import EventStore, NewEvent, StreamState, open_store
 from ledger.errors import WrongExpectedVersionError
 from ledger.store import Event, ExpectedVersion
+from ledger.store.records import NO_METADATA
 from tests.store.sample_events import REGISTRY, note
 
 STREAMS = ("note-a", "note-b", "note-c")
@@ -238,3 +240,29 @@ def test_verify_reports_exactly_the_first_tampered_position(
             assert not report.ok
             assert report.first_bad_position == expected_bad, report
             assert report.checked == expected_bad - 1
+
+
+def _record_with_id(event_id: bytes) -> bytes:
+    from ledger.store.registry import RECORD_ENCODER
+
+    payload = msgspec.Raw(RECORD_ENCODER.encode(note("x")))
+    metadata = msgspec.Raw(REGISTRY.encode_metadata(NO_METADATA))
+    return RECORD_ENCODER.encode((1, "note-a", 0, event_id, 1, payload, metadata,
+                                  "2026-01-01T00:00:00Z"))
+
+
+@given(length=st.integers(0, 40).filter(lambda n: n != 16))
+def test_a_record_whose_id_is_not_16_bytes_does_not_decode(length: int) -> None:
+    """Reads keep an event's id as bytes (see ``StoredEvent.id_bytes``); a record with an id
+    of another length, even one whose row and hash agree with it, is still refused, as the
+    UUID field refused it."""
+    from ledger.store.chain import check_row
+    from ledger.store.planner import GENESIS_HASH, chain_hash
+
+    assert REGISTRY.decode_stored(_record_with_id(bytes(16))).event_id.int == 0
+    event_id = bytes(range(length))
+    record = _record_with_id(event_id)
+    with pytest.raises(msgspec.ValidationError):
+        REGISTRY.decode_stored(record)
+    row = (1, "note-a", 0, event_id, "Noted", 0, record, chain_hash(GENESIS_HASH, record))
+    assert (check_row(REGISTRY, row, 1, GENESIS_HASH) or "").startswith("record does not decode")
