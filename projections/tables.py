@@ -96,11 +96,11 @@ def insert_sql(dialect: Dialect, name: str, *, replace: bool) -> str:
     """Insert a row; on the same key, replace it (``replace``) or keep the first one."""
     table = TABLES[name]
     values = ", ".join(marks(dialect, len(table.columns)))
-    if dialect == "sqlite":
-        return f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO {name} VALUES ({values})"
     others = [c for c, _ in table.columns if c not in table.key]
-    action = (f"UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in others)}" if replace
-              else "NOTHING")
+    # An upsert, not SQLite's INSERT OR REPLACE: that deletes the row and inserts it anew,
+    # under a new rowid, so every index of the table is written twice.
+    action = (f"UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in others)}"
+              if replace and others else "NOTHING")
     return (f"INSERT INTO {name} VALUES ({values}) "
             f"ON CONFLICT ({', '.join(table.key)}) DO {action}")
 
