@@ -192,7 +192,8 @@ class SqliteProjections(ProjectionBackend):
                 self.db.executemany(sql, rows)
             self.db.execute(tables.insert_sql("sqlite", "projection_checkpoints", replace=True),
                             (self.name, position))
-            self.db.execute("INSERT OR REPLACE INTO projection_log VALUES (?, ?, ?)",
+            self.db.execute("INSERT INTO projection_log VALUES (?, ?, ?) ON CONFLICT (name) "
+                            "DO UPDATE SET position = EXCLUDED.position, hash = EXCLUDED.hash",
                             (self.name, position, mark))
 
     async def clear(self) -> None:
