@@ -23,8 +23,11 @@ TOKEN_DECIMALS = 18
 
 EXACT = decimal.Context(
     prec=80,  # far beyond any amount with 18 decimals, so sums are exact...
-    traps=[decimal.Inexact, decimal.Rounded, decimal.InvalidOperation,
-           decimal.DivisionByZero, decimal.Overflow],  # ...and rounding would raise, not hide
+    # ...and an inexact result raises instead of hiding. Not ``Rounded``: Decimal signals it
+    # whenever digits are discarded, zeros included, and dropping the trailing zeros of
+    # 300.00 to write 300 loses nothing (``ExactSum.value`` does exactly that).
+    traps=[decimal.Inexact, decimal.InvalidOperation, decimal.DivisionByZero,
+           decimal.Overflow],
 )
 
 # At most 30 integer digits and 30 decimals: far beyond any real amount, and a limit.
@@ -150,6 +153,8 @@ class ExactSum:
 
     @property
     def value(self) -> Decimal:
+        # The total's exponent is the finest of every term that ever joined; the digits below
+        # the finest term present are zeros, so this never raises (``Inexact`` if it did).
         exponent = min(0, min(self._exponents, default=0))
         return self._total.quantize(Decimal(1).scaleb(exponent), context=EXACT)
 

@@ -44,6 +44,7 @@ from ledger.domain.lifecycle import (
 from ledger.domain.programme import Programme
 from ledger.errors import InvalidTransitionError
 from ledger.events import DomainEvent
+from ledger.money import EXACT, format_amount
 from ledger.observations import (
     AccountSnapshot,
     Address,
@@ -60,10 +61,37 @@ EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 ADDRESS = Address(first_line="1 Test Avenue", city="London", country="GB", post_code="SW1 1AA")
 
 
-def amounts(low: str = "0.01", high: str = "500") -> st.SearchStrategy[Decimal]:
-    """Positive account-currency amounts with at most two decimals."""
-    return st.decimals(Decimal(low), Decimal(high), places=2, allow_nan=False,
-                       allow_infinity=False)
+def amounts(low: str = "0.01", high: str = "500", places: int = 2,
+            ) -> st.SearchStrategy[Decimal]:
+    """Positive amounts with at most ``places`` decimals, in every form senders write them:
+    ``100``, ``100.0``, ``100.00``, ``0.5`` (``written``). Sums of terms with different
+    exponents are where exact arithmetic goes wrong, so the forms are mixed on purpose."""
+    def of(needed: int) -> st.SearchStrategy[Decimal]:  # values that need ``needed`` places
+        return st.builds(written, st.decimals(Decimal(low), Decimal(high), places=needed,
+                                              allow_nan=False, allow_infinity=False),
+                         st.integers(0, places))
+
+    # Whole amounts (deposits of "100") are common, so draw how many places a value needs.
+    return st.integers(0, places).flatmap(of)
+
+
+def token_amounts() -> st.SearchStrategy[Decimal]:
+    """On-chain token amounts: up to 18 decimals (``ledger.money.TOKEN_DECIMALS``)."""
+    return amounts("0.000000000000000001", "500", places=18)
+
+
+def written(value: Decimal, places: int) -> Decimal:
+    """``value`` written with ``places`` decimals, or with as few as it needs if it needs more:
+    the same amount as another sender (or a later report of the same payment) would write it,
+    ``10`` as ``10.00`` or ``10.50`` as ``10.5``."""
+    exponent = value.normalize(EXACT).as_tuple().exponent
+    assert isinstance(exponent, int), "amounts are finite"
+    return value.quantize(Decimal(1).scaleb(-max(places, -exponent)), context=EXACT)
+
+
+def rewritten(draw: st.DrawFn, value: Decimal) -> Decimal:
+    """The same amount re-reported, perhaps with other trailing zeros."""
+    return written(value, draw(st.integers(0, 3)))
 
 
 CURRENCIES = ("EUR", "USD")
@@ -148,9 +176,10 @@ def _hold_life(draw: st.DrawFn, clock: _Clock, account_id: str, card_id: str,
     merchant = Merchant(id="m-1", name="Corner Cafe", mcc=5814, country="GB", city="London")
 
     def snapshot(status: str, value: Decimal) -> AuthorisationSnapshot:
+        text = format_amount(rewritten(draw, value))
         return AuthorisationSnapshot(
             id=hold_id, account_id=account_id, card_id=card_id, status=status,  # type: ignore[arg-type]
-            amount=str(value), currency=currency, merchant_amount=str(value),
+            amount=text, currency=currency, merchant_amount=text,
             merchant_currency=currency, exchange_rate="1", merchant=merchant,
             created_at=created, updated_at=clock.tick(60 * 24 * 3))
 
@@ -166,6 +195,7 @@ def _hold_life(draw: st.DrawFn, clock: _Clock, account_id: str, card_id: str,
         # Partial, exact and over-captures (tips) all happen.
         factor = draw(st.sampled_from([Decimal("0.5"), Decimal(1), Decimal("1.2")]))
         captured = (amount * factor).quantize(Decimal("0.01")) or Decimal("0.01")
+        captured = rewritten(draw, captured)
         # Now and then the processor reports the debit in another currency than its hold.
         other = [c for c in CURRENCIES if c != currency]
         debit_currency = draw(st.sampled_from([currency] * 9 + other))
@@ -190,11 +220,16 @@ def _transaction_life(draw: st.DrawFn, clock: _Clock, account_id: str, card_id: 
     for status in statuses:
         if status == "processed" and draw(st.booleans()):  # cleared at another amount
             amount = draw(amounts())
+        text = format_amount(rewritten(draw, amount))
+        # Stablecoins settle one for one, often written with all 18 decimals; other tokens
+        # at a rate.
+        tokens = draw(st.one_of(st.builds(written, st.just(amount), st.integers(0, 18)),
+                                token_amounts()))
         history.append(TransactionSnapshot(
             id=transaction_id, account_id=account_id, card_id=card_id,
             authorisation_id=authorisation_id, status=status, direction=direction,  # type: ignore[arg-type]
-            amount=str(amount), currency=currency, merchant_amount=str(amount),
-            merchant_currency=currency, exchange_rate="1", token_amount=str(amount),
+            amount=text, currency=currency, merchant_amount=text,
+            merchant_currency=currency, exchange_rate="1", token_amount=format_amount(tokens),
             token="eip155:1/erc20:0x6b175474e89094c44da98b954eedeac495271d0f",
             created_at=created, updated_at=clock.tick(60 * 24)))
     return history

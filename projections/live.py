@@ -229,7 +229,7 @@ class LiveAccount:
         new = hold_view(self.account_id, facts, None, self.moment,
                         self.cards.get(facts.card_id), self.links, self.policy)
         self._candidates.add(hold_id)
-        if new == old:
+        if _identical(new, old):
             return
         if new is not None and new.closed is None and (
                 old is None or old.closed is not None or old.expires_at != new.expires_at):
@@ -395,7 +395,7 @@ class LiveAccount:
                       _value(self.debits, currency), _value(self.credits, currency),
                       _value(self.held, currency)) if (
             deposits or self.present[currency] > 0) else None
-        if new == self.balances.get(currency):
+        if _identical(new, self.balances.get(currency)):
             return
         _put(write, "balances", (self.account_id, currency),
              tables.balance_row(new) if new else None)
@@ -423,6 +423,16 @@ def _add(totals: dict[Any, ExactSum], key: Any, amount: Decimal, sign: int) -> N
 def _value(totals: dict[Any, ExactSum], key: Any) -> Decimal:
     total = totals.get(key)
     return _ZERO if total is None else total.value
+
+
+def _identical(new: msgspec.Struct | None, old: msgspec.Struct | None) -> bool:
+    """Equal digit for digit: ``Decimal("1.0") == Decimal("1")``, but the row written from
+    one reads ``1.0``, so a view whose amounts only changed their trailing zeros is a change
+    (a hold re-reported as ``10.5`` after ``10.50``), as it is to a full replay."""
+    return new == old and _ENCODE(new) == _ENCODE(old)
+
+
+_ENCODE = msgspec.msgpack.Encoder().encode
 
 
 def _put(write: BatchWrite | None, table: str, key: tuple[Any, ...],

@@ -5,11 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ledger.errors import CurrencyMismatchError, InvalidAmountError, UnknownCurrencyError
-from ledger.money import Money, check_currency, exact_sum, parse_amount, parse_token_amount
+from ledger.money import (
+    ExactSum,
+    Money,
+    check_currency,
+    exact_sum,
+    parse_amount,
+    parse_token_amount,
+)
+from ledger.testing import amounts, written
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -79,3 +87,37 @@ def test_a_parsed_amount_prints_back_to_its_text(value: Decimal) -> None:
     if "." in text:
         text = text.rstrip("0").rstrip(".") or "0"
     assert parse_token_amount(text) == value
+
+
+# A sum's terms: amounts of every form (whole, one place, two, up to 18; "10" next to "10.00").
+terms = st.one_of(amounts("0.01", "500"), amounts("1", "9" * 30, places=18))
+
+
+# The issue's case: two whole terms present, a two-place term joined and left. Quantizing
+# 300.00 to 300 discards two zero digits; Decimal signals Rounded for that, nothing inexact.
+@example(steps=[(Decimal(100), None), (Decimal(200), None), (Decimal("0.50"), None),
+                (None, 2)])
+@given(st.lists(st.tuples(st.none() | terms, st.none() | st.integers(0, 20)), max_size=30))
+def test_a_sum_that_terms_join_and_leave_equals_adding_up_the_terms_present(
+        steps: list[tuple[Decimal | None, int | None]]) -> None:
+    """Digit for digit: the same value and the same exponent as the sum from scratch."""
+    total, present = ExactSum(), []
+    for joining, leaving in steps:
+        if joining is not None:
+            total.add(joining)
+            present.append(joining)
+        elif leaving is not None and present:
+            total.add(present.pop(leaving % len(present)), -1)
+        expected = exact_sum(present)
+        assert total.value.as_tuple() == expected.as_tuple()
+        assert ExactSum.restored(total.state()).value.as_tuple() == expected.as_tuple()
+        assert bool(total) == bool(present)
+
+
+@given(st.decimals(0, 1000, places=2), st.integers(0, 18))
+def test_an_amount_rewritten_with_other_trailing_zeros_keeps_its_value(
+        value: Decimal, places: int) -> None:
+    again = written(value, places)
+    assert again == value
+    exponent = again.as_tuple().exponent
+    assert isinstance(exponent, int) and -exponent >= places
