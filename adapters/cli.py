@@ -24,7 +24,7 @@ from adapters import processor as processor_options
 from adapters.locations import check_exists, existing_store, redacted
 from ledger.errors import LedgerError, StoreUnavailableError
 
-EXIT_PROBLEM, EXIT_BAD_INPUT, EXIT_OUTAGE = 1, 2, 3
+EXIT_PROBLEM, EXIT_BAD_INPUT, EXIT_OUTAGE, EXIT_BUG = 1, 2, 3, 4
 
 
 class Moment(click.ParamType):  # type: ignore[type-arg]
@@ -84,9 +84,12 @@ def _exit_code(exc: BaseException) -> int:
     import httpx
 
     from adapters.errors import DeadlineExceeded, ServerError
+    from projections import ProjectionFailedError
 
     if isinstance(exc, CommandError):
         return exc.code
+    if isinstance(exc, ProjectionFailedError):
+        return EXIT_BUG
     outage = (ConnectionError, TimeoutError, socket.gaierror, httpx.TransportError,
               DeadlineExceeded, ServerError, StoreUnavailableError)
     if isinstance(exc, outage) or isinstance(exc.__cause__, outage) or (

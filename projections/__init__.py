@@ -5,9 +5,9 @@ itself, as of any business time; ``sweeper.sweep`` records hold expiries in the 
 """
 
 from projections.book import AccountBook
-from projections.runner import ProjectionRunner
+from projections.runner import ProjectionFailedError, ProjectionRunner
 from projections.sweeper import sweep
 from projections.views import AccountView, Balance, CardView, HoldView, TokenTotal, view
 
-__all__ = ["AccountBook", "AccountView", "Balance", "CardView", "HoldView", "ProjectionRunner",
-           "TokenTotal", "sweep", "view"]
+__all__ = ["AccountBook", "AccountView", "Balance", "CardView", "HoldView",
+           "ProjectionFailedError", "ProjectionRunner", "TokenTotal", "sweep", "view"]

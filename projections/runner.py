@@ -9,9 +9,11 @@ time; the expiry sweeper keeps that time moving as holds expire.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+import traceback
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -19,6 +21,7 @@ import anyio
 import msgspec
 import structlog
 
+from ledger.backoff import backoff
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.errors import LedgerError
 from ledger.events import (
@@ -48,13 +51,20 @@ from projections.book import (
 from projections.live import LiveAccount, Sums, group_of
 from projections.views import AccountView, HoldView, view
 
-__all__ = ["ProjectionError", "ProjectionRunner"]
+__all__ = ["ProjectionError", "ProjectionFailedError", "ProjectionRunner"]
 log = structlog.get_logger("projections.runner")
 _NEVER = 2**62  # a record time after any (microseconds since the epoch)
 MODEL_VERSION = 4
 """The version of the balance model and of the stored facts. Tables written by another
 version are rebuilt from the log by the first runner that leads (2: amounts per report;
 3: quarantined events; 4: facts by group, settled ones out of memory)."""
+
+
+class ProjectionFailedError(ProjectionError):
+    """The projections could not fold part of the log: a bug in cardledger, never bad input
+    (an event the rules cannot apply is quarantined instead). Nothing of that span was
+    written and the log is intact: ``verify`` and ``replay`` still work, and the next
+    attempt starts again from the checkpoint."""
 
 
 class AccountFacts(msgspec.Struct):
@@ -163,15 +173,16 @@ class ProjectionRunner:
             self._account(account_id)
             entities.setdefault(account_id, []).append(
                 (kind, entity_id, _DECODERS[kind].decode(facts)))
-        for account_id, live in self._accounts.items():
-            stored_sums = sums.get(account_id)
-            if stored_sums is not None:
-                live.load(stored_sums, entities.get(account_id, []))
-            else:  # nothing settled yet: the parts are all there is
-                live.restore(entities.get(account_id, []))
-                live.refresh([("account", account_id), *(
-                    (kind, entity_id) for kind, entity_id, _ in entities.get(account_id, []))],
-                    None)
+        with _bug_guard(f"the stored facts (checkpoint {stored.position})"):
+            for account_id, live in self._accounts.items():
+                stored_sums = sums.get(account_id)
+                if stored_sums is not None:
+                    live.load(stored_sums, entities.get(account_id, []))
+                else:  # nothing settled yet: the parts are all there is
+                    live.restore(entities.get(account_id, []))
+                    live.refresh([("account", account_id), *(
+                        (kind, entity_id)
+                        for kind, entity_id, _ in entities.get(account_id, []))], None)
 
     def _account(self, account_id: str) -> LiveAccount:
         live = self._accounts.get(account_id)
@@ -237,31 +248,42 @@ class ProjectionRunner:
                             piece = batch[:self.commit_every - span.events]
                             batch = batch[len(piece):]
                             await self._read_back(piece)
-                            self._fold(piece, span)
+                            with _bug_guard(_positions(span)):
+                                self._fold(piece, span)
                             if span.events >= self.commit_every:
                                 span = await self._commit(span)
                     await self._commit(span)
         return self.position
 
-    async def follow(self, *, retry_after: float | None = None) -> None:
+    async def follow(self, *, retry_after: float | None = None,
+                     retry_cap: float = 60.0) -> None:
         """Take the lead (waiting while another runner has it), then apply the log as it
         grows, forever (run it in a task group; cancel to stop). A failure (the database
-        connection lost, say) is raised; or, with ``retry_after``, logged and retried that
-        many seconds later, as the leader or as a standby if another runner took over."""
+        connection lost, a ``ProjectionFailedError``) is raised; or, with ``retry_after``,
+        logged, shown by ``failure``, and retried after a backoff from ``retry_after``
+        seconds, doubling up to ``retry_cap``, as the leader or as a standby if another
+        runner took over. Only the read side waits: the log goes on recording."""
+        failures = 0
         while True:
             try:
                 async with self._lead():
-                    self.failure = None  # leading again: the database answers
+                    if self.position >= await self.store.head():
+                        self.failure, failures = None, 0  # leading again, nothing behind
                     async for batch in self.store.subscribe(self.position,
                                                             batch_size=self.batch_size):
                         await self._apply(batch)
+                        failures = 0
             except Exception as exc:  # the database gone away, or a bug: say which, retry
                 if retry_after is None:
                     raise
-                self.failure = str(exc) or type(exc).__name__
-                log.warning("projection runner failed; retrying", error=self.failure,
-                            retry_after=retry_after, exc_info=not isinstance(exc, LedgerError))
-                await anyio.sleep(retry_after)
+                failures += 1
+                wait = backoff(failures, retry_after, max(retry_cap, retry_after))
+                self.failure = (f"{str(exc) or type(exc).__name__} (failed {failures} time(s) "
+                                f"in a row; next try in {wait:g} s)")
+                log.warning("projection runner failed; retrying", error=str(exc),
+                            failures=failures, retry_in=wait,
+                            exc_info=not isinstance(exc, LedgerError))
+                await anyio.sleep(wait)
 
     async def wait_for(self, position: int) -> None:
         """Return once this runner has applied the log up to ``position``."""
@@ -280,7 +302,8 @@ class ProjectionRunner:
         async with self._writing():
             span = _Span(self.position)
             await self._read_back(events)
-            self._fold(events, span)
+            with _bug_guard(_positions(span)):
+                self._fold(events, span)
             await self._commit(span)
 
     @asynccontextmanager
@@ -372,6 +395,21 @@ class ProjectionRunner:
         """Write what the span changed, with its checkpoint; return the next, empty span."""
         if span.last == span.after:
             return span
+        with _bug_guard(_positions(span)):
+            leaving = self._derive(span)
+        await self.backend.commit(span.write, span.after, span.last)
+        for live, settled in leaving:
+            live.evict(settled)
+        if self.on_commit is not None:
+            self.on_commit(span.events)
+        self.position, self.failure = span.last, None
+        moved, self._moved = self._moved, anyio.Event()
+        moved.set()
+        return _Span(self.position)
+
+    def _derive(self, span: _Span) -> list[tuple[LiveAccount, list[str]]]:
+        """Queue in the span's write the rows its events changed, and the groups that may
+        leave memory once it is committed."""
         write = span.write
         write.models.append((self.name, MODEL_VERSION))
         leaving: list[tuple[LiveAccount, list[str]]] = []
@@ -392,15 +430,7 @@ class ProjectionRunner:
             leaving.append((live, settled))
             write.accounts.append((account_id, _ENCODER.encode(
                 AccountFacts(book.movements, book.latest_at, live.sums()))))
-        await self.backend.commit(write, span.after, span.last)
-        for live, settled in leaving:
-            live.evict(settled)
-        if self.on_commit is not None:
-            self.on_commit(span.events)
-        self.position, self.failure = span.last, None
-        moved, self._moved = self._moved, anyio.Event()
-        moved.set()
-        return _Span(self.position)
+        return leaving
 
     # --- reading ------------------------------------------------------------------------
 
@@ -446,6 +476,29 @@ class ProjectionRunner:
                         and (known_at is None or stored.recorded_at <= known_at)):
                     apply_or_skip(book, stored.payload)
         return view(book, as_of, self.policy)
+
+
+@contextmanager
+def _bug_guard(what: str) -> Iterator[None]:
+    """Folding events into the books and deriving rows is computation over what the store
+    already accepted: whatever it raises is a bug. Say so in one line, naming ``what`` was
+    being folded and where it failed, so that a command reports it and exits, and ``serve``
+    shows it on ``/health``, instead of a traceback."""
+    try:
+        yield
+    except ProjectionFailedError:
+        raise
+    except Exception as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        detail = f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}"
+        raise ProjectionFailedError(
+            f"the projections cannot apply {what} ({detail} at "
+            f"{Path(frame.filename).name}:{frame.lineno}): a bug in cardledger; the log is "
+            "intact and nothing of it was written") from exc
+
+
+def _positions(span: _Span) -> str:
+    return f"log positions {span.after + 1}-{max(span.last, span.after + 1)}"
 
 
 def _entities_of(book: AccountBook, kind: str) -> dict[str, Any]:
