@@ -6,8 +6,8 @@ The rest of this package (the processor client, the receiver, the outbox, the sy
 sandbox, the command line) is what the front door and the CLI are built from.
 """
 
-from adapters.commands import MoneyRecorded
-from adapters.service import CardLedger, Change
+from adapters.service.card_ledger import CardLedger, Change
+from adapters.service.commands import MoneyRecorded
 from ledger.errors import (
     ConflictError,
     InvalidInputError,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import anyio
 
-from adapters.commands import Commands
-from adapters.ingest import Observer
-from adapters.outbox import Outbox
+from adapters.processor.observer import Observer
+from adapters.processor.outbox import Outbox
+from adapters.service.commands import Commands
 from benchmarks.harness import Figure, benchmark
 from benchmarks.projections import build_log
 from ledger import open_store

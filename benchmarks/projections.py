@@ -120,7 +120,7 @@ async def as_of_latencies(db: Path, queries: int) -> tuple[list[float], list[flo
 async def live_cost(path: Path, history: int, webhooks: int) -> float:
     """Median milliseconds of one live webhook (record, project, commit) on an account that
     already has ``history`` captured holds, as ``serve`` does them: one at a time."""
-    from adapters.ingest import Observer
+    from adapters.processor.observer import Observer
     from ledger.observations import AuthorisationSnapshot
 
     async with open_store(path) as store:

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.ingest import Observer
-from adapters.receiver import WebhookReceiver
+from adapters.processor.observer import Observer
+from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store
 
 

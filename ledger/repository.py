@@ -2,7 +2,8 @@
 version that was read, so that a concurrent change is noticed and decided again.
 
 Every path that decides goes through it: observations of the processor
-(``adapters.ingest``), the back office's requests and transfers (``adapters.commands``).
+(``adapters.processor.observer``), the back office's requests and transfers
+(``adapters.service.commands``).
 """
 
 from __future__ import annotations

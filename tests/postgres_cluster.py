@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from adapters.servers import free_port
+from adapters.testing.servers import free_port
 
 
 def binaries() -> Path | None:

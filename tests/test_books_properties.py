@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from adapters.commands import Commands
-from adapters.ingest import Observer
-from adapters.receiver import WebhookReceiver, ingest_lines
+from adapters.processor.observer import Observer
+from adapters.service.commands import Commands
+from adapters.webhooks.receiver import WebhookReceiver, ingest_lines
 from ledger import open_store
 from ledger.errors import DomainError
 from ledger.money import EXACT

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters.servers import free_port
+from adapters.testing.servers import free_port
 from ledger.testing import webhook_payload
 from tests.projections.test_projections import T0, known_history_snapshots
 
@@ -224,8 +224,8 @@ def test_an_unreachable_database_exits_3_an_outage(url: str) -> None:
 def test_outbox_lists_a_refusal_and_retries_it_as_a_new_request(tmp_path: Path) -> None:
     import anyio
 
-    from adapters.commands import Commands
-    from adapters.outbox import Outbox
+    from adapters.processor.outbox import Outbox
+    from adapters.service.commands import Commands
     from ledger import open_store
     from tests.adapters.harness import client_for, sandbox
 

@@ -58,7 +58,7 @@ async def test_webhooks_are_counted_by_outcome_and_reason(tmp_path: Path) -> Non
 
 async def test_lag_and_a_stuck_outbox_are_measured_and_make_health_degraded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import adapters.service
+    import adapters.service.card_ledger
 
     async with CardLedger.open(str(tmp_path / "l.db")) as ledger:
         await ledger.commands.register_customer(
@@ -69,8 +69,8 @@ async def test_lag_and_a_stuck_outbox_are_measured_and_make_health_degraded(
         assert sample(text, "cardledger_outbox_pending") == 1
         assert sample(text, "cardledger_leader", task="projection") == 0
         assert ledger.problems() == []  # within the limits
-        monkeypatch.setattr(adapters.service, "LAG_LIMIT", -1.0)
-        monkeypatch.setattr(adapters.service, "OUTBOX_LIMIT", -1.0)
+        monkeypatch.setattr(adapters.service.card_ledger, "LAG_LIMIT", -1.0)
+        monkeypatch.setattr(adapters.service.card_ledger, "OUTBOX_LIMIT", -1.0)
         problems = ledger.problems()
         assert any("projection lagging" in p for p in problems)
         assert any("outbox stuck" in p for p in problems)

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from adapters.sandbox.webhooks import new_secret
-from adapters.servers import free_port
+from adapters.testing.servers import free_port
 from ledger.observations import AccountSnapshot, AnySnapshot, AuthorisationSnapshot, CardSnapshot
 from ledger.testing import ADDRESS, webhook_payload
 from tests.adapters.test_sync import signed

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from adapters.sandbox.webhooks import new_secret
-from adapters.servers import free_port
+from adapters.testing.servers import free_port
 from tests.adapters.test_sync import card_body, signed
 from tests.postgres_cluster import Cluster, binaries, new_database
 from tests.test_cli import CARDLEDGER, _get, cli

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.servers import free_port
+from adapters.testing.servers import free_port
 from ledger import NewEvent, open_store
 from ledger.domain.programme import stream_for
 from ledger.events import HoldPlaced
@@ -104,7 +104,7 @@ def test_mutated_signed_deliveries_never_get_a_5xx_and_a_refused_one_records_not
         tmp_path_factory: pytest.TempPathFactory, field: str, value: object) -> None:
     import anyio
 
-    from adapters.servers import serving
+    from adapters.testing.servers import serving
 
     async def check() -> None:  # over loopback: real HTTP, as the processor sends them
         port = free_port()
@@ -134,7 +134,7 @@ async def _poisoned(path: Path) -> None:
     """A ledger whose log holds the far-future hold an older version accepted."""
     async with open_store(path) as store:
         for n, snapshot in enumerate(known_history_snapshots()):
-            from adapters.ingest import Observer, parse_delivery
+            from adapters.processor.observer import Observer, parse_delivery
 
             delivery = parse_delivery(webhook_payload(snapshot, uuid.UUID(int=n + 1)))
             await Observer(store).record(delivery.snapshot, delivery=delivery)

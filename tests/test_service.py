@@ -22,7 +22,7 @@ from adapters import (
     NotFoundError,
     StoreUnavailableError,
 )
-from adapters.servers import free_port
+from adapters.testing.servers import free_port
 
 pytestmark = pytest.mark.anyio
 T0 = datetime.now(UTC) - timedelta(hours=2)
@@ -41,8 +41,8 @@ def hold(hold_id: str, amount: str, at: datetime = T0) -> AuthorisationSnapshot:
 
 
 def test_importing_the_front_door_imports_neither_the_sandbox_nor_the_cli() -> None:
-    code = ("import sys, adapters; print(sorted(m for m in sys.modules if m == 'adapters.cli' "
-            "or m.startswith(('adapters.sandbox', 'adapters.demo', 'adapters.scenario'))))")
+    code = ("import sys, adapters; print(sorted(m for m in sys.modules "
+            "if m.startswith(('adapters.sandbox', 'adapters.cli', 'adapters.testing'))))")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True)
     assert found.stdout.strip() == "[]"

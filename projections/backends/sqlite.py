@@ -56,7 +56,7 @@ class SqliteProjections(ProjectionBackend):
 
     @property
     def db(self) -> sqlite3.Connection:
-        """The projection's connection, made on first use: a lead alone (``adapters.leads``)
+        """The projection's connection, made on first use: a lead alone (``adapters.service.leads``)
         needs the lock file, not the tables."""
         if self._lock_fd is None:
             raise ProjectionError("the projection tables are not open")

@@ -9,7 +9,7 @@ import anyio
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from adapters.client import ClientConfig, ProcessorClient, SandboxControl, new_signing_key
+from adapters.processor.client import ClientConfig, ProcessorClient, SandboxControl, new_signing_key
 from adapters.sandbox import Sandbox, SandboxConfig
 
 BASE = "http://sandbox.test"

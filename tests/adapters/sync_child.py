@@ -8,9 +8,9 @@ import sys
 import anyio
 import structlog
 
-from adapters.client import ClientConfig, ProcessorClient, new_signing_key
-from adapters.ingest import Observer
-from adapters.sync import pull
+from adapters.processor.client import ClientConfig, ProcessorClient, new_signing_key
+from adapters.processor.observer import Observer
+from adapters.processor.sync import pull
 from ledger import open_store
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from msgspec.structs import replace
 
-from adapters.commands import Commands
-from adapters.ingest import Observer
+from adapters.processor.observer import Observer
+from adapters.service.commands import Commands
 from ledger import open_store
 from ledger.errors import InvalidTransitionError
 from ledger.testing import ADDRESS

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from adapters.sandbox import Faults
-from adapters.scenario import ScenarioConfig, compare, run, stack
+from adapters.testing.scenario import ScenarioConfig, compare, run, stack
 from ledger.events import CardIssuanceRequested, CustomerRegistrationRequested
 from tests.adapters.harness import sandbox
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from adapters.reconcile import reconcile
-from adapters.scenario import stack
-from adapters.servers import free_port, serving
-from adapters.sync import pull
+from adapters.processor.reconcile import reconcile
+from adapters.processor.sync import pull
+from adapters.testing.scenario import stack
+from adapters.testing.servers import free_port, serving
 from tests.adapters.harness import active_card, sandbox
 
 pytestmark = pytest.mark.anyio
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _payments(control: object, card_id: str, rng: random.Random) -> None:
-    from adapters.client import SandboxControl
+    from adapters.processor.client import SandboxControl
 
     assert isinstance(control, SandboxControl)
     for _ in range(15):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.commands import Commands
-from adapters.outbox import RETRY_CAP, Outbox
+from adapters.processor.outbox import RETRY_CAP, Outbox
 from adapters.sandbox import Sandbox
+from adapters.service.commands import Commands
 from ledger import EventStore, open_store
 from ledger.errors import NotFoundError
 from ledger.events import RequestAccepted, RequestRefused

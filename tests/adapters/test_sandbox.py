@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.client import SandboxControl, _OneKey, new_signing_key
-from adapters.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, Refused
+from adapters.processor.client import SandboxControl, _OneKey, new_signing_key
+from adapters.processor.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, Refused
 from adapters.sandbox import Faults
 from adapters.sandbox.security import IdempotencyKeys
 from adapters.sandbox.world import SandboxError
-from adapters.servers import free_port, serving
+from adapters.testing.servers import free_port, serving
 from tests.adapters.harness import BASE, active_card, client_for, sandbox
 
 pytestmark = pytest.mark.anyio

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
-from adapters.client import ProcessorClient, SandboxControl
+from adapters.processor.client import ProcessorClient, SandboxControl
 from adapters.sandbox.app import ROUTES
 from adapters.sandbox.routing import Problem, Route
 from tests.adapters.harness import active_card, client_for, raw_get, sandbox

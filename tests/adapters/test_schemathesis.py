@@ -28,14 +28,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from adapters import webhook_api
-from adapters.client import ClientConfig, ProcessorClient, new_signing_key, public_key_b64
-from adapters.ingest import Observer
-from adapters.receiver import WebhookReceiver
+from adapters.processor.client import ClientConfig, ProcessorClient, new_signing_key, public_key_b64
+from adapters.processor.observer import Observer
 from adapters.sandbox import openapi as sandbox_openapi
 from adapters.sandbox.app import ROUTES
 from adapters.sandbox.webhooks import new_secret
-from adapters.servers import free_port
+from adapters.testing.servers import free_port
+from adapters.webhooks import api as webhook_api
+from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store
 from tests.adapters.harness import sandbox
 from tests.adapters.test_sync import signed

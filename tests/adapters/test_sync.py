@@ -16,11 +16,11 @@ import pytest
 import structlog
 from standardwebhooks import Webhook
 
-from adapters.ingest import InvalidDelivery, Observer
-from adapters.receiver import WebhookReceiver, ingest_lines
+from adapters.processor.observer import InvalidDelivery, Observer
+from adapters.processor.sync import pull
 from adapters.sandbox.webhooks import new_secret
-from adapters.scenario import ADDRESS, Stack, stack
-from adapters.sync import pull
+from adapters.testing.scenario import ADDRESS, Stack, stack
+from adapters.webhooks.receiver import WebhookReceiver, ingest_lines
 from ledger import open_store
 from ledger.events import CardIssuanceRequested
 from ledger.observations import CardSnapshot

@@ -13,7 +13,7 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
-from adapters.cli import EXIT_BUG, main
+from adapters.cli.main import EXIT_BUG, main
 from ledger import NewEvent, open_store
 from ledger.domain.programme import stream_for
 from ledger.events import FundsDeposited

@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from adapters.service.sweeper import sweep
 from ledger import EventStore, NewEvent, open_store
 from ledger.domain.programme import Programme, stream_for
 from ledger.events import DomainEvent, FundsDeposited, HoldExpired
@@ -21,7 +22,7 @@ from ledger.observations import (
     CardSnapshot,
     TransactionSnapshot,
 )
-from projections import ProjectionRunner, sweep, view
+from projections import ProjectionRunner, view
 from projections.book import AccountBook
 
 pytestmark = pytest.mark.anyio

@@ -7,13 +7,13 @@ id derived from the request too. If the process dies between sending and recordi
 request has no outcome on restart and is sent again with the same key: the processor answers
 with what it did the first time, and nothing happens twice.
 
-**Transient or definite.** A failure that may pass (``adapters.errors.is_transient``: 429, 5xx,
-timeouts, a 401, a 409 whose key is still in flight) leaves the request pending: it is sent
-again, with the same key, after a capped exponential backoff with jitter, and never sooner than
-the processor's ``Retry-After``. Only a definite refusal (400, 404, 422, a 409 that is not in
-flight...) records ``RequestRefused``, with the processor's problem body. An operator lists
-what is pending or refused and retries a refused request (``cardledger outbox``): the retry
-is a new request, with a new key, that names the refused one.
+**Transient or definite.** A failure that may pass (``adapters.processor.errors.is_transient``:
+429, 5xx, timeouts, a 401, a 409 whose key is still in flight) leaves the request pending: it
+is sent again, with the same key, after a capped exponential backoff with jitter, and never
+sooner than the processor's ``Retry-After``. Only a definite refusal (400, 404, 422, a 409 that
+is not in flight...) records ``RequestRefused``, with the processor's problem body. An operator
+lists what is pending or refused and retries a refused request (``cardledger outbox``): the
+retry is a new request, with a new key, that names the refused one.
 
 **One dispatcher.** With ``lead=True`` (``serve``) a dispatcher sends only while it holds the
 outbox's lead, the same kind of lock the projection runner holds: several ``serve``
@@ -31,9 +31,9 @@ from typing import Any, Literal
 import msgspec
 import structlog
 
-from adapters.client import ProcessorClient
-from adapters.errors import ProcessorError, is_transient
-from adapters.leads import Lead
+from adapters.processor.client import ProcessorClient
+from adapters.processor.errors import ProcessorError, is_transient
+from adapters.service.leads import Lead
 from ledger.domain.programme import stream_for
 from ledger.errors import LedgerError, NotFoundError
 from ledger.events import (
@@ -50,7 +50,7 @@ from ledger.events import (
 from ledger.store import Event, EventStore, Metadata, NewEvent, StoredEvent
 from ledger.store.base import utc_now
 
-log = structlog.get_logger("adapters.outbox")
+log = structlog.get_logger(__name__)
 
 REQUESTS = (CustomerRegistrationRequested, AccountOpeningRequested, CardIssuanceRequested,
             CardDeactivationRequested, CardActivationRequested, CardTerminationRequested)

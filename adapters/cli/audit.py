@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 import msgspec
 
-from adapters import output
-from adapters.locations import existing_store
+from adapters.cli import output
+from adapters.cli.locations import existing_store
 from ledger.errors import LedgerError
 from ledger.events import DOMAIN_REGISTRY
 from ledger.store import Event, EventRegistry, StoredEvent, VerifyReport

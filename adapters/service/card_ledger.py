@@ -24,14 +24,15 @@ import anyio
 import msgspec
 import structlog
 
-from adapters.client import ProcessorClient
-from adapters.commands import Commands, MoneyRecorded
-from adapters.ingest import Observer
-from adapters.leads import Lead
-from adapters.metrics import Metrics
-from adapters.outbox import Outbox
-from adapters.receiver import WebhookReceiver
-from adapters.sync import pull
+from adapters.processor.client import ProcessorClient
+from adapters.processor.observer import Observer
+from adapters.processor.outbox import Outbox
+from adapters.processor.sync import pull
+from adapters.service.commands import Commands, MoneyRecorded
+from adapters.service.leads import Lead
+from adapters.service.metrics import Metrics
+from adapters.service.sweeper import sweep
+from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.errors import NotFoundError, VerificationFailedError
@@ -39,7 +40,7 @@ from ledger.events import DomainEvent
 from ledger.observations import AnySnapshot
 from ledger.store import EventStore, VerifyReport
 from ledger.store.base import utc_now
-from projections import ProjectionRunner, sweep
+from projections import ProjectionRunner
 from projections.book import account_of
 from projections.views import (
     AccountView,
@@ -50,7 +51,7 @@ from projections.views import (
     listed_anomalies,
 )
 
-log = structlog.get_logger("adapters.service")
+log = structlog.get_logger(__name__)
 LAG_LIMIT = 60.0
 """Seconds behind the log after which the projection counts as lagging (``/health``)."""
 OUTBOX_LIMIT = 600.0

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 import msgspec
 
-from adapters.client import ProcessorClient
-from adapters.ingest import Observer
+from adapters.processor.client import ProcessorClient
+from adapters.processor.observer import Observer
 from ledger.observations import AnySnapshot
 
 

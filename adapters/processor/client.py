@@ -9,7 +9,7 @@
   own retries;
 - retries with jittered exponential backoff on network errors, timeouts, 429 (never sooner
   than its ``Retry-After``), 5xx and 409, within an overall deadline; errors surface as
-  ``adapters.errors`` exceptions with status and body.
+  ``adapters.processor.errors`` exceptions with status and body.
 
 Logs carry the correlation id, the method, the path and the status: never a token, a secret,
 a signature or a card number.
@@ -34,7 +34,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
 
-from adapters.errors import DeadlineExceeded, ProcessorError, error_for, retry_after_seconds
+from adapters.processor.errors import (
+    DeadlineExceeded,
+    ProcessorError,
+    error_for,
+    retry_after_seconds,
+)
 from ledger.money import format_amount
 from ledger.observations import (
     AccountSnapshot,
@@ -45,7 +50,7 @@ from ledger.observations import (
     TransactionSnapshot,
 )
 
-log = structlog.get_logger("adapters.client")
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
 _ENCODER = msgspec.json.Encoder()
 

@@ -8,7 +8,7 @@ import click
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from adapters.client import ClientConfig, ProcessorClient, new_signing_key
+from adapters.processor.client import ClientConfig, ProcessorClient, new_signing_key
 
 
 class Connection:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import msgspec
 
-from adapters.client import ProcessorClient
+from adapters.processor.client import ProcessorClient
 from ledger.domain.programme import Programme
 from ledger.events import DomainEvent
 from ledger.money import format_amount

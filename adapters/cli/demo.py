@@ -15,13 +15,13 @@ from pathlib import Path
 
 import click
 
-from adapters import output
-from adapters.reconcile import Difference
-from adapters.report import write_report
+from adapters.cli import output
+from adapters.cli.report import write_report
+from adapters.processor.reconcile import Difference
 from adapters.sandbox import Faults, Sandbox, SandboxConfig
-from adapters.scenario import Comparison, ScenarioConfig, compare, stack
-from adapters.scenario import run as run_programme
-from adapters.servers import free_port, serving
+from adapters.testing.scenario import Comparison, ScenarioConfig, compare, stack
+from adapters.testing.scenario import run as run_programme
+from adapters.testing.servers import free_port, serving
 from ledger.store import VerifyReport
 from projections import ProjectionRunner
 from projections.backends.sqlite import projection_file

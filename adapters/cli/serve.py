@@ -16,11 +16,11 @@ import anyio
 import structlog
 import uvicorn
 
-from adapters.client import ProcessorClient
-from adapters.processor import Connection
-from adapters.service import CardLedger
+from adapters.processor.client import ProcessorClient
+from adapters.processor.connection import Connection
+from adapters.service.card_ledger import CardLedger
 
-log = structlog.get_logger("adapters.serve")
+log = structlog.get_logger(__name__)
 OUTBOX_EVERY = 1.0
 SWEEP_EVERY = 60.0
 FOLLOW_RETRY = 1.0  # seconds, after the runner lost its database connection

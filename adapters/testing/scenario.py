@@ -23,22 +23,23 @@ import httpx
 import msgspec
 import structlog
 
-from adapters.client import ClientConfig, ProcessorClient, SandboxControl, new_signing_key
-from adapters.commands import Commands
-from adapters.errors import Conflict, Refused
-from adapters.ingest import Observer
-from adapters.outbox import Outbox
-from adapters.receiver import WebhookReceiver
-from adapters.reconcile import Difference, reconcile
+from adapters.processor.client import ClientConfig, ProcessorClient, SandboxControl, new_signing_key
+from adapters.processor.errors import Conflict, Refused
+from adapters.processor.observer import Observer
+from adapters.processor.outbox import Outbox
+from adapters.processor.reconcile import Difference, reconcile
+from adapters.processor.sync import pull
 from adapters.sandbox import Sandbox
-from adapters.service import CardLedger
-from adapters.sync import pull
+from adapters.service.card_ledger import CardLedger
+from adapters.service.commands import Commands
+from adapters.service.sweeper import sweep
+from adapters.webhooks.receiver import WebhookReceiver
 from ledger.events import RequestAccepted
 from ledger.observations import Address
 from ledger.store import EventStore
-from projections import ProjectionRunner, sweep
+from projections import ProjectionRunner
 
-log = structlog.get_logger("adapters.scenario")
+log = structlog.get_logger(__name__)
 ADDRESS = Address(first_line="1 Test Avenue", city="London", country="GB", post_code="SW1 1AA")
 DAY = 86_400
 

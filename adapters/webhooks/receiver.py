@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.client import ProcessorClient
-from adapters.ingest import (
+from adapters.processor.client import ProcessorClient
+from adapters.processor.observer import (
     Delivery,
     DeliveryConflictError,
     InvalidDelivery,
@@ -29,12 +29,12 @@ from adapters.ingest import (
     facts_taught,
     parse_delivery,
 )
-from adapters.metrics import Metrics
-from adapters.webhook_api import Health, Problem, Recorded, document
+from adapters.service.metrics import Metrics
+from adapters.webhooks.api import Health, Problem, Recorded, document
 from ledger.errors import InvalidSnapshotError, LedgerError, StoreUnavailableError
 from ledger.observations import AnySnapshot, kind_of
 
-log = structlog.get_logger("adapters.receiver")
+log = structlog.get_logger(__name__)
 _ENCODER = msgspec.json.Encoder()
 
 

@@ -1,4 +1,4 @@
-"""The webhook receiver's API (``adapters.receiver``): the bodies it answers with, and its
+"""The webhook receiver's API (``adapters.webhooks.receiver``): the bodies it answers with, and its
 OpenAPI 3.1 document, made from those and the snapshot types it accepts, so that the
 document cannot drift from the code."""
 

@@ -49,7 +49,7 @@ from ledger.store import (
 )
 from ledger.store.base import utc_now
 
-log = structlog.get_logger("adapters.ingest")
+log = structlog.get_logger(__name__)
 
 _MARKERS = uuid.UUID("2f1b7c9a-6d4e-5a3b-8c2d-1e0f9a8b7c6d")
 MAX_CONFLICTS = 20

@@ -22,10 +22,10 @@ from pathlib import Path
 import anyio
 import msgspec
 
-from adapters.audit import verified_export
-from adapters.locations import existing_store, redacted
-from adapters.output import builtins
-from adapters.reconcile import Difference
+from adapters.cli.audit import verified_export
+from adapters.cli.locations import existing_store, redacted
+from adapters.cli.output import builtins
+from adapters.processor.reconcile import Difference
 from ledger.domain.hold import DEFAULT_POLICY
 from ledger.domain.lifecycle import AUTHORISATION
 from ledger.events import DOMAIN_REGISTRY, DomainEvent

@@ -19,9 +19,9 @@ import anyio
 import click
 import structlog
 
-from adapters import output
-from adapters import processor as processor_options
-from adapters.locations import check_exists, existing_store, redacted
+from adapters.cli import output
+from adapters.cli.locations import check_exists, existing_store, redacted
+from adapters.processor import connection as processor_options
 from ledger.errors import LedgerError, StoreUnavailableError
 
 EXIT_PROBLEM, EXIT_BAD_INPUT, EXIT_OUTAGE, EXIT_BUG = 1, 2, 3, 4
@@ -83,7 +83,7 @@ def _fail(exc: BaseException) -> None:
 def _exit_code(exc: BaseException) -> int:
     import httpx
 
-    from adapters.errors import DeadlineExceeded, ServerError
+    from adapters.processor.errors import DeadlineExceeded, ServerError
     from projections import ProjectionFailedError
 
     if isinstance(exc, CommandError):
@@ -109,7 +109,7 @@ _BAR_FROM = 20_000
 async def front_door(db: str, *, must_exist: bool = True) -> AsyncIterator[Any]:
     """The ``CardLedger`` at ``db``, its projections caught up (a progress bar on a terminal
     for a long catch-up or a rebuild; a serving process may lead: then read its state)."""
-    from adapters.service import CardLedger
+    from adapters.service.card_ledger import CardLedger
 
     if must_exist:
         check_exists(db)
@@ -175,7 +175,7 @@ def main(log_format: str, log_level: str) -> None:
               help="How many authorisations the programme makes.")
 def demo(db: str, seed: int, payments: int) -> None:
     """The main job: a whole programme against the sandbox, then every report and check."""
-    from adapters import demo as the_demo
+    from adapters.cli import demo as the_demo
 
     the_demo.remove_database(db)
     run(the_demo.run, db, seed, payments)
@@ -219,7 +219,7 @@ def sandbox(host: str, port: int, api_key: str | None, api_secret: str | None,
 def serve(db: str, host: str, port: int, webhook_secret: str | None, **kwargs: Any) -> None:
     """Webhook receiver (POST /webhooks, GET /health), projection runner, outbox dispatcher
     and expiry sweeper in one process; stops gracefully on SIGTERM."""
-    from adapters.serve import serve as serve_forever
+    from adapters.cli.serve import serve as serve_forever
 
     connection = processor_options.connection(kwargs)
     if webhook_secret is not None and (not webhook_secret.startswith("whsec_")
@@ -305,8 +305,8 @@ def report(db: str, source: Path | None, as_of: datetime | None, known_at: datet
     """The audit report: one self-contained HTML file (charts inlined, opens offline), with
     the reconciliation when a processor connection is given. Exit 1 when the chain does not
     verify (the report shows where)."""
-    from adapters.reconcile import reconcile as differences_of
-    from adapters.report import write_report
+    from adapters.cli.report import write_report
+    from adapters.processor.reconcile import reconcile as differences_of
 
     connection = processor_options.connection(kwargs)
 
@@ -355,7 +355,7 @@ def export(db: str, output: Path | None) -> None:
     """The log as JSON Lines: positions, hashes, canonical records and readable payloads."""
 
     async def write() -> None:
-        from adapters.audit import export_line
+        from adapters.cli.audit import export_line
 
         async with existing_store(db) as store:
             sink = output.open("wb") if output else sys.stdout.buffer
@@ -382,7 +382,7 @@ def replay(db: str, as_of: datetime | None, known_at: datetime | None, source: P
            as_json: bool) -> None:
     """The audit tool: recompute every balance, hold and anomaly from the log alone, verify
     the chain, compare with the stored projections; exit 1 on a broken chain or any drift."""
-    from adapters.audit import audit
+    from adapters.cli.audit import audit
 
     run(audit, db, as_of, known_at, source, as_json)
 
@@ -400,8 +400,8 @@ def ingest(db: str, file: Any, skip_invalid: bool, as_json: bool) -> None:
     with the receiver's semantics: deduplicated, order-tolerant, anomalies flagged."""
 
     async def load() -> int:
-        from adapters.ingest import InvalidDelivery, Observer
-        from adapters.receiver import ingest_lines
+        from adapters.processor.observer import InvalidDelivery, Observer
+        from adapters.webhooks.receiver import ingest_lines
 
         async with existing_store(db, must_exist=False) as store:
             try:
@@ -432,9 +432,9 @@ def sync(db: str, as_json: bool, **kwargs: Any) -> None:
     connection = processor_options.connection(kwargs)
 
     async def pull_all() -> None:
-        from adapters.ingest import Observer
-        from adapters.outbox import Outbox
-        from adapters.sync import pull
+        from adapters.processor.observer import Observer
+        from adapters.processor.outbox import Outbox
+        from adapters.processor.sync import pull
 
         async with projections(db, must_exist=False) as runner, await connection.open() as client:
             sent = await Outbox(runner.store, client).dispatch()
@@ -459,7 +459,7 @@ def reconcile(db: str, as_json: bool, **kwargs: Any) -> None:
     connection = processor_options.connection(kwargs)
 
     async def compare() -> int:
-        from adapters.reconcile import reconcile as differences_of
+        from adapters.processor.reconcile import reconcile as differences_of
 
         async with existing_store(db) as store, await connection.open() as client:
             differences = await differences_of(store, client)
@@ -483,7 +483,7 @@ def _money_command(kind: str) -> Callable[..., None]:
     def command(db: str, account: str, amount: str, currency: str,
                 chain_transaction: str) -> None:
         async def record() -> None:
-            from adapters.commands import Commands
+            from adapters.service.commands import Commands
             from ledger.money import Money, parse_amount
 
             async with existing_store(db) as store:
@@ -529,8 +529,8 @@ async def _request(db: str, connection: processor_options.Connection,
                    make: Callable[[Any], Awaitable[Any]], subject: str) -> None:
     """Record a back-office request, and send it now if a processor is configured (otherwise
     ``serve`` sends it)."""
-    from adapters.commands import Commands
-    from adapters.outbox import Outbox
+    from adapters.processor.outbox import Outbox
+    from adapters.service.commands import Commands
 
     async with existing_store(db) as store:
         event = await make(Commands(store))
@@ -554,7 +554,7 @@ def outbox_list(db: str, everything: bool, as_json: bool) -> None:
 
     A pending request that failed for a passing reason (429, 5xx, a timeout) is sent again
     by ``serve`` after its backoff; a refused one waits for ``outbox retry``."""
-    from adapters.outbox import Outbox
+    from adapters.processor.outbox import Outbox
 
     async def show() -> None:
         async with existing_store(db) as store:
@@ -572,7 +572,7 @@ def outbox_list(db: str, everything: bool, as_json: bool) -> None:
 @processor_options.options
 def outbox_retry(db: str, request_id: Any, **kwargs: Any) -> None:
     """Send a refused request again, as a new request with a new idempotency key."""
-    from adapters.outbox import Outbox
+    from adapters.processor.outbox import Outbox
 
     connection = processor_options.connection(kwargs)
 
