@@ -13,7 +13,7 @@ import sys
 import msgspec
 import structlog
 
-from benchmarks import commands, postgres, projections, report, store, sync  # noqa: F401
+from benchmarks import commands, leads, postgres, projections, report, store, sync  # noqa: F401
 from benchmarks.harness import BENCHMARKS
 
 

@@ -33,7 +33,6 @@ import structlog
 
 from adapters.processor.client import ProcessorClient
 from adapters.processor.errors import ProcessorError, is_transient
-from adapters.service.leads import Lead
 from ledger.domain.programme import stream_for
 from ledger.errors import LedgerError, NotFoundError
 from ledger.events import (
@@ -49,6 +48,7 @@ from ledger.events import (
 )
 from ledger.store import Event, EventStore, Metadata, NewEvent, StoredEvent
 from ledger.store.base import utc_now
+from projections.backends.lead import Lead
 
 log = structlog.get_logger(__name__)
 

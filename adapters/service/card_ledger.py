@@ -29,7 +29,6 @@ from adapters.processor.observer import Observer
 from adapters.processor.outbox import Outbox
 from adapters.processor.sync import pull
 from adapters.service.commands import Commands, MoneyRecorded
-from adapters.service.leads import Lead
 from adapters.service.metrics import Metrics
 from adapters.service.sweeper import sweep
 from adapters.webhooks.receiver import WebhookReceiver
@@ -41,6 +40,7 @@ from ledger.observations import AnySnapshot
 from ledger.store import EventStore, VerifyReport
 from ledger.store.base import utc_now
 from projections import ProjectionRunner
+from projections.backends.lead import Lead
 from projections.book import account_of
 from projections.views import (
     AccountView,

@@ -39,6 +39,11 @@ _LOG_TABLE = ("CREATE TABLE IF NOT EXISTS projection_log (name TEXT PRIMARY KEY,
 """Which log the checkpoint is a position of: the hash of that log's row there."""
 
 
+def lead_file(log: Path, name: str) -> Path:
+    """The lock file of the lead ``name`` of the log at ``log``."""
+    return Path(f"{log}-{name}.lead")
+
+
 def projection_file(log: Path, name: str) -> Path:
     """The file of the projection ``name`` of the log at ``log``."""
     return Path(f"{log}-{name}.projection")
@@ -56,8 +61,8 @@ class SqliteProjections(ProjectionBackend):
 
     @property
     def db(self) -> sqlite3.Connection:
-        """The projection's connection, made on first use: a lead alone (``adapters.service.leads``)
-        needs the lock file, not the tables."""
+        """The projection's connection, made on first use: a lead alone needs the lock
+        file, not the tables."""
         if self._lock_fd is None:
             raise ProjectionError("the projection tables are not open")
         if self._db is None:
@@ -69,7 +74,7 @@ class SqliteProjections(ProjectionBackend):
         return await anyio.to_thread.run_sync(function, *args, limiter=self._thread)
 
     async def open(self) -> None:
-        self._lock_fd = os.open(f"{self.path}-{self.name}.lead", os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock_fd = os.open(lead_file(self.path, self.name), os.O_RDWR | os.O_CREAT, 0o600)
 
     def _connect(self) -> sqlite3.Connection:
         new = not self.file.exists()
