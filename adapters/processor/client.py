@@ -40,6 +40,7 @@ from adapters.processor.errors import (
     error_for,
     retry_after_seconds,
 )
+from ledger.backoff import backoff
 from ledger.money import format_amount
 from ledger.observations import (
     AccountSnapshot,
@@ -199,8 +200,7 @@ class ProcessorClient:
                     bound.info("processor refused", status=status, attempt=attempt)
                     raise error_for(status, response.content, method, path, asked)
                 failure = f"HTTP {status}"
-            delay = min(self.config.max_delay, self.config.base_delay * 2 ** (attempt - 1))
-            delay *= self._rng.uniform(0.5, 1.0)
+            delay = backoff(attempt, self.config.base_delay, self.config.max_delay, self._rng)
             if asked is not None:  # never sooner than the processor asked
                 delay = max(delay, asked)
             if time.monotonic() - started + delay > self.config.deadline:

@@ -33,6 +33,7 @@ import structlog
 
 from adapters.processor.client import ProcessorClient
 from adapters.processor.errors import ProcessorError, is_transient
+from ledger.backoff import backoff
 from ledger.domain.programme import stream_for
 from ledger.errors import LedgerError, NotFoundError
 from ledger.events import (
@@ -194,7 +195,7 @@ class Outbox:
         """Schedule a resend: capped exponential backoff with jitter, and never sooner than
         the processor's Retry-After."""
         attempts = self.backoff[request_id].attempts + 1 if request_id in self.backoff else 1
-        wait = min(RETRY_CAP, RETRY_BASE * 2 ** (attempts - 1)) * self._rng.uniform(0.5, 1.0)
+        wait = backoff(attempts, RETRY_BASE, RETRY_CAP, self._rng)
         asked = getattr(exc, "retry_after", None)
         if asked is not None:
             wait = max(wait, min(asked, RETRY_CAP))

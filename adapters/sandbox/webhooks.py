@@ -24,6 +24,7 @@ import structlog
 from standardwebhooks import Webhook
 
 from adapters.sandbox.faults import FaultDice
+from ledger.backoff import backoff
 from ledger.observations import AnySnapshot, webhook_type
 
 log = structlog.get_logger("sandbox.webhooks")
@@ -168,7 +169,6 @@ class WebhookSender:
             self.abandoned += 1
             log.warning("webhook delivery abandoned", event_id=delivery.event_id, why=why)
             return
-        delay = min(self.max_delay, self.base_delay * 2 ** attempt)
-        delay *= self.rng.uniform(0.5, 1.0)  # jitter, seeded
+        delay = backoff(attempt + 1, self.base_delay, self.max_delay, self.rng)  # seeded jitter
         self._enqueue(msgspec.structs.replace(delivery, attempt=attempt,
                                               due=time.monotonic() + delay))
