@@ -1,8 +1,18 @@
-"""The library's exceptions: one hierarchy, backend-neutral.
+"""The library's exceptions: one family, backend-neutral.
 
-Every error a caller can act on has its own type and carries the facts needed to act on it
-(the actual stream version, the conflicting event id, ...). Nothing here is SQLite-specific, so
-code written against one backend catches the same errors on another.
+Every error is a ``LedgerError`` and exactly one of its **kinds**, by what the caller can do
+about it: ``InvalidInputError`` (fix the input), ``NotFoundError`` (name something that
+exists), ``ConflictError`` (read again and decide again), ``UnauthorisedError`` (fix the
+credentials or the signature), ``UnavailableError`` (try again later),
+``VerificationFailedError`` (the log or an export does not verify) and ``InternalError`` (a bug
+in cardledger). The command line's exit codes and the HTTP statuses are derived from the kind
+alone, in one table (``adapters.errors``). Errors are grouped by where they come from too
+(``StoreError``, ``DomainError``, and outside this layer ``ProjectionError`` and
+``ProcessorError``); such a group is never raised itself.
+
+Every error carries the facts needed to act on it (the actual stream version, the
+conflicting event id, ...). Nothing here is SQLite-specific, so code written against one
+backend catches the same errors on another.
 """
 
 from __future__ import annotations
@@ -30,23 +40,60 @@ class ConflictError(LedgerError):
     was written."""
 
 
+class NotFoundError(LedgerError, LookupError):
+    """The ledger has no such thing (a request, an account, a ledger file...) to act on.
+    Nothing was written."""
+
+
+class UnauthorisedError(LedgerError):
+    """Credentials or a signature were refused (a webhook's signature, the processor's
+    answer to ours). Nothing was written."""
+
+
+class UnavailableError(LedgerError):
+    """Something the ledger needs (the database, the processor) cannot be reached or keeps
+    failing: an outage, not bad input; trying again later may succeed."""
+
+
 class VerificationFailedError(LedgerError):
     """The log does not verify: its hash chain is broken, or an export disagrees with it."""
+
+
+class InternalError(LedgerError):
+    """A bug in cardledger (or a database failing in a way the code does not expect): not
+    the caller's doing. The message names where; report it."""
+
+
+KINDS: tuple[type[LedgerError], ...] = (
+    InvalidInputError, NotFoundError, ConflictError, UnauthorisedError, UnavailableError,
+    VerificationFailedError, InternalError)
+"""Every error is exactly one of these (``kind_of``)."""
+
+
+def kind_of(error: LedgerError) -> type[LedgerError]:
+    """The one kind ``error`` is."""
+    (kind,) = [kind for kind in KINDS if isinstance(error, kind)]
+    return kind
 
 
 # --- store ---------------------------------------------------------------------------------
 
 
 class StoreError(LedgerError):
-    """Base class of event-store errors."""
+    """The event store's errors (a group: each is also one kind)."""
 
 
-class StoreUnavailableError(StoreError):
+class StoreUnavailableError(StoreError, UnavailableError):
     """The database cannot be reached (refused, timed out, gone away): an outage, not bad
     input; trying again later may succeed."""
 
 
-class StoreClosedError(StoreError):
+class StoreFailedError(StoreError, InternalError):
+    """The database failed in a way the store does not expect (a corrupt file, a full disk,
+    a constraint the store's own checks should have kept)."""
+
+
+class StoreClosedError(StoreError, InvalidInputError):
     """The store was used outside its ``async with`` block."""
 
 
@@ -115,8 +162,9 @@ class PartialDuplicateError(StoreError, ConflictError):
         )
 
 
-class SchemaError(StoreError):
-    """The log holds event types this program cannot decode (found when the store opens)."""
+class SchemaError(StoreError, InvalidInputError):
+    """The database is not one this program can read: its schema is newer, or the log holds
+    event types it cannot decode (found when the store opens), or a registry is ill-made."""
 
 
 class StoreUrlError(StoreError, InvalidInputError):
@@ -127,7 +175,7 @@ class StoreUrlError(StoreError, InvalidInputError):
 
 
 class DomainError(LedgerError):
-    """Base class of errors raised by the domain rules."""
+    """The domain rules' errors (a group: each is also one kind)."""
 
 
 class InvalidAmountError(DomainError, InvalidInputError):
@@ -158,11 +206,6 @@ class InvalidSnapshotError(DomainError, InvalidInputError):
 class TransferConflictError(DomainError, ConflictError):
     """An on-chain transfer already recorded, but with another account, amount or currency.
     Nothing was written."""
-
-
-class NotFoundError(DomainError, LookupError):
-    """The ledger has no such thing (a request, an account...) to act on. Nothing was
-    written."""
 
 
 class InvalidTransitionError(DomainError, ConflictError):

@@ -1,25 +1,24 @@
 """The domain's repository: an entity's state from its stream, and a decision appended at the
 version that was read, so that a concurrent change is noticed and decided again.
 
-Every path that decides goes through it: observations of the processor
-(``adapters.processor.observer``), the back office's requests and transfers
-(``adapters.service.commands``).
+``decide_and_append`` is the only place that retries a decision. Every path that decides goes
+through it: observations of the processor (``adapters.processor.observer``), the back
+office's requests and transfers (``adapters.service.commands``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 import msgspec
 
 from ledger.domain.programme import evolve_all
 from ledger.errors import WrongExpectedVersionError
-from ledger.events import DomainEvent
 from ledger.store import AppendResult, EventStore, ExpectedVersion, NewEvent, StreamState
 from ledger.store.records import StoredEvent
 
-E = TypeVar("E", bound=DomainEvent)
 MAX_ATTEMPTS = 20
 """Decisions retried after a version conflict before giving up (each conflict means another
 writer changed the entity meanwhile: a burst of reports, not a livelock)."""
@@ -52,21 +51,42 @@ async def load(store: EventStore, stream: str) -> Loaded:
                   events[-1].version if events else None)
 
 
-async def decide_and_append(store: EventStore, stream: str,
-                            decide: Callable[[Any], Sequence[E]],
-                            ) -> tuple[list[E], AppendResult | None]:
-    """Load the entity, decide on its state, append what was decided at the version read;
-    on a version conflict, load and decide again. Returns the events and where they went
-    (None: nothing was decided). A rule the decision breaks raises, and nothing is written."""
+Decide = Callable[[Any], Sequence[NewEvent[Any]] | Awaitable[Sequence[NewEvent[Any]]]]
+"""A decision: an entity's state -> the batch to append (empty: nothing to record). It may
+be async, to read what else it needs (another entity's state) from the log."""
+
+
+class Decided(msgspec.Struct, frozen=True):
+    loaded: Loaded
+    """The state the batch was decided on, and the version it was appended at."""
+    batch: list[NewEvent[Any]]
+    result: AppendResult | None
+    """Where the batch went (None: nothing was decided)."""
+
+
+async def decide_and_append(store: EventStore, stream: str, decide: Decide, *,
+                            guess: Loaded | None = None) -> Decided:
+    """The one load-decide-append loop: load the entity, decide on its state, append what
+    was decided at the version read; on a version conflict (another writer changed the
+    entity meanwhile), load and decide again, at most ``MAX_ATTEMPTS`` times. ``guess`` is a
+    state to try first instead of reading the stream (what this process last wrote): only a
+    guess, which the append's version check verifies.
+
+    A rule the decision breaks raises, and nothing is written. So do the store's other
+    refusals (an event id stored with other content, ...): they are not conflicts that
+    deciding again could resolve, and the caller knows what they mean."""
+    loaded = guess
     for _ in range(MAX_ATTEMPTS):
-        loaded = await load(store, stream)
-        events = list(decide(loaded.state))
-        if not events:
-            return events, None
+        if loaded is None:
+            loaded = await load(store, stream)
+        decision = decide(loaded.state)
+        batch = list(await decision if inspect.isawaitable(decision) else decision)
+        if not batch:
+            return Decided(loaded, batch, None)
         try:
-            result = await store.append(stream, [NewEvent(payload=e) for e in events],
-                                        expected=loaded.expected)
+            result = await store.append(stream, batch, expected=loaded.expected)
         except WrongExpectedVersionError:
-            continue  # the entity moved meanwhile: decide again on its new state
-        return events, result
-    raise WrongExpectedVersionError(stream, "the version read", None)
+            loaded = None  # the entity moved meanwhile: decide again on its new state
+            continue
+        return Decided(loaded, batch, result)
+    raise WrongExpectedVersionError(stream, f"the version read, {MAX_ATTEMPTS} times", None)

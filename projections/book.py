@@ -24,7 +24,7 @@ from ledger.domain.lifecycle import (
     state_of,
     supersedes,
 )
-from ledger.errors import LedgerError
+from ledger.errors import InvalidInputError
 from ledger.events import (
     CARD_STATUS_OF,
     HOLD_STATUS_OF,
@@ -183,7 +183,7 @@ class AccountBook(msgspec.Struct):
                                                  event.amount), self.prune)
 
 
-class Unprojectable(LedgerError):
+class Unprojectable(InvalidInputError):
     """A recorded event the projections cannot apply. It is quarantined: listed with its
     position and why, and skipped by the runner, the point-in-time queries and the replay
     alike, so one bad event never stops the ledger."""

@@ -23,7 +23,7 @@ import structlog
 
 from ledger.backoff import backoff
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
-from ledger.errors import LedgerError
+from ledger.errors import InternalError, LedgerError
 from ledger.events import (
     CardObserved,
     DomainEvent,
@@ -60,7 +60,7 @@ version are rebuilt from the log by the first runner that leads (2: amounts per 
 3: quarantined events; 4: facts by group, settled ones out of memory)."""
 
 
-class ProjectionFailedError(ProjectionError):
+class ProjectionFailedError(ProjectionError, InternalError):
     """The projections could not fold part of the log: a bug in cardledger, never bad input
     (an event the rules cannot apply is quarantined instead). Nothing of that span was
     written and the log is intact: ``verify`` and ``replay`` still work, and the next

@@ -12,7 +12,7 @@ import msgspec
 
 from adapters.cli import output
 from adapters.cli.locations import existing_store
-from ledger.errors import LedgerError
+from ledger.errors import InvalidInputError
 from ledger.events import DOMAIN_REGISTRY
 from ledger.store import Event, EventRegistry, StoredEvent, VerifyReport
 from ledger.store.chain import verify_rows
@@ -73,7 +73,7 @@ def rows_of_export(lines: Iterator[bytes]) -> tuple[list[Row], ExportDisagreemen
             shown, derived = msgspec.json.decode(line), msgspec.json.decode(
                 export_line(DOMAIN_REGISTRY, row))
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            raise LedgerError(f"line {number} of the export is not a row: {exc}") from None
+            raise InvalidInputError(f"line {number} of the export is not a row: {exc}") from None
         if disagreement is None and shown != derived:
             fields = sorted(k for k in shown.keys() | derived.keys()
                             if shown.get(k) != derived.get(k))

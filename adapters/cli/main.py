@@ -2,12 +2,12 @@
 
 Exit codes: 0 success; 1 a check found a problem (a broken chain, drift, a reconciliation
 difference); 2 bad usage or bad input; 3 an outage (the database or the processor could not
-be reached, or kept failing): try again later. A one-line reason on stderr, no traceback.
+be reached, or kept failing): try again later; 4 a bug in cardledger. An error's code comes
+from its kind (``adapters.errors.ANSWERS``). A one-line reason on stderr, no traceback.
 """
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,10 +21,9 @@ import structlog
 
 from adapters.cli import output
 from adapters.cli.locations import check_exists, existing_store, redacted
+from adapters.errors import EXIT_BAD_INPUT, EXIT_PROBLEM, answer_for
 from adapters.processor import connection as processor_options
-from ledger.errors import LedgerError, StoreUnavailableError
-
-EXIT_PROBLEM, EXIT_BAD_INPUT, EXIT_OUTAGE, EXIT_BUG = 1, 2, 3, 4
+from ledger.errors import LedgerError
 
 
 class Moment(click.ParamType):  # type: ignore[type-arg]
@@ -51,12 +50,6 @@ db_option = click.option("--db", envvar="CARDLEDGER_DB", default="cardledger.db"
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-class CommandError(Exception):
-    def __init__(self, reason: str, code: int = EXIT_BAD_INPUT) -> None:
-        super().__init__(reason)
-        self.code = code
-
-
 bar = output.progress
 
 
@@ -81,24 +74,10 @@ def _fail(exc: BaseException) -> None:
 
 
 def _exit_code(exc: BaseException) -> int:
-    import httpx
-
-    from adapters.processor.errors import DeadlineExceeded, ServerError
-    from projections import ProjectionFailedError
-
-    if isinstance(exc, CommandError):
-        return exc.code
-    if isinstance(exc, ProjectionFailedError):
-        return EXIT_BUG
-    outage = (ConnectionError, TimeoutError, socket.gaierror, httpx.TransportError,
-              DeadlineExceeded, ServerError, StoreUnavailableError)
-    if isinstance(exc, outage) or isinstance(exc.__cause__, outage) or (
-            type(exc).__module__.startswith("asyncpg")):
-        return EXIT_OUTAGE
-    return EXIT_BAD_INPUT
+    return answer_for(exc).exit_code
 
 
-_REPORTED = (CommandError, LedgerError, OSError, ValueError)
+_REPORTED = (LedgerError, OSError, ValueError)
 
 
 _BAR_FROM = 20_000
@@ -409,7 +388,7 @@ def ingest(db: str, file: Any, skip_invalid: bool, as_json: bool) -> None:
             except InvalidDelivery as exc:  # the reason, then each bad line
                 for line in str(exc).splitlines()[1:]:
                     click.echo(f"  {line}", err=True)
-                raise CommandError(str(exc).splitlines()[0]) from None
+                raise InvalidDelivery(str(exc).splitlines()[0]) from None
         if as_json:
             output.emit_json(report)
         else:

@@ -36,7 +36,7 @@ from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver,
 
 from adapters.processor.errors import (
     DeadlineExceeded,
-    ProcessorError,
+    NotConfigured,
     error_for,
     retry_after_seconds,
 )
@@ -147,8 +147,8 @@ class ProcessorClient:
 
     def _sign(self, request: httpx.Request) -> None:
         if self.key_id is None:
-            raise ProcessorError(0, b"no signing key registered", request.method,
-                                 request.url.path)
+            raise NotConfigured(0, b"no signing key registered", request.method,
+                                request.url.path)
         body = request.content
         self._signer.sign(request, key_id=self.key_id, created=datetime.now(UTC),
                           covered_component_ids=("@method", "@target-uri"),

@@ -1,4 +1,7 @@
-"""Errors the processor client raises: each carries the HTTP status and the response body."""
+"""Errors the processor client raises: each carries the HTTP status and the response body,
+and each is one of the ledger's kinds (``ledger.errors``), so a caller, the command line and
+the webhook receiver treat a processor's 404 as a ``NotFoundError``, its 5xx as an
+``UnavailableError``, and so on, without knowing the processor."""
 
 from __future__ import annotations
 
@@ -7,10 +10,19 @@ from email.utils import parsedate_to_datetime
 
 import msgspec
 
-from ledger.errors import LedgerError
+from ledger.errors import (
+    ConflictError,
+    InvalidInputError,
+    LedgerError,
+    NotFoundError,
+    UnauthorisedError,
+    UnavailableError,
+)
 
 
 class ProcessorError(LedgerError):
+    """The processor's answers (a group: each is also one kind). ``status`` 0: no answer."""
+
     def __init__(self, status: int, body: bytes, method: str, path: str,
                  retry_after: float | None = None) -> None:
         self.status, self.body, self.method, self.path = status, body, method, path
@@ -19,35 +31,43 @@ class ProcessorError(LedgerError):
         super().__init__(f"{method} {path} -> {status}: {body[:300].decode(errors='replace')}")
 
 
-class InvalidRequest(ProcessorError):
+class NotConfigured(ProcessorError, UnavailableError):
+    """No processor (or no signing key) is configured yet: requests wait until there is."""
+
+
+class InvalidRequest(ProcessorError, InvalidInputError):
     """400: the request is malformed."""
 
 
-class NotAuthorised(ProcessorError):
+class NotAuthorised(ProcessorError, UnauthorisedError):
     """401: bad credentials, token or signature."""
 
 
-class NotFound(ProcessorError):
+class NotFound(ProcessorError, NotFoundError):
     """404."""
 
 
-class Conflict(ProcessorError):
+class Conflict(ProcessorError, ConflictError):
     """409: an invalid state transition, a duplicate, or an idempotency key still in flight."""
 
 
-class Refused(ProcessorError):
+class Refused(ProcessorError, ConflictError):
     """422: declined, or an idempotency key reused with another payload."""
 
 
-class RateLimited(ProcessorError):
+class RateLimited(ProcessorError, UnavailableError):
     """429: too many requests; ``retry_after`` says when to come back, if the processor did."""
 
 
-class ServerError(ProcessorError):
+class ServerError(ProcessorError, UnavailableError):
     """5xx, after every retry."""
 
 
-class DeadlineExceeded(LedgerError):
+class UnexpectedStatus(ProcessorError, InvalidInputError):
+    """Another 4xx (403, 405, 413...): the processor refused the request as it is."""
+
+
+class DeadlineExceeded(UnavailableError):
     """The request kept failing (network, 429, 5xx, 409) until its deadline."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -60,7 +80,7 @@ def error_for(status: int, body: bytes, method: str, path: str,
               retry_after: float | None = None) -> ProcessorError:
     kind = {400: InvalidRequest, 401: NotAuthorised, 404: NotFound, 409: Conflict,
             422: Refused, 429: RateLimited}.get(
-        status, ServerError if status >= 500 else ProcessorError)
+        status, ServerError if status >= 500 else UnexpectedStatus)
     return kind(status, body, method, path, retry_after)
 
 

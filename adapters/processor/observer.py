@@ -39,7 +39,7 @@ from ledger.errors import (
 )
 from ledger.events import DomainEvent, ObservationReceived
 from ledger.observations import BY_WEBHOOK_TYPE, ID, AnySnapshot, check_snapshot, kind_of
-from ledger.repository import UNSEEN, Loaded, load
+from ledger.repository import UNSEEN, Decided, Loaded, decide_and_append, load
 from ledger.store import (
     AppendResult,
     Event,
@@ -52,7 +52,6 @@ from ledger.store.base import utc_now
 log = structlog.get_logger(__name__)
 
 _MARKERS = uuid.UUID("2f1b7c9a-6d4e-5a3b-8c2d-1e0f9a8b7c6d")
-MAX_CONFLICTS = 20
 _STRIPES = 64
 _RECENT_LIMIT = 10_000
 MAX_BODY = 64 * 1024
@@ -163,40 +162,34 @@ class Observer:
 
     async def _record(self, snapshot: AnySnapshot, stream: str, delivery: Delivery | None,
                       metadata: Metadata, correlation_id: str | None) -> AppendResult | None:
-        kind = kind_of(snapshot)
-        for attempt in range(MAX_CONFLICTS):
-            # First attempt: what this process last appended, or else an entity taken to be
-            # new. Either is only a guess the append's version check verifies; after a
-            # conflict, the state is read from the log.
-            loaded = self._recent.get(stream, UNSEEN) if attempt == 0 else (
-                await load(self.store, stream))
-            events = await self._decide(snapshot, loaded.state)
+        async def decide(state: Any) -> list[NewEvent[Event]]:
+            events = await self._decide(snapshot, state)
             batch: list[NewEvent[Event]] = [NewEvent(payload=e, metadata=metadata)
                                             for e in events]
-            if delivery is not None:
-                batch.insert(0, delivery.marker())
-            if not batch:
-                return None
-            try:
-                result = await self.store.append(stream, batch, expected=loaded.expected)
-            except PartialDuplicateError as exc:
-                if delivery is not None and marker_id(delivery.event_id) in exc.stored:
-                    # Received before, and recorded with what it taught then: the marker
-                    # alone says whether it is this delivery again or another one.
-                    return await self._received_again(stream, delivery)
-                self._recent.pop(stream, None)
-                continue
-            except WrongExpectedVersionError:
-                # Another report of this entity landed first: decide again on fresh state.
-                self._recent.pop(stream, None)
-                continue
-            except EventIdConflictError:
-                raise self._conflict(delivery) from None
-            self._remember(stream, kind, loaded, events, result)
-            log.debug("observation recorded", stream=stream, events=len(events),
-                      duplicate=result.duplicate, correlation_id=correlation_id)
-            return result
-        raise LedgerError(f"{stream}: still conflicting after {MAX_CONFLICTS} attempts")
+            return [delivery.marker(), *batch] if delivery is not None else batch
+
+        # The first guess is what this process last appended, or else an entity taken to be
+        # new; the loop's version check verifies it, and reads the log after a conflict.
+        try:
+            decided = await decide_and_append(self.store, stream, decide,
+                                              guess=self._recent.get(stream, UNSEEN))
+        except PartialDuplicateError as exc:
+            if delivery is None or marker_id(delivery.event_id) not in exc.stored:
+                raise
+            # Received before, and recorded with what it taught then: the marker alone
+            # says whether it is this delivery again or another one.
+            return await self._received_again(stream, delivery)
+        except EventIdConflictError:
+            raise self._conflict(delivery) from None
+        except WrongExpectedVersionError:
+            self._recent.pop(stream, None)
+            raise
+        if decided.result is None:
+            return None
+        self._remember(stream, kind_of(snapshot), decided)
+        log.debug("observation recorded", stream=stream, events=len(decided.batch),
+                  duplicate=decided.result.duplicate, correlation_id=correlation_id)
+        return decided.result
 
     async def _received_again(self, stream: str, delivery: Delivery) -> AppendResult:
         try:
@@ -212,11 +205,12 @@ class Observer:
             f"entity or other fields); this {delivery.webhook_type} delivery for "
             f"{delivery.snapshot.id!r} is refused")
 
-    def _remember(self, stream: str, kind: str, loaded: Loaded, events: list[DomainEvent],
-                  result: AppendResult) -> None:
-        if result.duplicate:
+    def _remember(self, stream: str, kind: str, decided: Decided) -> None:
+        assert decided.result is not None
+        if decided.result.duplicate:
             return  # nothing new was written: what we hold is still the state
-        self._keep(stream, Loaded(evolve_all(kind, loaded.state, events), result.versions[-1]))
+        state = evolve_all(kind, decided.loaded.state, (n.payload for n in decided.batch))
+        self._keep(stream, Loaded(state, decided.result.versions[-1]))
 
     def _keep(self, stream: str, loaded: Loaded) -> None:
         if len(self._recent) >= _RECENT_LIMIT:

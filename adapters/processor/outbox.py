@@ -32,7 +32,7 @@ import msgspec
 import structlog
 
 from adapters.processor.client import ProcessorClient
-from adapters.processor.errors import ProcessorError, is_transient
+from adapters.processor.errors import NotConfigured, ProcessorError, is_transient
 from ledger.backoff import backoff
 from ledger.domain.programme import stream_for
 from ledger.errors import LedgerError, NotFoundError
@@ -243,7 +243,7 @@ class Outbox:
     async def _call(self, request: Request) -> str | None:
         key = idempotency_key(request.request_id)
         if self.client is None:
-            raise ProcessorError(0, b"no processor configured", "POST", "-")
+            raise NotConfigured(0, b"no processor configured", "POST", "-")
         match request:
             case CustomerRegistrationRequested():
                 return (await self.client.create_customer(request.external_id, request.wallet,

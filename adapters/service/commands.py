@@ -12,7 +12,7 @@ import msgspec
 
 from ledger.domain import account, card, customer
 from ledger.domain.programme import stream_for
-from ledger.errors import EventIdConflictError, WrongExpectedVersionError
+from ledger.errors import EventIdConflictError
 from ledger.events import (
     AccountOpeningRequested,
     CardIssuanceRequested,
@@ -30,7 +30,6 @@ from projections import ProjectionRunner
 from projections.backends import backend_for
 
 E = TypeVar("E", bound=DomainEvent)
-_MONEY_ATTEMPTS = 5
 
 
 class Commands:
@@ -39,9 +38,11 @@ class Commands:
 
     async def _record(self, stream: str, decide: Callable[[Any], Sequence[E]]) -> E:
         """Decide against the stream's state and append at the version read (the
-        repository's rule); the first event decided."""
-        events, _ = await decide_and_append(self.store, stream, decide)
-        return events[0]
+        repository's loop); the first event decided."""
+        decided = await decide_and_append(self.store, stream, lambda state: [
+            NewEvent(payload=event) for event in decide(state)])
+        event: E = decided.batch[0].payload
+        return event
 
     async def register_customer(self, external_id: str,
                                 wallet: str) -> CustomerRegistrationRequested:
@@ -114,24 +115,23 @@ class Commands:
     async def _move_money(self, account_id: str,
                           command: account.RecordDeposit | account.RecordWithdrawal,
                           ) -> MoneyRecorded:
-        stream = f"account-{account_id}"
-        for _ in range(_MONEY_ATTEMPTS):
-            loaded = await load(self.store, stream)
-            (event,) = account.decide(command, loaded.state)
+        decided: list[FundsDeposited | FundsWithdrawn] = []
+
+        def decide(state: Any) -> list[NewEvent[Any]]:
+            (event,) = account.decide(command, state)
             assert isinstance(event, FundsDeposited | FundsWithdrawn)
-            try:
-                result = await self.store.append(stream, [NewEvent(
-                    payload=event, event_id=account.transfer_event_id(event))],
-                    expected=loaded.expected)
-            except WrongExpectedVersionError:
-                continue  # the account moved meanwhile (a report arrived): decide again
-            except EventIdConflictError as conflict:  # the transfer is recorded already
-                recorded = await self._event_at(conflict.position)
-                account.check_same_transfer(recorded, event)
-                assert isinstance(recorded, FundsDeposited | FundsWithdrawn)
-                return MoneyRecorded(recorded, conflict.position, duplicate=True)
-            return MoneyRecorded(event, result.positions[0], duplicate=False)
-        raise WrongExpectedVersionError(stream, "the version read", None)
+            decided.append(event)
+            return [NewEvent(payload=event, event_id=account.transfer_event_id(event))]
+
+        try:
+            result = await decide_and_append(self.store, f"account-{account_id}", decide)
+        except EventIdConflictError as conflict:  # the transfer is recorded already
+            recorded = await self._event_at(conflict.position)
+            account.check_same_transfer(recorded, decided[-1])
+            assert isinstance(recorded, FundsDeposited | FundsWithdrawn)
+            return MoneyRecorded(recorded, conflict.position, duplicate=True)
+        assert result.result is not None
+        return MoneyRecorded(decided[-1], result.result.positions[0], duplicate=False)
 
     async def _event_at(self, position: int) -> Event:
         async for stored in self.store.read_all(after=position - 1):

@@ -31,7 +31,11 @@ from adapters.processor.observer import (
 )
 from adapters.service.metrics import Metrics
 from adapters.webhooks.api import Health, Problem, Recorded, document
-from ledger.errors import InvalidSnapshotError, LedgerError, StoreUnavailableError
+from ledger.errors import (
+    InvalidInputError,
+    InvalidSnapshotError,
+    StoreUnavailableError,
+)
 from ledger.observations import AnySnapshot, kind_of
 
 log = structlog.get_logger(__name__)
@@ -48,7 +52,7 @@ class WebhookReceiver:
                  problems: Callable[[], list[str]] = list,
                  metrics: Metrics | None = None) -> None:
         if not secret and fetcher is None:  # an empty secret verifies nothing
-            raise LedgerError("a webhook receiver needs a secret to verify signatures, or a "
+            raise InvalidInputError("a webhook receiver needs a secret to verify signatures, or a "
                               "processor client to verify by fetching")
         self.observer = observer
         self._webhook = Webhook(secret) if secret else None

@@ -37,6 +37,7 @@ from ledger.errors import (
     LimitExceededError,
     StoreClosedError,
     StoreError,
+    StoreFailedError,
     StoreUnavailableError,
 )
 from ledger.store import limits
@@ -92,7 +93,7 @@ def driver_errors(backend: str, lost: tuple[type[BaseException], ...],
                   failed: tuple[type[BaseException], ...]) -> Callable[[F], F]:
     """A backend method's decorator: no driver exception leaves the store. What ``lost``
     names (the server or file unreachable, locked, shutting down) becomes
-    ``StoreUnavailableError``, to try again later; what ``failed`` names, ``StoreError``.
+    ``StoreUnavailableError``, to try again later; what ``failed`` names, ``StoreFailedError``.
     Errors the store handles itself are caught inside the method, before this."""
 
     def decorate(method: F) -> F:
@@ -103,7 +104,7 @@ def driver_errors(backend: str, lost: tuple[type[BaseException], ...],
             except lost as exc:
                 raise StoreUnavailableError(f"{backend} unavailable: {exc}") from exc
             except failed as exc:
-                raise StoreError(f"{backend}: {exc}") from exc
+                raise StoreFailedError(f"{backend}: {exc}") from exc
 
         return cast(F, wrapper)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from ledger.errors import StoreError, StoreUnavailableError
+from ledger.errors import SchemaError, StoreError, StoreUnavailableError
 from ledger.store import limits
 from ledger.store.base import EventStore, LogFilter, driver_errors
 from ledger.store.planner import (
@@ -77,8 +77,8 @@ async def migrate(db: Connection) -> None:
         await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         current = await db.fetchval("SELECT max(version) FROM schema_version") or 0
         if current > len(MIGRATIONS):
-            raise StoreError(f"the database's schema version {current} is newer than this "
-                             f"program's ({len(MIGRATIONS)})")
+            raise SchemaError(f"the database's schema version {current} is newer than this "
+                              f"program's ({len(MIGRATIONS)})")
         for version in range(current, len(MIGRATIONS)):
             await db.execute(MIGRATIONS[version])
             await db.execute("INSERT INTO schema_version VALUES ($1)", version + 1)

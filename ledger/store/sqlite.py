@@ -26,7 +26,7 @@ import aiosqlite
 import anyio
 import anyio.to_thread
 
-from ledger.errors import StoreError
+from ledger.errors import SchemaError, StoreError, StoreUrlError
 from ledger.store import limits
 from ledger.store.base import EventStore, LogFilter, driver_errors
 from ledger.store.planner import (
@@ -97,8 +97,8 @@ def migrate(db: sqlite3.Connection) -> None:
     """Apply the migrations this file has not seen yet, each in its own transaction."""
     current = db.execute("PRAGMA user_version").fetchone()[0]
     if current > len(MIGRATIONS):
-        raise StoreError(f"the database's schema version {current} is newer than this "
-                         f"program's ({len(MIGRATIONS)})")
+        raise SchemaError(f"the database's schema version {current} is newer than this "
+                          f"program's ({len(MIGRATIONS)})")
     for version in range(current, len(MIGRATIONS)):
         with transaction(db):
             # Re-read under the write lock: another process may have migrated meanwhile.
@@ -142,7 +142,7 @@ class SqliteEventStore(EventStore):
     def __init__(self, path: Path, *, synchronous: str = "full", **options: Any) -> None:
         super().__init__(**options)
         if synchronous.lower() not in SYNCHRONOUS_MODES:
-            raise StoreError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+            raise StoreUrlError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = path
         self.synchronous = synchronous.lower()
         self._writer: sqlite3.Connection | None = None

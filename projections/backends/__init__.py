@@ -18,14 +18,18 @@ from __future__ import annotations
 from ledger.store import EventStore
 from projections.backends.base import (
     ProjectionBackend,
+    ProjectionConflictError,
     ProjectionError,
+    ProjectionUnavailableError,
+    ProjectionUsageError,
     Snapshot,
     Stored,
     moved,
 )
 
-__all__ = ["ProjectionBackend", "ProjectionError", "Snapshot", "Stored", "backend_for",
-           "moved"]
+__all__ = ["ProjectionBackend", "ProjectionConflictError", "ProjectionError",
+           "ProjectionUnavailableError", "ProjectionUsageError", "Snapshot", "Stored",
+           "backend_for", "moved"]
 
 
 def backend_for(store: EventStore, name: str) -> ProjectionBackend:
@@ -39,4 +43,4 @@ def backend_for(store: EventStore, name: str) -> ProjectionBackend:
         from projections.backends.postgres import PostgresProjections
 
         return PostgresProjections(dsn, name)
-    raise ProjectionError(f"projections cannot be kept in a {type(store).__name__}")
+    raise ProjectionUsageError(f"projections cannot be kept in a {type(store).__name__}")

@@ -7,12 +7,25 @@ from typing import Any
 
 import msgspec
 
-from ledger.errors import LedgerError
+from ledger.errors import ConflictError, InvalidInputError, LedgerError, UnavailableError
 from projections.tables import BatchWrite
 
 
 class ProjectionError(LedgerError):
-    pass
+    """The projections' errors (a group: each is also one kind)."""
+
+
+class ProjectionUnavailableError(ProjectionError, UnavailableError):
+    """The projection's database connection was lost (and, for a leader, its lead)."""
+
+
+class ProjectionConflictError(ProjectionError, ConflictError):
+    """The projection's tables are not where this runner left them: another runner wrote
+    them, or they are of another log."""
+
+
+class ProjectionUsageError(ProjectionError, InvalidInputError):
+    """A backend used before ``open``, or for a store that cannot keep projections."""
 
 
 class Stored(msgspec.Struct):
@@ -94,6 +107,6 @@ class ProjectionBackend(ABC):
         states, which the log holds)."""
 
 
-def moved(expected: int, found: int) -> ProjectionError:
-    return ProjectionError(f"the projection's checkpoint is at {found}, not {expected}: "
+def moved(expected: int, found: int) -> ProjectionConflictError:
+    return ProjectionConflictError(f"the projection's checkpoint is at {found}, not {expected}: "
                            "another runner wrote it (only the leading runner may write)")

@@ -18,7 +18,15 @@ import asyncpg
 from ledger.errors import StoreUnavailableError
 from ledger.store.postgres import LOST
 from projections import tables
-from projections.backends.base import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
+from projections.backends.base import (
+    ProjectionBackend,
+    ProjectionError,
+    ProjectionUnavailableError,
+    ProjectionUsageError,
+    Snapshot,
+    Stored,
+    moved,
+)
 
 _SCHEMA_LOCK = 0x6361_7264_7072_6F6A  # "cardproj": creating the tables, once at a time
 
@@ -39,7 +47,7 @@ class PostgresProjections(ProjectionBackend):
     @property
     def db(self) -> asyncpg.Connection:
         if self._db is None:
-            raise ProjectionError("the projection tables are not open")
+            raise ProjectionUsageError("the projection tables are not open")
         return self._db
 
     @asynccontextmanager
@@ -51,13 +59,15 @@ class PostgresProjections(ProjectionBackend):
             try:
                 if self.db.is_closed():
                     if leading:
-                        raise ProjectionError("lost the connection to PostgreSQL, and the lead "
+                        raise ProjectionUnavailableError("lost the connection to PostgreSQL, "
+                                                         "and the lead "
                                               "with it")
                     self._db = await asyncpg.connect(self.dsn)
                 yield self.db
             except LOST as exc:
                 self.db.terminate()  # so that the next call connects again
-                raise ProjectionError(f"lost the connection to PostgreSQL: {exc}") from exc
+                raise ProjectionUnavailableError(
+                    f"lost the connection to PostgreSQL: {exc}") from exc
 
     async def open(self) -> None:
         try:

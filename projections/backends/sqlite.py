@@ -25,7 +25,14 @@ import structlog
 
 from ledger.store.sqlite import transaction
 from projections import tables
-from projections.backends.base import ProjectionBackend, ProjectionError, Snapshot, Stored, moved
+from projections.backends.base import (
+    ProjectionBackend,
+    ProjectionConflictError,
+    ProjectionUsageError,
+    Snapshot,
+    Stored,
+    moved,
+)
 
 T = TypeVar("T")
 log = structlog.get_logger("projections.backends.sqlite")
@@ -64,7 +71,7 @@ class SqliteProjections(ProjectionBackend):
         """The projection's connection, made on first use: a lead alone needs the lock
         file, not the tables."""
         if self._lock_fd is None:
-            raise ProjectionError("the projection tables are not open")
+            raise ProjectionUsageError("the projection tables are not open")
         if self._db is None:
             self._db = self._connect()
             self._forget_another_log()
@@ -191,8 +198,8 @@ class SqliteProjections(ProjectionBackend):
             if found != expected:
                 raise moved(expected, found)
             if mark is None:
-                raise ProjectionError(f"the log has no position {position}: a projection "
-                                      "cannot be ahead of its log")
+                raise ProjectionConflictError(f"the log has no position {position}: a "
+                                              "projection cannot be ahead of its log")
             for sql, rows in write.statements("sqlite"):
                 self.db.executemany(sql, rows)
             self.db.execute(tables.insert_sql("sqlite", "projection_checkpoints", replace=True),

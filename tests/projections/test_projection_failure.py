@@ -13,7 +13,8 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
-from adapters.cli.main import EXIT_BUG, main
+from adapters.cli.main import main
+from adapters.errors import EXIT_BUG
 from ledger import NewEvent, open_store
 from ledger.domain.programme import stream_for
 from ledger.events import FundsDeposited
