@@ -16,10 +16,11 @@ import httpx
 import pytest
 from msgspec.structs import replace
 
-from adapters.processor.observer import Observer, parse_delivery
+from adapters.processor.deliveries import parse_delivery
+from adapters.processor.observer import Observer
 from adapters.service.commands import Commands
 from adapters.testing.servers import free_port
-from adapters.webhooks.receiver import ingest_lines
+from adapters.webhooks.archive import ingest_lines
 from ledger import open_store
 from ledger.errors import TransferConflictError
 from ledger.events import FundsWithdrawn
@@ -245,7 +246,7 @@ async def test_what_pull_fetched_is_already_known_to_an_archive(tmp_path: Path) 
 
 @pytest.mark.anyio
 async def test_a_reused_event_id_with_other_content_is_refused(tmp_path: Path) -> None:
-    from adapters.processor.observer import DeliveryConflictError
+    from adapters.processor.deliveries import DeliveryConflictError
 
     first, second = known_history_snapshots()[1:3]
     async with open_store(tmp_path / "l.db") as store:

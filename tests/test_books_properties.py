@@ -17,7 +17,8 @@ from msgspec.structs import replace
 
 from adapters.processor.observer import Observer
 from adapters.service.commands import Commands
-from adapters.webhooks.receiver import WebhookReceiver, ingest_lines
+from adapters.webhooks.archive import ingest_lines
+from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store
 from ledger.errors import DomainError
 from ledger.money import EXACT

@@ -134,7 +134,8 @@ async def _poisoned(path: Path) -> None:
     """A ledger whose log holds the far-future hold an older version accepted."""
     async with open_store(path) as store:
         for n, snapshot in enumerate(known_history_snapshots()):
-            from adapters.processor.observer import Observer, parse_delivery
+            from adapters.processor.deliveries import parse_delivery
+            from adapters.processor.observer import Observer
 
             delivery = parse_delivery(webhook_payload(snapshot, uuid.UUID(int=n + 1)))
             await Observer(store).record(delivery.snapshot, delivery=delivery)

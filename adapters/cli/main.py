@@ -379,8 +379,9 @@ def ingest(db: str, file: Any, skip_invalid: bool, as_json: bool) -> None:
     with the receiver's semantics: deduplicated, order-tolerant, anomalies flagged."""
 
     async def load() -> int:
-        from adapters.processor.observer import InvalidDelivery, Observer
-        from adapters.webhooks.receiver import ingest_lines
+        from adapters.processor.deliveries import InvalidDelivery
+        from adapters.processor.observer import Observer
+        from adapters.webhooks.archive import ingest_lines
 
         async with existing_store(db, must_exist=False) as store:
             try:

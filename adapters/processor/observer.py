@@ -1,27 +1,24 @@
-"""Recording what the processor reports: the one path for webhooks, archives and pull sync.
+"""Recording what the processor reports: one path for webhooks, archives and pull sync.
 
 A report (an entity snapshot) is decided against the entity's state and the context its rules
 need (a hold's card; a transaction's hold and card), all loaded from the log, and the events
 are appended to the entity's stream at the version that was loaded: a concurrent report for
 the same entity makes the append fail, and the report is decided again on fresh state.
 
-A webhook delivery is recorded with an ``ObservationReceived`` marker in the same batch, under
-an id derived from its ``eventId``: a redelivery decides nothing new (its report was seen), so
-its batch is the marker alone, which the store recognises as a duplicate and does not write.
+A webhook delivery (``adapters.processor.deliveries``) is recorded with its marker in the same
+batch: a redelivery's batch is the marker alone, which the store finds a duplicate.
 """
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import anyio
-import msgspec
 import structlog
 
+from adapters.processor.deliveries import Delivery, DeliveryConflictError, marker_id
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.domain.programme import (
     context_ids,
@@ -30,15 +27,12 @@ from ledger.domain.programme import (
     snapshot_stream,
 )
 from ledger.errors import (
-    ConflictError,
     EventIdConflictError,
-    InvalidInputError,
-    LedgerError,
     PartialDuplicateError,
     WrongExpectedVersionError,
 )
-from ledger.events import DomainEvent, ObservationReceived
-from ledger.observations import BY_WEBHOOK_TYPE, ID, AnySnapshot, check_snapshot, kind_of
+from ledger.events import DomainEvent
+from ledger.observations import AnySnapshot, check_snapshot, kind_of
 from ledger.repository import UNSEEN, Decided, Loaded, decide_and_append, load
 from ledger.store import (
     AppendResult,
@@ -51,84 +45,8 @@ from ledger.store.base import utc_now
 
 log = structlog.get_logger(__name__)
 
-_MARKERS = uuid.UUID("2f1b7c9a-6d4e-5a3b-8c2d-1e0f9a8b7c6d")
 _STRIPES = 64
 _RECENT_LIMIT = 10_000
-MAX_BODY = 64 * 1024
-"""The largest webhook body taken (a snapshot is a few kB at most)."""
-_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
-
-
-class InvalidDelivery(InvalidInputError):
-    """A webhook payload that cannot be recorded: malformed JSON, an unknown ``webhookType``,
-    a missing or ill-typed field, a value out of range (``field`` names it, when known)."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class _Envelope(msgspec.Struct, rename="camel"):
-    webhook_type: str
-    event_id: str
-
-
-class DeliveryConflictError(ConflictError):
-    """A delivery whose ``eventId`` was recorded before with other content (another entity, or
-    other fields): one of the two is not what the processor sent. Nothing was written."""
-
-
-class Delivery(msgspec.Struct, frozen=True):
-    event_id: str
-    webhook_type: str
-    snapshot: AnySnapshot
-
-    def marker(self) -> NewEvent[ObservationReceived]:
-        """The record that this delivery was received: a function of the delivery alone, so
-        the receiver, an archive and a retry all record the same one, and it dedupes."""
-        content = hashlib.sha256(_SNAPSHOT_ENCODER.encode(self.snapshot)).hexdigest()
-        return NewEvent(payload=ObservationReceived(
-            event_id=self.event_id, webhook_type=self.webhook_type, entity_id=self.snapshot.id,
-            content=content, at=self.snapshot.updated_at), event_id=marker_id(self.event_id),
-            metadata=Metadata(occurred_at=self.snapshot.updated_at,
-                              source=f"offblocks:event:{self.event_id}"))
-
-
-def parse_delivery(body: bytes, now: datetime | None = None) -> Delivery:
-    """A webhook body as a delivery, or ``InvalidDelivery`` naming what is wrong: checked
-    against the snapshot rules (``check_snapshot``) as of ``now`` (default: the clock)."""
-    if len(body) > MAX_BODY:
-        raise InvalidDelivery(f"the body is {len(body):,} bytes; at most {MAX_BODY:,}")
-    try:
-        envelope = msgspec.json.decode(body, type=_Envelope)
-    except msgspec.ValidationError as exc:
-        raise InvalidDelivery(f"not a webhook payload: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidDelivery(f"malformed JSON: {exc}") from None
-    kind = BY_WEBHOOK_TYPE.get(envelope.webhook_type)
-    if kind is None:
-        raise InvalidDelivery(f"unknown webhookType {envelope.webhook_type!r}; expected one of "
-                              f"{', '.join(BY_WEBHOOK_TYPE)}")
-    if not ID.fullmatch(envelope.event_id):
-        raise InvalidDelivery(f"eventId: {envelope.event_id[:40]!r} is not an id", "eventId")
-    try:
-        snapshot = msgspec.json.decode(body, type=kind)
-        check_snapshot(snapshot, now or utc_now())
-    except (msgspec.ValidationError, LedgerError) as exc:
-        raise InvalidDelivery(f"{envelope.webhook_type}: {exc}",
-                              getattr(exc, "field", None)) from None
-    return Delivery(envelope.event_id, envelope.webhook_type, snapshot)
-
-
-def marker_id(event_id: str) -> uuid.UUID:
-    return uuid.uuid5(_MARKERS, event_id)
-
-
-def facts_taught(result: AppendResult | None, delivery: Delivery | None) -> int:
-    """How many new facts a recorded report wrote (a delivery's own marker is not one)."""
-    if result is None or result.duplicate:
-        return 0
-    return len(result.positions) - (delivery is not None)
 
 
 class Observer:
@@ -152,7 +70,8 @@ class Observer:
         """Record what ``snapshot`` teaches; None when it teaches nothing and there is no
         delivery to mark as received. A snapshot outside the rules of ``check_snapshot``
         raises ``InvalidSnapshotError`` and records nothing."""
-        check_snapshot(snapshot, self.clock())
+        if delivery is None or snapshot is not delivery.snapshot:
+            check_snapshot(snapshot, self.clock())  # a delivery's was checked when parsed
         stream = snapshot_stream(snapshot)
         source = f"offblocks:event:{delivery.event_id}" if delivery else "offblocks:fetch"
         metadata = Metadata(occurred_at=snapshot.updated_at, correlation_id=correlation_id,

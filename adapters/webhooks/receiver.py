@@ -1,42 +1,33 @@
-"""The webhook receiver: an ASGI endpoint at ``POST /webhooks`` (and ``GET /health``).
+"""The webhook receiver: an ASGI endpoint at ``POST /webhooks`` (and ``GET /health``,
+``GET /openapi.json``, and ``GET /metrics`` with metrics).
 
-With a secret, it verifies Standard Webhooks signatures (5-minute tolerance) and answers 401,
-recording nothing, for a missing, wrong or stale one. Without one, it verifies by fetching:
-the payload is only a hint, and what an authenticated fetch of the entity returns is recorded.
-Malformed JSON, an unknown ``webhookType`` or a bad amount get 400 with a JSON body and nothing
-recorded. It answers 2xx only once what the delivery taught is durably in the log.
+Each delivery goes through the one path (``adapters.webhooks.intake``): with a secret, its
+signature is verified; without one, it is verified by fetching. A refusal is answered by its
+error's kind (``adapters.errors.ANSWERS``): 401 a bad signature, 400 a malformed or invalid
+payload, 409 an ``eventId`` reused with other content, 503 (with ``Retry-After``) the
+database or the processor unreachable, each with a JSON problem body, and nothing recorded.
+It answers 2xx only once what the delivery taught is durably in the log.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import msgspec
 import structlog
-from standardwebhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.errors import answer_for
 from adapters.processor.client import ProcessorClient
-from adapters.processor.observer import (
-    Delivery,
-    DeliveryConflictError,
-    InvalidDelivery,
-    Observer,
-    facts_taught,
-    parse_delivery,
-)
+from adapters.processor.observer import Observer
 from adapters.service.metrics import Metrics
 from adapters.webhooks.api import Health, Problem, Recorded, document
-from ledger.errors import (
-    InvalidInputError,
-    InvalidSnapshotError,
-    StoreUnavailableError,
-)
-from ledger.observations import AnySnapshot, kind_of
+from adapters.webhooks.intake import WebhookIntake
+from ledger.errors import InvalidInputError, LedgerError, StoreUnavailableError
 
 log = structlog.get_logger(__name__)
 _ENCODER = msgspec.json.Encoder()
@@ -51,12 +42,11 @@ class WebhookReceiver:
                  fetcher: ProcessorClient | None = None,
                  problems: Callable[[], list[str]] = list,
                  metrics: Metrics | None = None) -> None:
-        if not secret and fetcher is None:  # an empty secret verifies nothing
-            raise InvalidInputError("a webhook receiver needs a secret to verify signatures, or a "
-                              "processor client to verify by fetching")
+        self.intake = WebhookIntake(observer, secret=secret, fetcher=fetcher)
+        if not self.intake.verifies:
+            raise InvalidInputError("a webhook receiver needs a secret to verify signatures, "
+                                    "or a processor client to verify by fetching")
         self.observer = observer
-        self._webhook = Webhook(secret) if secret else None
-        self.fetcher = fetcher
         self.problems = problems
         """What keeps the ledger from being fully well, for ``/health`` (empty: ok)."""
         self.received = 0
@@ -92,85 +82,16 @@ class WebhookReceiver:
         return response
 
     async def _receive(self, request: Request) -> tuple[int, Recorded | Problem]:
-        body = await request.body()
-        if self._webhook is not None:
-            try:
-                self._webhook.verify(body, dict(request.headers), json_parse=False)
-            except Exception as exc:  # the library raises ValueError too, on odd headers
-                log.info("webhook refused: bad signature", error=str(exc))
-                return 401, Problem("not_authorised", f"bad signature: {exc}")
         try:
-            delivery = parse_delivery(body, self.observer.clock())
-        except InvalidDelivery as exc:
-            log.info("webhook refused: invalid payload", error=str(exc))
-            return 400, Problem("invalid_request", str(exc), exc.field)
-        snapshot = delivery.snapshot if self._webhook is not None else await self._fetch(delivery)
-        try:
-            result = await self.observer.record(snapshot, delivery=delivery,
-                                                correlation_id=delivery.event_id)
-        except DeliveryConflictError as exc:
-            log.warning("webhook refused: eventId reused", error=str(exc))
-            return 409, Problem("conflict", str(exc))
-        except InvalidSnapshotError as exc:  # a fetched snapshot, in verify-by-fetch mode
-            log.info("webhook refused: invalid snapshot", error=str(exc))
-            return 400, Problem("invalid_request", str(exc), exc.field)
-        except StoreUnavailableError as exc:  # nothing recorded: the processor sends it again
-            log.warning("webhook not recorded: database unreachable", error=str(exc))
-            return 503, Problem("unavailable", str(exc))
+            recorded = await self.intake.take(await request.body(), request.headers)
+        except LedgerError as exc:
+            answer = answer_for(exc)
+            level = log.warning if answer.http_status >= 409 else log.info  # ours, or theirs
+            level("webhook refused", kind=answer.problem, error=str(exc))
+            return answer.http_status, Problem(answer.problem, str(exc),
+                                               getattr(exc, "field", None))
         self.received += 1
-        return 200, Recorded(facts_taught(result, delivery) > 0,
-                             result.last_position if result else None)
-
-    async def _fetch(self, delivery: Delivery) -> AnySnapshot:
-        assert self.fetcher is not None
-        snapshot = delivery.snapshot
-        return await self.fetcher.get(f"/v1/{kind_of(snapshot)}s/{snapshot.id}", type(snapshot))
-
-
-class IngestReport(msgspec.Struct):
-    lines: int
-    recorded: int
-    """Deliveries that taught something new."""
-    duplicates: int
-    """Deliveries already known: received before, or their facts fetched or delivered."""
-    skipped: list[str]
-    conflicts: list[str] = []
-    """Deliveries refused because their eventId was recorded with other content."""
-
-
-async def ingest_lines(observer: Observer, lines: Iterable[bytes], *,
-                       skip_invalid: bool = False) -> IngestReport:
-    """Archived webhook payloads, one JSON object per line, with the receiver's semantics.
-
-    Every line is checked first: a file with invalid lines is refused whole (an
-    ``InvalidDelivery`` naming each bad line) unless ``skip_invalid``; blank lines are ignored.
-    """
-    deliveries: list[Delivery] = []
-    bad: list[str] = []
-    total = 0
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        total += 1
-        try:
-            deliveries.append(parse_delivery(line, observer.clock()))
-        except InvalidDelivery as exc:
-            bad.append(f"line {number}: {exc}")
-    if bad and not skip_invalid:
-        raise InvalidDelivery(f"{len(bad)} invalid line(s), nothing ingested:\n" + "\n".join(bad))
-    recorded = duplicates = 0
-    conflicts = []
-    for delivery in deliveries:
-        try:
-            result = await observer.record(delivery.snapshot, delivery=delivery)
-        except DeliveryConflictError as exc:
-            conflicts.append(str(exc))
-            continue
-        if facts_taught(result, delivery):
-            recorded += 1
-        else:
-            duplicates += 1
-    return IngestReport(total, recorded, duplicates, bad, conflicts)
+        return 200, recorded
 
 
 async def _openapi(request: Request) -> Response:

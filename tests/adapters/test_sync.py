@@ -16,11 +16,13 @@ import pytest
 import structlog
 from standardwebhooks import Webhook
 
-from adapters.processor.observer import InvalidDelivery, Observer
+from adapters.processor.deliveries import InvalidDelivery
+from adapters.processor.observer import Observer
 from adapters.processor.sync import pull
 from adapters.sandbox.webhooks import new_secret
 from adapters.testing.scenario import ADDRESS, Stack, stack
-from adapters.webhooks.receiver import WebhookReceiver, ingest_lines
+from adapters.webhooks.archive import ingest_lines
+from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store
 from ledger.events import CardIssuanceRequested
 from ledger.observations import CardSnapshot

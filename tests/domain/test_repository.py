@@ -48,8 +48,12 @@ async def test_a_wrong_guess_is_checked_by_the_append_and_read_again(tmp_path: P
     async with open_store(tmp_path / "ledger.db") as store:
         await store.append(STREAM, [deposit(1)])
         calls: list[object] = []
-        decided = await decide_and_append(
-            store, STREAM, lambda state: calls.append(state) or [deposit(2)], guess=UNSEEN)
+
+        def decide(state: Any) -> list[NewEvent[Any]]:
+            calls.append(state)
+            return [deposit(2)]
+
+        decided = await decide_and_append(store, STREAM, decide, guess=UNSEEN)
         assert len(calls) == 2  # on the guess (a new stream), then on the log as read
         assert decided.loaded.version == 0
 

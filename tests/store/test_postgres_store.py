@@ -97,7 +97,8 @@ async def test_two_receivers_on_one_postgres_ledger_count_nothing_twice(
     """Two service instances (two stores, observers and projection runners) receive the same
     deliveries, each twice, at the same time: every report is recorded once, one runner
     writes the projections, and they equal a replay of the log."""
-    from adapters.processor.observer import Observer, parse_delivery
+    from adapters.processor.deliveries import parse_delivery
+    from adapters.processor.observer import Observer
     from ledger.domain.programme import Programme
     from ledger.events import DomainEvent
     from ledger.testing import webhook_payload
