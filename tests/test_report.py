@@ -126,7 +126,7 @@ def test_an_export_gives_the_same_report_without_the_database(demo: Path,
 
 
 def test_a_database_url_is_shown_without_its_password() -> None:
-    from adapters.cli.locations import redacted
+    from ledger.store.location import redacted
 
     assert redacted("postgresql://ledger:s3cret@db:5432/l") == "postgresql://ledger:***@db:5432/l"
     assert redacted("postgresql://ledger@db/l") == "postgresql://ledger@db/l"

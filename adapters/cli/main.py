@@ -20,10 +20,11 @@ import click
 import structlog
 
 from adapters.cli import output
-from adapters.cli.locations import check_exists, existing_store, redacted
+from adapters.cli.locations import check_exists, existing_store
 from adapters.errors import EXIT_BAD_INPUT, EXIT_PROBLEM, answer_for
 from adapters.processor import connection as processor_options
 from ledger.errors import LedgerError
+from ledger.store.location import redacted
 
 
 class Moment(click.ParamType):  # type: ignore[type-arg]

@@ -23,7 +23,7 @@ import anyio
 import msgspec
 
 from adapters.cli.audit import verified_export
-from adapters.cli.locations import existing_store, redacted
+from adapters.cli.locations import existing_store
 from adapters.cli.output import builtins
 from adapters.processor.reconcile import Difference
 from ledger.domain.hold import DEFAULT_POLICY
@@ -32,6 +32,7 @@ from ledger.events import DOMAIN_REGISTRY, DomainEvent
 from ledger.money import format_amount
 from ledger.store import VerifyReport
 from ledger.store.base import utc_now
+from ledger.store.location import redacted
 from ledger.store.planner import Row, from_micros
 from projections.book import AccountBook, entity_of
 from projections.replay import Replay, ReplayBuilder
