@@ -2,8 +2,11 @@
 
 A webhook body or a fetched entity decodes straight into one of these (``rename="camel"``
 maps ``updated_at`` to ``updatedAt``). They are facts to record, never to refuse, but they must
-be well-formed: amounts are decimal *strings* (a JSON number is refused, never read as a
-float), timestamps carry a timezone, states are the documented ones.
+be well-formed, and the types say what that means, so that decoding checks it and the JSON
+schema states it: amounts are decimal *strings* below a trillion (a JSON number is refused,
+never read as a float), ids are short and plain, text and lists are bounded, timestamps carry
+a timezone, states are the documented ones. What no type can say (a date within the ledger's
+clock, a currency in ISO 4217's table) ``check_snapshot`` adds.
 """
 
 from __future__ import annotations
@@ -18,9 +21,24 @@ import msgspec
 from ledger.errors import InvalidSnapshotError
 from ledger.money import ISO_4217, parse_amount, parse_token_amount
 
-DecimalText = Annotated[str, msgspec.Meta(pattern=r"^(0|[1-9][0-9]{0,29})(\.[0-9]{1,30})?$")]
+MAX_AMOUNT = 10**12
+"""Every amount, rate and token amount is below this (a trillion): far above any payment."""
+MAX_LIST = 20
+"""At most this many currencies, fees or chain transactions in one snapshot."""
+MAX_TEXT = 256
+"""At most this many characters in any free text (names, addresses, merchant fields)."""
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""Entity and event ids: the processor's are UUIDs; the ledger takes any id of up to 64
+letters, digits, ``-`` and ``_`` (so test ids like ``a1`` work), and nothing else."""
+
+DecimalText = Annotated[str, msgspec.Meta(
+    pattern=rf"^(0|[1-9][0-9]{{0,{len(str(MAX_AMOUNT)) - 2}}})(\.[0-9]{{1,30}})?$",
+    description=f"A decimal string below {MAX_AMOUNT:,}")]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
-CurrencyCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+CurrencyCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$",
+                                           extra_json_schema={"enum": sorted(ISO_4217)})]
+EntityId = Annotated[str, msgspec.Meta(pattern=f"^{ID.pattern}$")]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 
 CustomerStatus = Literal["initiating", "screening", "verifying", "active", "inactive", "rejected"]
 AccountStatus = Literal["initiating", "pending", "active", "inactive", "failed", "closed"]
@@ -35,59 +53,59 @@ FeeType = Literal["partner", "service", "network"]
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
     """Fields every processor entity has."""
 
-    id: str
+    id: EntityId
     created_at: Timestamp
     updated_at: Timestamp
 
 
 class CustomerSnapshot(Snapshot, frozen=True, kw_only=True):
-    external_id: str | None = None
-    chain_id: str | None = None
+    external_id: Text | None = None
+    chain_id: Text | None = None
     status: CustomerStatus
-    challenge: str | None = None
+    challenge: Text | None = None
     """What the customer must sign to prove they hold ``chainId`` (the verification step)."""
 
 
 class AccountSnapshot(Snapshot, frozen=True, kw_only=True):
-    customer_id: str
-    chain_id: str | None = None
+    customer_id: EntityId
+    chain_id: Text | None = None
     status: AccountStatus
-    type: str = "card_account"
-    currencies: list[CurrencyCode] = []
+    type: Text = "card_account"
+    currencies: Annotated[list[CurrencyCode], msgspec.Meta(max_length=MAX_LIST)] = []
 
 
 class Address(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
-    first_line: str
-    second_line: str | None = None
-    city: str
-    state: str | None = None
-    country: str
-    post_code: str
+    first_line: Text
+    second_line: Text | None = None
+    city: Text
+    state: Text | None = None
+    country: Text
+    post_code: Text
 
 
 class CardSnapshot(Snapshot, frozen=True, kw_only=True):
-    account_id: str
+    account_id: EntityId
     type: Literal["virtual", "physical"]
-    name: str | None = None
-    network: str | None = None
-    masked_pan: str | None = None
-    expiration_date: str | None = None
+    name: Text | None = None
+    network: Text | None = None
+    masked_pan: Text | None = None
+    expiration_date: Text | None = None
     billing_address: Address | None = None
     shipping_address: Address | None = None
     status: CardStatus
 
 
 class Merchant(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    id: str | None = None
-    name: str | None = None
+    id: Text | None = None
+    name: Text | None = None
     mcc: int | None = None
-    country: str | None = None
-    city: str | None = None
+    country: Text | None = None
+    city: Text | None = None
 
 
 class AuthorisationSnapshot(Snapshot, frozen=True, kw_only=True):
-    account_id: str
-    card_id: str
+    account_id: EntityId
+    card_id: EntityId
     status: AuthorisationStatus
     amount: DecimalText
     currency: CurrencyCode
@@ -107,14 +125,14 @@ class Fee(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
 
 
 class ChainTransaction(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
-    chain_id: str
+    chain_id: Text
     created_at: Timestamp | None = None
 
 
 class TransactionSnapshot(Snapshot, frozen=True, kw_only=True):
-    account_id: str
-    card_id: str | None = None
-    authorisation_id: str | None = None
+    account_id: EntityId
+    card_id: EntityId | None = None
+    authorisation_id: EntityId | None = None
     status: TransactionStatus
     direction: Direction
     amount: DecimalText
@@ -124,9 +142,9 @@ class TransactionSnapshot(Snapshot, frozen=True, kw_only=True):
     exchange_rate: DecimalText = "1"
     merchant: Merchant = Merchant()
     token_amount: DecimalText = "0"
-    token: str | None = None
-    fees: list[Fee] = []
-    chain_transactions: list[ChainTransaction] = []
+    token: Text | None = None
+    fees: Annotated[list[Fee], msgspec.Meta(max_length=MAX_LIST)] = []
+    chain_transactions: Annotated[list[ChainTransaction], msgspec.Meta(max_length=MAX_LIST)] = []
 
     @property
     def token_amount_value(self) -> Decimal:
@@ -154,64 +172,56 @@ def webhook_type(snapshot: AnySnapshot) -> str:
     return f"{kind_of(snapshot)}.updated"
 
 
-# --- what a snapshot may carry, beyond its shape --------------------------------------------
+# --- what a snapshot may carry, beyond what its types say -------------------------------------
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 """No processor report is dated before this."""
 MAX_AHEAD = timedelta(days=1)
 """How far past the ledger's own clock a report may be dated (clocks drift; nothing more)."""
-MAX_AMOUNT = 10**12
-"""Every amount, rate and token amount is below this (a trillion): far above any payment."""
-MAX_LIST = 20
-"""At most this many currencies, fees or chain transactions in one snapshot."""
-MAX_TEXT = 256
-"""At most this many characters in any free text (names, addresses, merchant fields)."""
-ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-"""Entity and event ids: the processor's are UUIDs; the ledger takes any id of up to 64
-letters, digits, ``-`` and ``_`` (so test ids like ``a1`` work), and nothing else."""
+_ENCODER = msgspec.json.Encoder()
+_FIELD = re.compile(r"at `\$\.([^`]+)`")
 
-ID_FIELDS = ("id", "customer_id", "account_id", "card_id", "authorisation_id")
-AMOUNT_FIELDS = ("amount", "merchant_amount", "exchange_rate", "token_amount")
-CURRENCY_FIELDS = ("currency", "merchant_currency")
+
+def field_of(error: msgspec.ValidationError) -> str | None:
+    """The field a decoding error names (msgspec says ``... - at `$.merchant.name```)."""
+    found = _FIELD.search(str(error))
+    return found.group(1) if found else None
 
 
 def check_snapshot(snapshot: AnySnapshot, now: datetime) -> None:
+    """Refuse (``InvalidSnapshotError``, naming the field) a snapshot made in Python that its
+    types refuse (decoding one has checked those already), then what no type can say
+    (``check_rules``)."""
+    try:
+        msgspec.json.decode(_ENCODER.encode(snapshot), type=type(snapshot))
+    except msgspec.ValidationError as exc:
+        raise InvalidSnapshotError(field_of(exc) or "snapshot",
+                                   str(exc).partition(" - at ")[0]) from None
+    except TypeError as exc:  # not even encodable (a float, an object where text goes)
+        raise InvalidSnapshotError("snapshot", str(exc)) from None
+    check_rules(snapshot, now)
+
+
+def check_rules(snapshot: AnySnapshot, now: datetime) -> None:
     """Refuse (``InvalidSnapshotError``, naming the field) what decodes but no processor
-    sends: ids outside the id format, dates outside [2000-01-01, now + 1 day], amounts of a
-    trillion or more, unknown currencies, overlong lists and text. Checked before anything is
-    decided, so that a refused report records nothing and no recorded one can break a rule
-    downstream (a hold dated 9999-12-31 would expire past the calendar's end)."""
+    sends, and no type can say: dates outside [2000-01-01, now + 1 day], currencies outside
+    ISO 4217. Checked before anything is decided, so that a refused report records nothing
+    and no recorded one can break a rule downstream (a hold dated 9999-12-31 would expire
+    past the calendar's end)."""
     latest = now + MAX_AHEAD
     for field in ("created_at", "updated_at"):
         _check_time(field, getattr(snapshot, field), latest)
-    for field in ID_FIELDS:
-        value = getattr(snapshot, field, None)
-        if value is not None and not ID.fullmatch(value):
-            raise InvalidSnapshotError(_camel(field), f"{_shown(value)} is not an id (1 to 64 "
-                                       "letters, digits, '-' or '_')")
-    for field in AMOUNT_FIELDS:
-        value = getattr(snapshot, field, None)
-        if value is not None:
-            _check_amount(_camel(field), value)
-    for field in CURRENCY_FIELDS:
+    for field in ("currency", "merchant_currency"):
         value = getattr(snapshot, field, None)
         if value is not None and value not in ISO_4217:
             raise InvalidSnapshotError(_camel(field), f"{value!r} is not an ISO 4217 currency")
-    for field in ("currencies", "fees", "chain_transactions"):
-        values = getattr(snapshot, field, None) or []
-        if len(values) > MAX_LIST:
-            raise InvalidSnapshotError(_camel(field), f"{len(values)} entries; at most "
-                                       f"{MAX_LIST}")
     for currency in getattr(snapshot, "currencies", None) or []:
         if currency not in ISO_4217:
             raise InvalidSnapshotError("currencies", f"{currency!r} is not an ISO 4217 "
                                        "currency")
-    for fee in getattr(snapshot, "fees", None) or []:
-        _check_amount("fees.tokenAmount", fee.token_amount)
     for chain in getattr(snapshot, "chain_transactions", None) or []:
         if chain.created_at is not None:
             _check_time("chainTransactions.createdAt", chain.created_at, latest)
-    _check_text(snapshot, "")
 
 
 def _check_time(field: str, value: datetime, latest: datetime) -> None:
@@ -220,26 +230,6 @@ def _check_time(field: str, value: datetime, latest: datetime) -> None:
                                    f"[{EARLIEST:%Y-%m-%d}, {latest.isoformat()}]")
 
 
-def _check_amount(field: str, text: str) -> None:
-    if parse_amount(text) >= MAX_AMOUNT:
-        raise InvalidSnapshotError(field, f"{_shown(text)} is not below {MAX_AMOUNT:,}")
-
-
-def _check_text(value: msgspec.Struct, path: str) -> None:
-    """Every string field (nested structs included) within ``MAX_TEXT`` characters."""
-    for field in value.__struct_fields__:
-        item = getattr(value, field)
-        if isinstance(item, str) and len(item) > MAX_TEXT:
-            raise InvalidSnapshotError(path + _camel(field), f"{len(item)} characters; at "
-                                       f"most {MAX_TEXT}")
-        if isinstance(item, msgspec.Struct):
-            _check_text(item, f"{path}{_camel(field)}.")
-
-
 def _camel(field: str) -> str:
     head, *rest = field.split("_")
     return head + "".join(part.title() for part in rest)
-
-
-def _shown(value: str) -> str:
-    return repr(value) if len(value) <= 40 else f"{value[:40]!r}... ({len(value)} characters)"

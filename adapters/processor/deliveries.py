@@ -17,7 +17,7 @@ import msgspec
 
 from ledger.errors import ConflictError, InvalidInputError, LedgerError
 from ledger.events import ObservationReceived
-from ledger.observations import BY_WEBHOOK_TYPE, ID, AnySnapshot, check_snapshot
+from ledger.observations import BY_WEBHOOK_TYPE, ID, AnySnapshot, check_rules, field_of
 from ledger.store import AppendResult, Metadata, NewEvent
 from ledger.store.base import utc_now
 
@@ -65,8 +65,9 @@ class Delivery(msgspec.Struct, frozen=True):
 
 
 def parse_delivery(body: bytes, now: datetime | None = None) -> Delivery:
-    """A webhook body as a delivery, or ``InvalidDelivery`` naming what is wrong: checked
-    against the snapshot rules (``check_snapshot``) as of ``now`` (default: the clock)."""
+    """A webhook body as a delivery, or ``InvalidDelivery`` naming what is wrong: decoded by
+    the snapshot's types and checked by the rules they cannot state (``check_rules``) as of
+    ``now`` (default: the clock)."""
     if len(body) > MAX_BODY:
         raise InvalidDelivery(f"the body is {len(body):,} bytes; at most {MAX_BODY:,}")
     try:
@@ -82,9 +83,11 @@ def parse_delivery(body: bytes, now: datetime | None = None) -> Delivery:
     if not ID.fullmatch(envelope.event_id):
         raise InvalidDelivery(f"eventId: {envelope.event_id[:40]!r} is not an id", "eventId")
     try:
-        snapshot = msgspec.json.decode(body, type=kind)
-        check_snapshot(snapshot, now or utc_now())
-    except (msgspec.ValidationError, LedgerError) as exc:
+        snapshot = msgspec.json.decode(body, type=kind)  # checks what the types say
+        check_rules(snapshot, now or utc_now())  # and what they cannot
+    except msgspec.ValidationError as exc:
+        raise InvalidDelivery(f"{envelope.webhook_type}: {exc}", field_of(exc)) from None
+    except LedgerError as exc:
         raise InvalidDelivery(f"{envelope.webhook_type}: {exc}",
                               getattr(exc, "field", None)) from None
     return Delivery(envelope.event_id, envelope.webhook_type, snapshot)
