@@ -68,7 +68,7 @@ def rows_of_export(lines: Iterator[bytes]) -> tuple[list[Row], ExportDisagreemen
             found = msgspec.json.decode(line, type=ExportRow)
             record = base64.b64decode(found.record, validate=True)
             event_id = DOMAIN_REGISTRY.decode_stored(record).event_id.bytes
-            row = (found.position, found.stream, found.version, event_id, found.type,
+            row = Row(found.position, found.stream, found.version, event_id, found.type,
                    found.recorded_at, record, bytes.fromhex(found.hash))
             shown, derived = msgspec.json.decode(line), msgspec.json.decode(
                 export_line(DOMAIN_REGISTRY, row))
@@ -102,7 +102,7 @@ async def audit(db: str, as_of: datetime | None, known_at: datetime | None,
     if source is not None:
         rows, report = verified_export(source)
         builder = ReplayBuilder(as_of, known_at)
-        builder.add(DOMAIN_REGISTRY.decode_record(row[6]) for row in rows)
+        builder.add(DOMAIN_REGISTRY.decode_record(row.record) for row in rows)
         recomputed = builder.result()
     else:
         async with existing_store(db) as store:

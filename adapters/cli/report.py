@@ -71,14 +71,14 @@ async def collect(batches: AsyncIterator[list[Row]], as_of: datetime,
     streams: set[str] = set()
     builder = ReplayBuilder(as_of, known_at)
     async for batch in batches:
-        rows = batch if upto is None else [row for row in batch if row[0] <= upto]
-        stored = [DOMAIN_REGISTRY.decode_record(row[6]) for row in rows]
+        rows = batch if upto is None else [row for row in batch if row.position <= upto]
+        stored = [DOMAIN_REGISTRY.decode_record(row.record) for row in rows]
         builder.add(stored)
         for event in stored:
             if isinstance(event.payload, DomainEvent) and (
                     account := getattr(event.payload, "account_id", None)):
                 busy[account] += 1
-        streams.update(row[1] for row in batch)
+        streams.update(row.stream for row in batch)
         if batch:
             facts.events += len(batch)
             facts.first_recorded = facts.first_recorded or from_micros(batch[0][5])
@@ -95,14 +95,14 @@ async def events_behind(batches: AsyncIterator[list[Row]], entities: set[str],
         return found  # nothing to look for: no second read of the log
     async for rows in batches:
         for row in rows:
-            if upto is not None and row[0] > upto:
+            if upto is not None and row.position > upto:
                 break
-            payload = DOMAIN_REGISTRY.decode_record(row[6]).payload
+            payload = DOMAIN_REGISTRY.decode_record(row.record).payload
             if isinstance(payload, DomainEvent):
                 _, entity_id = entity_of(payload)
                 if entity_id in entities and len(found.setdefault(entity_id, [])) < (
                         EVENTS_PER_ANOMALY):
-                    found[entity_id].append((row[0], row[4], payload.at.isoformat()))
+                    found[entity_id].append((row.position, row.type, payload.at.isoformat()))
     return found
 
 

@@ -43,7 +43,7 @@ from ledger.errors import (
 from ledger.store import limits
 from ledger.store.chain import check_row
 from ledger.store.limits import check_category, check_stream_name
-from ledger.store.planner import GENESIS_HASH, PreparedAppend, PreparedEvent
+from ledger.store.planner import GENESIS_HASH, PreparedAppend, PreparedEvent, Row
 from ledger.store.records import (
     AppendResult,
     Event,
@@ -373,11 +373,10 @@ class EventStore(abc.ABC):
                 problem = check_row(self.registry, row, checked + 1, previous)
                 if problem is not None:
                     return VerifyReport(False, checked, checked + 1, problem, previous.hex())
-                previous, checked = row[7], checked + 1
+                previous, checked = row.hash, checked + 1
         return VerifyReport(True, checked, None, None, previous.hex())
 
-    async def raw_rows(self) -> AsyncIterator[list[tuple[int, str, int, bytes, str, int, bytes,
-                                                         bytes]]]:
+    async def raw_rows(self) -> AsyncIterator[list[Row]]:
         """Every row exactly as stored (position, stream, version, event id, wire name,
         recorded_at in microseconds, record, hash), in batches: for exports and audits."""
         self._require_open()
@@ -415,6 +414,5 @@ class EventStore(abc.ABC):
         position up to which the range has been scanned."""
 
     @abc.abstractmethod
-    def _verify_rows(self) -> AsyncIterator[list[tuple[int, str, int, bytes, str, int, bytes,
-                                                        bytes]]]:
+    def _verify_rows(self) -> AsyncIterator[list[Row]]:
         """Every row, in position order, in batches."""

@@ -36,5 +36,5 @@ def verify_rows(registry: EventRegistry, rows: Iterable[Row]) -> VerifyReport:
         problem = check_row(registry, row, checked + 1, previous)
         if problem is not None:
             return VerifyReport(False, checked, checked + 1, problem, previous.hex())
-        previous, checked = row[7], checked + 1
+        previous, checked = row.hash, checked + 1
     return VerifyReport(True, checked, None, None, previous.hex())

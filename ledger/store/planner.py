@@ -13,6 +13,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import msgspec
 
@@ -75,8 +76,20 @@ class ChainHead(msgspec.Struct, frozen=True):
     recorded_at_us: int = 0
 
 
-Row = tuple[int, str, int, bytes, str, int, bytes, bytes]
-"""(position, stream, version, event_id, type, recorded_at_us, record, hash): one stored row."""
+class Row(NamedTuple):
+    """One stored row of the log, its columns in table order. A tuple (the drivers write and
+    read tuples as they are), with names for everyone who reads one."""
+
+    position: int
+    stream: str
+    version: int
+    event_id: bytes
+    type: str
+    """The event's wire name."""
+    recorded_at_us: int
+    record: bytes
+    """The canonical record the hash chain covers."""
+    hash: bytes
 
 
 class GroupPlan(msgspec.Struct):
@@ -157,8 +170,8 @@ def plan_group(
             record = encode((position, stream, version, event.id_bytes, event.schema_version,
                              Raw(event.payload), Raw(event.metadata), recorded_at))
             previous = sha256(previous + record).digest()
-            add_row((position, stream, version, event.id_bytes, event.wire_name, recorded_us,
-                     record, previous))
+            add_row(Row(position, stream, version, event.id_bytes, event.wire_name, recorded_us,
+                        record, previous))
             if track:
                 known[event.id_bytes] = KnownEvent(position, stream, version, event.payload,
                                                    event.metadata)

@@ -145,7 +145,7 @@ class PostgresEventStore(EventStore):
                         if plan.rows:
                             await db.copy_records_to_table("events", records=plan.rows,
                                                            columns=_COLUMNS)
-                        new_types = {row[4] for row in plan.rows} - self._stored_types
+                        new_types = {row.type for row in plan.rows} - self._stored_types
                         if new_types:
                             await db.executemany(
                                 "INSERT INTO event_types VALUES ($1) ON CONFLICT DO NOTHING",
@@ -206,7 +206,7 @@ class PostgresEventStore(EventStore):
                                        after, limits.READ_BATCH_EVENTS)
             if not rows:
                 return
-            yield [(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], bytes(r[6]), bytes(r[7]))
+            yield [Row(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], bytes(r[6]), bytes(r[7]))
                    for r in rows]
             after = rows[-1][0]
 

@@ -68,7 +68,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-_TYPE_OF = operator.itemgetter(4)  # a row's wire name
+_TYPE_OF = operator.attrgetter("type")  # a row's wire name
 # Verification reads every column as raw bytes: a tampered row may hold any type anywhere
 # (in SQL, record || x'00' is TEXT, and invalid UTF-8 would stop the walk instead of being
 # reported).
@@ -285,7 +285,8 @@ class SqliteEventStore(EventStore):
                                     (after, limits.READ_BATCH_EVENTS))
             if not raw:
                 return
-            yield [(p, _text(s), v, i, _text(t), r, rec, h) for p, s, v, i, t, r, rec, h in raw]
+            yield [Row(p, _text(s), v, i, _text(t), r, rec, h)
+                   for p, s, v, i, t, r, rec, h in raw]
             after = raw[-1][0]
 
 

@@ -257,12 +257,12 @@ def test_a_record_whose_id_is_not_16_bytes_does_not_decode(length: int) -> None:
     of another length, even one whose row and hash agree with it, is still refused, as the
     UUID field refused it."""
     from ledger.store.chain import check_row
-    from ledger.store.planner import GENESIS_HASH, chain_hash
+    from ledger.store.planner import GENESIS_HASH, Row, chain_hash
 
     assert REGISTRY.decode_stored(_record_with_id(bytes(16))).event_id.int == 0
     event_id = bytes(range(length))
     record = _record_with_id(event_id)
     with pytest.raises(msgspec.ValidationError):
         REGISTRY.decode_stored(record)
-    row = (1, "note-a", 0, event_id, "Noted", 0, record, chain_hash(GENESIS_HASH, record))
+    row = Row(1, "note-a", 0, event_id, "Noted", 0, record, chain_hash(GENESIS_HASH, record))
     assert (check_row(REGISTRY, row, 1, GENESIS_HASH) or "").startswith("record does not decode")
