@@ -63,3 +63,54 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
                     seen.add(imported)
                     stack.append((imported, [*path, imported]))
     assert not circles, "\n".join(sorted(set(circles))[:10])
+
+
+ROOMS: dict[str, set[str]] = {
+    # Each room of adapters/ and the rooms it may use; the front door (adapters/__init__) and
+    # what they share (adapters.errors: the answer table; adapters.metrics) sit outside them.
+    "adapters.sandbox": set(),
+    "adapters.processor": set(),
+    "adapters.webhooks": {"adapters.processor"},
+    "adapters.service": {"adapters.processor", "adapters.webhooks"},
+    "adapters.testing": {"adapters.processor", "adapters.webhooks", "adapters.service",
+                         "adapters.sandbox"},
+    "adapters.cli": {"adapters.processor", "adapters.webhooks", "adapters.service",
+                     "adapters.sandbox", "adapters.testing"},
+}
+
+
+def _room(module: str) -> str | None:
+    return next((room for room in ROOMS if module == room or module.startswith(room + ".")),
+                None)
+
+
+def test_the_rooms_of_adapters_use_only_the_rooms_below_them() -> None:
+    wrong = []
+    for module, imported in _graph().items():
+        room = _room(module)
+        if room is None:
+            continue
+        for other in imported:
+            target = _room(other)
+            if target in (None, room) or target in ROOMS[room] or other in ROOMS[room]:
+                continue
+            wrong.append(f"{module} imports {other}")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_the_sandbox_states_the_processors_rules_itself() -> None:
+    """The simulator shares no rule with the ledger it tests: not the lifecycles, not the hold
+    window, not the money rules; only the processor's entity shapes (what its API sends), the
+    ISO 4217 table and the retry formula."""
+    allowed = {"ledger.observations", "ledger.money", "ledger.backoff"}
+    wrong = sorted(f"{module} imports {other}" for module, imported in _graph().items()
+                   if module.startswith("adapters.sandbox")
+                   for other in imported
+                   if other.split(".")[0] in ("ledger", "projections") and other not in allowed)
+    assert not wrong, "\n".join(wrong)
+    money_used = set()
+    for path in (ROOT / "adapters" / "sandbox").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "ledger.money":
+                money_used |= {alias.name for alias in node.names}
+    assert money_used <= {"ISO_4217"}, money_used

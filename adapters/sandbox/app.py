@@ -27,22 +27,20 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from adapters.sandbox.clock import SandboxClock
+from adapters.sandbox.errors import SandboxError
 from adapters.sandbox.faults import FaultDice, Faults, Script
 from adapters.sandbox.openapi import document
 from adapters.sandbox.routing import Problem, Route
+from adapters.sandbox.rules import AmountText, CurrencyText, parse_amount
 from adapters.sandbox.security import Credentials, IdempotencyKeys, Message
 from adapters.sandbox.webhooks import Subscription, WebhookSender, WebhookType, new_secret
-from adapters.sandbox.world import Balance, SandboxError, World
-from ledger.errors import InvalidAmountError, UnknownCurrencyError
-from ledger.money import parse_amount
+from adapters.sandbox.world import Balance, World
 from ledger.observations import (
     AccountSnapshot,
     Address,
     AuthorisationSnapshot,
     CardSnapshot,
-    CurrencyCode,
     CustomerSnapshot,
-    DecimalText,
     Merchant,
     TransactionSnapshot,
 )
@@ -84,7 +82,7 @@ class CustomerRequest(Body):
 
 
 class AccountRequest(Body):
-    currency: CurrencyCode = "EUR"
+    currency: CurrencyText = "EUR"
 
 
 class CardRequest(Body):
@@ -100,19 +98,19 @@ class WebhookRequest(Body):
 
 
 class AuthoriseRequest(Body):
-    amount: DecimalText
-    currency: CurrencyCode
+    amount: AmountText
+    currency: CurrencyText
     capture: bool = True
     merchant: Merchant = Merchant(id="sandbox-merchant", name="Sandbox Store", mcc=5999,
                                   country="GB", city="London")
 
 
 class CaptureRequest(Body):
-    amount: DecimalText | None = None
+    amount: AmountText | None = None
 
 
 class AmountRequest(Body):
-    amount: DecimalText
+    amount: AmountText
 
 
 MAX_ADVANCE = 10 * 366 * 86_400
@@ -393,8 +391,6 @@ def _route(sandbox: Sandbox, route: Route) -> StarletteRoute:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             found = _FIELD.search(str(exc))
             response = _problem(400, "invalid_request", str(exc), found.group(1) if found else None)
-        except (InvalidAmountError, UnknownCurrencyError) as exc:  # input the ledger refuses
-            response = _problem(400, "invalid_request", str(exc))
         except BaseException:
             if reserved and key:
                 sandbox.idempotency.abandon(key)

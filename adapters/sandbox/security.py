@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from http_message_signatures import HTTPMessageVerifier, HTTPSignatureKeyResolver, algorithms
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 
-from adapters.sandbox.world import SandboxError
+from adapters.sandbox.errors import SandboxError
 
 SIGNATURE_MAX_AGE = timedelta(minutes=5)
 """A signature whose ``created`` is older than this is refused (401)."""

@@ -18,9 +18,21 @@ from typing import Any, TypeVar
 import msgspec
 
 from adapters.sandbox.clock import SandboxClock
-from ledger.domain.hold import HOLD_WINDOW
-from ledger.domain.lifecycle import ACCOUNT, AUTHORISATION, CARD, CUSTOMER, TRANSACTION, Lifecycle
-from ledger.money import EXACT, check_currency, format_amount, parse_amount
+from adapters.sandbox.errors import SandboxError, not_found
+from adapters.sandbox.rules import (
+    ACCOUNT,
+    AUTHORISATION,
+    CAPTURE_AFTER_TERMINATION,
+    CARD,
+    CUSTOMER,
+    EXACT,
+    HOLD_LIFETIME,
+    TRANSACTION,
+    Machine,
+    amount_text,
+    check_currency,
+    parse_amount,
+)
 from ledger.observations import (
     AccountSnapshot,
     Address,
@@ -41,18 +53,6 @@ FX_RATES = {("USD", "EUR"): Decimal("0.92"), ("GBP", "EUR"): Decimal("1.17"),
             ("EUR", "USD"): Decimal("1.09"), ("EUR", "GBP"): Decimal("0.85")}
 TOKEN = "eip155:1/erc20:0x6b175474e89094c44da98b954eedeac495271d0f"
 COUNTED = ("processing", "processed", "reversing")
-
-
-class SandboxError(Exception):
-    """An API error: HTTP status, machine-readable code, message, and the field at fault."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-
-
-def not_found(entity: str, entity_id: str) -> SandboxError:
-    return SandboxError(404, "not_found", f"{entity} not found: {entity_id}")
 
 
 class Balance(msgspec.Struct, frozen=True, rename="camel"):
@@ -91,7 +91,7 @@ class World:
         self.on_change(snapshot)
         return snapshot
 
-    def _move(self, table: dict[str, S], snapshot: S, machine: Lifecycle, to: str,
+    def _move(self, table: dict[str, S], snapshot: S, machine: Machine, to: str,
               **changes: Any) -> S:
         current: str = snapshot.status
         if not machine.allows(current, to):
@@ -231,8 +231,8 @@ class World:
         now = self.clock.now()
         return self._save(self.authorisations, AuthorisationSnapshot(
             id=self._id(), account_id=account.id, card_id=card_id, status="pending",
-            amount=format_amount(in_account), currency=account_currency,
-            merchant_amount=format_amount(amount),
+            amount=amount_text(in_account), currency=account_currency,
+            merchant_amount=amount_text(amount),
             merchant_currency=currency, exchange_rate=str(rate), merchant=merchant,
             created_at=now, updated_at=now))
 
@@ -240,7 +240,7 @@ class World:
                 ) -> AuthorisationSnapshot:
         hold = self.authorisation(authorisation_id)
         terminated = self.terminated_at.get(hold.card_id)
-        if terminated is not None and self.clock.now() >= terminated + HOLD_WINDOW:
+        if terminated is not None and self.clock.now() >= terminated + CAPTURE_AFTER_TERMINATION:
             raise SandboxError(409, "invalid_transition",
                                f"the capture window of card {hold.card_id} closed")
         captured = parse_amount(hold.amount) if amount is None else amount
@@ -272,12 +272,12 @@ class World:
             id=transaction_id, account_id=account_id, card_id=card_id,
             authorisation_id=authorisation_id, status="processing",
             direction="debit" if direction == "debit" else "credit",
-            amount=format_amount(amount),
+            amount=amount_text(amount),
             currency=hold.currency if hold else self._currency(account_id),
-            merchant_amount=hold.merchant_amount if hold else format_amount(amount),
+            merchant_amount=hold.merchant_amount if hold else amount_text(amount),
             merchant_currency=hold.merchant_currency if hold else self._currency(account_id),
             exchange_rate=hold.exchange_rate if hold else "1",
-            merchant=hold.merchant if hold else Merchant(), token_amount=format_amount(amount),
+            merchant=hold.merchant if hold else Merchant(), token_amount=amount_text(amount),
             token=TOKEN,
             fees=[Fee(type="network", token_amount=str(fee))],
             chain_transactions=[ChainTransaction(
@@ -300,9 +300,9 @@ class World:
             if hold.status != "pending":
                 continue
             terminated = self.terminated_at.get(hold.card_id)
-            expires = hold.created_at + HOLD_WINDOW
+            expires = hold.created_at + HOLD_LIFETIME
             if terminated is not None and hold.created_at <= terminated < expires:
-                expires = terminated + HOLD_WINDOW
+                expires = terminated + CAPTURE_AFTER_TERMINATION
             if now >= expires:
                 released.append(self.release(hold.id))
         return released
@@ -339,7 +339,7 @@ class World:
                                                                 linked.get(h.id, zero))))
         deposits = self.movements.get(account_id, zero)
         posted = EXACT.add(EXACT.subtract(deposits, debits), credits)
-        money = format_amount
+        money = amount_text
         return Balance(account_id, self._currency(account_id), money(deposits), money(debits),
                        money(credits), money(posted), money(held),
                        money(EXACT.subtract(posted, held)))

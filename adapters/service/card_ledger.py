@@ -24,12 +24,12 @@ import anyio
 import msgspec
 import structlog
 
+from adapters.metrics import Metrics
 from adapters.processor.client import ProcessorClient
 from adapters.processor.observer import Observer
 from adapters.processor.outbox import Outbox
 from adapters.processor.sync import pull
 from adapters.service.commands import Commands, MoneyRecorded
-from adapters.service.metrics import Metrics
 from adapters.service.sweeper import sweep
 from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store

@@ -22,9 +22,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.errors import answer_for
+from adapters.metrics import Metrics
 from adapters.processor.client import ProcessorClient
 from adapters.processor.observer import Observer
-from adapters.service.metrics import Metrics
 from adapters.webhooks.api import Health, Problem, Recorded, document
 from adapters.webhooks.intake import WebhookIntake
 from ledger.errors import InvalidInputError, LedgerError, StoreUnavailableError

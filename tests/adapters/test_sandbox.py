@@ -22,8 +22,8 @@ from starlette.routing import Route
 from adapters.processor.client import SandboxControl, _OneKey, new_signing_key
 from adapters.processor.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, Refused
 from adapters.sandbox import Faults
+from adapters.sandbox.errors import SandboxError
 from adapters.sandbox.security import IdempotencyKeys
-from adapters.sandbox.world import SandboxError
 from adapters.testing.servers import free_port, serving
 from tests.adapters.harness import BASE, active_card, client_for, sandbox
 
