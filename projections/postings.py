@@ -5,6 +5,7 @@ currency, whose lines move money between the customer's ``available`` and ``held
 the outside world: ``chain`` (deposits and withdrawals) and ``merchants`` (debits and credits).
 Every entry sums to zero, and the running totals of ``available`` + ``held`` reproduce
 ``posted`` and ``held`` at every time, which ties the point-in-time model to its own history.
+``CardLedger.journal`` gives an account's journal; a property checks it for every history.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from decimal import Decimal
 
 import msgspec
 
+from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.money import EXACT
 from projections.book import AccountBook
 from projections.views import Balance, view
@@ -52,12 +54,13 @@ def _entry(at: datetime, before: Balance | None, after: Balance) -> Entry | None
     return Entry(at, tuple(postings)) if postings else None
 
 
-def journal(book: AccountBook, times: Sequence[datetime]) -> list[Entry]:
+def journal(book: AccountBook, times: Sequence[datetime],
+            policy: HoldPolicy = DEFAULT_POLICY) -> list[Entry]:
     """The entries that take the account from nothing to its state at each of ``times``."""
     entries: list[Entry] = []
     previous: dict[str, Balance] = {}
     for moment in sorted(set(times)):
-        for balance in view(book, moment).balances:
+        for balance in view(book, moment, policy).balances:
             entry = _entry(moment, previous.get(balance.currency), balance)
             if entry is not None:
                 entries.append(entry)

@@ -49,6 +49,7 @@ from projections.book import (
     quarantine_row,
 )
 from projections.live import LiveAccount, Sums, group_of
+from projections.postings import Entry, journal
 from projections.views import AccountView, HoldView, view
 
 __all__ = ["ProjectionError", "ProjectionFailedError", "ProjectionRunner"]
@@ -461,13 +462,28 @@ class ProjectionRunner:
                          known_at: datetime | None = None) -> AccountView:
         """The account as of business time ``as_of``, knowing only what was recorded by
         ``known_at``: computed from the log, reading only this account's events."""
+        book, _ = await self._book_known_at(account_id, known_at)
+        return view(book, as_of, self.policy)
+
+    async def journal_as_of(self, account_id: str, as_of: datetime,
+                            known_at: datetime | None = None) -> list[Entry]:
+        """The account's double-entry journal (``projections.postings``) up to ``as_of``:
+        one balanced entry per currency at each business time its figures changed."""
+        book, times = await self._book_known_at(account_id, known_at)
+        return journal(book, [t for t in times if t <= as_of] + [as_of], self.policy)
+
+    async def _book_known_at(self, account_id: str, known_at: datetime | None,
+                             ) -> tuple[AccountBook, set[datetime]]:
+        """The account's book from its events recorded by ``known_at``, and their business
+        times."""
         position = self.position
         records = await self.backend.account_records(
             account_id, position, _NEVER if known_at is None else micros(known_at))
-        book = AccountBook(account_id)
+        book, times = AccountBook(account_id), set()
         for stored in self.store.registry.decode_records(records):
             if isinstance(stored.payload, DomainEvent):
                 apply_or_skip(book, stored.payload)
+                times.add(stored.payload.at)
         # Events after the checkpoint are not indexed yet: read them from the log.
         async for batch in self.store.read_batches(position):
             for stored in batch:
@@ -475,7 +491,8 @@ class ProjectionRunner:
                         and account_of(stored.payload) == account_id
                         and (known_at is None or stored.recorded_at <= known_at)):
                     apply_or_skip(book, stored.payload)
-        return view(book, as_of, self.policy)
+                    times.add(stored.payload.at)
+        return book, times
 
 
 @contextmanager

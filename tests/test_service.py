@@ -86,6 +86,26 @@ async def test_every_error_is_one_a_caller_can_act_on(tmp_path: Path) -> None:
             pass
 
 
+async def test_the_journal_through_the_front_door_balances_and_ties_to_the_balances(
+        tmp_path: Path) -> None:
+    async with CardLedger.open(str(tmp_path / "l.db")) as ledger:
+        await ledger.record(account())
+        await ledger.record_deposit("a1", Decimal("100"), "EUR", "eip155:1:0x1")
+        await ledger.record(hold("h1", "30.00", T0 + timedelta(minutes=1)))
+        entries = await ledger.journal("a1")
+        assert entries and all(sum(p.amount for p in e.postings) == 0 for e in entries)
+        totals: dict[str, Decimal] = {}
+        for entry in entries:
+            for p in entry.postings:
+                totals[p.ledger_account] = totals.get(p.ledger_account, Decimal(0)) + p.amount
+        (balance,) = await ledger.balances("a1")
+        assert totals["held"] == balance.held == Decimal("30.00")
+        assert totals["available"] == balance.available == Decimal("70.00")
+        assert await ledger.journal("a1", as_of=T0 - timedelta(days=1)) == []
+        with pytest.raises(NotFoundError):
+            await ledger.journal("nobody")
+
+
 async def test_changes_stream_history_then_live(tmp_path: Path) -> None:
     async with CardLedger.open(str(tmp_path / "l.db")) as ledger:
         await ledger.record(account())

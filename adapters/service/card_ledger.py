@@ -42,6 +42,7 @@ from ledger.store.base import utc_now
 from projections import ProjectionRunner
 from projections.backends.lead import Lead
 from projections.book import account_of
+from projections.postings import Entry
 from projections.views import (
     AccountView,
     AnomalyView,
@@ -150,6 +151,15 @@ class CardLedger:
             return [await self.account(account_id, as_of=as_of, known_at=known_at)]
         return [await self.runner.view_as_of(a, as_of or utc_now(), known_at)
                 for a in self.runner.account_ids()]
+
+    async def journal(self, account_id: str, *, as_of: datetime | None = None,
+                      known_at: datetime | None = None) -> list[Entry]:
+        """The account's changes up to ``as_of`` (default: now) as double-entry journal
+        entries: at each business time its figures changed, one entry per currency moving
+        money between its ``available`` and ``held`` funds, the ``chain`` (deposits and
+        withdrawals) and ``merchants`` (debits and credits). Every entry sums to zero."""
+        await self.account(account_id, as_of=as_of, known_at=known_at)  # NotFoundError
+        return await self.runner.journal_as_of(account_id, as_of or utc_now(), known_at)
 
     async def balances(self, account_id: str | None = None, *, as_of: datetime | None = None,
                        known_at: datetime | None = None) -> list[Balance]:
