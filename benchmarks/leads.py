@@ -42,7 +42,7 @@ async def _tries(url: str, count: int) -> tuple[float, float]:
 
 @benchmark("leads")
 def lead_figures(quick: bool) -> list[Figure]:
-    from tests.postgres_cluster import Cluster, binaries, new_database
+    from tests.support.postgres_cluster import Cluster, binaries, new_database
 
     count = 50 if quick else 500
     figures = []

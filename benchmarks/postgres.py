@@ -62,7 +62,7 @@ async def _database(server: str, name: str) -> str:
 
 @benchmark("postgres")
 def postgres_figures(quick: bool) -> list[Figure]:
-    from tests.postgres_cluster import Cluster, binaries
+    from tests.support.postgres_cluster import Cluster, binaries
 
     found = binaries()
     if found is None:

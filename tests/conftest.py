@@ -14,7 +14,7 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A PostgreSQL server for the session; the suite skips only where none can be run."""
-    from tests.postgres_cluster import Cluster, binaries
+    from tests.support.postgres_cluster import Cluster, binaries
 
     found = binaries()
     if found is None:
@@ -33,6 +33,6 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture
 def postgres_database(postgres_server: str) -> str:
     """A fresh, empty database on the session's server: its URL."""
-    from tests.postgres_cluster import new_database
+    from tests.support.postgres_cluster import new_database
 
     return new_database(postgres_server)

@@ -25,16 +25,13 @@ from ledger import open_store
 from ledger.errors import TransferConflictError
 from ledger.events import FundsWithdrawn
 from ledger.money import format_amount, parse_amount
-from ledger.observations import AccountSnapshot, AnySnapshot, TransactionSnapshot
+from ledger.observations import AnySnapshot, TransactionSnapshot
 from ledger.testing import webhook_payload
 from projections import ProjectionRunner, view
 from projections.book import AccountBook
 from projections.views import Balance
-from tests.projections.test_projections import T0, auth, day, known_history_snapshots, tx
-from tests.test_cli import CARDLEDGER, _get, cli
-
-ACCOUNT = AccountSnapshot(id="a1", customer_id="u1", status="active", currencies=["EUR"],
-                          created_at=T0, updated_at=T0)
+from tests.support.cli import CARDLEDGER, cli, get_json
+from tests.support.known_history import ACCOUNT, T0, auth, day, known_history_snapshots, tx
 
 
 async def _balances_at(path: Path, snapshots: list[AnySnapshot],
@@ -115,7 +112,7 @@ def test_money_text_reads_back_to_the_same_amount() -> None:
 
 
 def test_the_balances_do_not_depend_on_the_ambient_decimal_context() -> None:
-    from tests.projections.histories import books, record
+    from tests.support.histories import books, record
 
     history: list[AnySnapshot] = [
         ACCOUNT, auth("h1", "pending", "123456789.123456789", day(0), day(0)),
@@ -197,14 +194,14 @@ def _archive(snapshots: list[AnySnapshot]) -> list[bytes]:
 
 def test_an_archive_overlapping_what_serve_received_records_only_the_new(tmp_path: Path) -> None:
     from adapters.sandbox.webhooks import new_secret
-    from tests.adapters.test_sync import signed
+    from tests.support.webhooks import signed
 
     bodies = _archive(known_history_snapshots())
     port, secret, db = free_port(), new_secret(), str(tmp_path / "l.db")
     with subprocess.Popen([CARDLEDGER, "serve", "--db", db, "--port", str(port),
                            "--webhook-secret", secret]) as process:
         try:
-            _get(f"http://127.0.0.1:{port}/health")
+            get_json(f"http://127.0.0.1:{port}/health")
             for body in bodies[:6]:
                 answer = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body,
                                     headers=signed(body, secret=secret))

@@ -26,10 +26,9 @@ from ledger.observations import AccountSnapshot, AnySnapshot
 from ledger.testing import TransferRequest, paths, programme_histories, transfer_requests
 from projections import ProjectionRunner, view
 from projections.tables import rows_of
-from tests.adapters.test_sync import SECRET, signed
-from tests.projections.histories import books, record
-from tests.projections.test_projection_properties import moments
-from tests.test_books import ACCOUNT as ACTIVE
+from tests.support.histories import books, moments, record
+from tests.support.known_history import ACCOUNT as ACTIVE
+from tests.support.webhooks import SECRET, signed
 
 STORED = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

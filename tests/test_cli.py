@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -17,14 +16,8 @@ import pytest
 
 from adapters.testing.servers import free_port
 from ledger.testing import webhook_payload
-from tests.projections.test_projections import T0, known_history_snapshots
-
-CARDLEDGER = str(Path(sys.executable).with_name("cardledger"))
-
-
-def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CARDLEDGER, *args], capture_output=True, text=True, timeout=300,
-                          input=stdin.decode() if stdin else None)
+from tests.support.cli import CARDLEDGER, cli, get_json
+from tests.support.known_history import T0, known_history_snapshots
 
 
 @pytest.fixture
@@ -142,7 +135,7 @@ def test_sandbox_serves_and_prints_generated_credentials() -> None:
             assert banner[0].startswith(f"sandbox on http://127.0.0.1:{port}")
             assert banner[1].startswith("api key:")
             assert banner[3].startswith("webhook secret: whsec_")
-            assert _get(f"http://127.0.0.1:{port}/openapi.json")["openapi"] == "3.1.0"
+            assert get_json(f"http://127.0.0.1:{port}/openapi.json")["openapi"] == "3.1.0"
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=10)
@@ -155,9 +148,9 @@ def test_serve_receives_webhooks_and_stops_on_sigterm(tmp_path: Path) -> None:
     with subprocess.Popen([CARDLEDGER, "serve", "--db", str(tmp_path / "l.db"), "--port",
                            str(port), "--webhook-secret", secret]) as process:
         try:
-            health = _get(f"http://127.0.0.1:{port}/health")
+            health = get_json(f"http://127.0.0.1:{port}/health")
             assert health["status"] == "ok"
-            from tests.adapters.test_sync import card_body, signed
+            from tests.support.webhooks import card_body, signed
 
             body = card_body("active", 5)
             answer = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body,
@@ -170,14 +163,6 @@ def test_serve_receives_webhooks_and_stops_on_sigterm(tmp_path: Path) -> None:
             assert process.wait(timeout=20) == 0
 
 
-def _get(url: str) -> dict[str, object]:
-    for _ in range(200):
-        try:
-            answer: dict[str, object] = httpx.get(url).json()
-            return answer
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError(f"{url} never answered")
 
 
 
@@ -227,7 +212,7 @@ def test_outbox_lists_a_refusal_and_retries_it_as_a_new_request(tmp_path: Path) 
     from adapters.processor.outbox import Outbox
     from adapters.service.commands import Commands
     from ledger import open_store
-    from tests.adapters.harness import client_for, sandbox
+    from tests.support.sandbox import client_for, sandbox
 
     db = tmp_path / "l.db"
 

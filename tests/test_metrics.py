@@ -11,7 +11,7 @@ import pytest
 
 from adapters import CardLedger
 from adapters.sandbox.webhooks import new_secret
-from tests.adapters.test_sync import card_body, signed
+from tests.support.webhooks import card_body, signed
 
 pytestmark = pytest.mark.anyio
 

@@ -21,9 +21,9 @@ from adapters.sandbox.webhooks import new_secret
 from adapters.testing.servers import free_port
 from ledger.observations import AccountSnapshot, AnySnapshot, AuthorisationSnapshot, CardSnapshot
 from ledger.testing import ADDRESS, webhook_payload
-from tests.adapters.test_sync import signed
-from tests.projections.test_projections import T0
-from tests.test_cli import CARDLEDGER, _get, cli
+from tests.support.cli import CARDLEDGER, cli, get_json
+from tests.support.known_history import T0
+from tests.support.webhooks import signed
 
 MERCHANT = {"id": "m-1", "name": "Corner Cafe", "mcc": 5814, "country": "GB", "city": "London"}
 
@@ -56,7 +56,7 @@ def test_a_live_serve_then_an_overlapping_ingest_then_balances(tmp_path: Path) -
     with subprocess.Popen([CARDLEDGER, "serve", "--db", str(db), "--port", str(port),
                            "--webhook-secret", secret]) as process:
         try:
-            assert _get(f"{base}/health")["status"] == "ok"
+            assert get_json(f"{base}/health")["status"] == "ok"
             for n, body in enumerate(bodies[:5]):  # live: up to h3 placed
                 answer = httpx.post(f"{base}/webhooks", content=body,
                                     headers=signed(body, f"msg-{n}", secret=secret))
@@ -74,7 +74,7 @@ def test_a_live_serve_then_an_overlapping_ingest_then_balances(tmp_path: Path) -
                 time.sleep(0.1)
                 if _metric(f"{base}/metrics", "cardledger_projection_lag_events") == "0.0":
                     break
-            assert _get(f"{base}/health") | {"received": 0, "position": 0} == {
+            assert get_json(f"{base}/health") | {"received": 0, "position": 0} == {
                 "status": "ok", "problems": [], "received": 0, "position": 0}
         finally:
             process.send_signal(signal.SIGTERM)

@@ -16,9 +16,9 @@ import pytest
 
 from adapters.sandbox.webhooks import new_secret
 from adapters.testing.servers import free_port
-from tests.adapters.test_sync import card_body, signed
-from tests.postgres_cluster import Cluster, binaries, new_database
-from tests.test_cli import CARDLEDGER, _get, cli
+from tests.support.cli import CARDLEDGER, cli, get_json
+from tests.support.postgres_cluster import Cluster, binaries, new_database
+from tests.support.webhooks import card_body, signed
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_serve_survives_a_postgresql_restart(cluster: Cluster, tmp_path: Path) -
             [CARDLEDGER, "--log-level", "info", "serve", "--db", db, "--port", str(port),
              "--webhook-secret", secret], stderr=log) as process:
         try:
-            assert _get(f"http://127.0.0.1:{port}/health")["status"] == "ok"
+            assert get_json(f"http://127.0.0.1:{port}/health")["status"] == "ok"
             assert _post(port, secret, "active", 5, "e-1").status_code == 200
 
             cluster.pause()

@@ -24,12 +24,10 @@ from ledger.domain.programme import stream_for
 from ledger.events import HoldPlaced
 from ledger.testing import webhook_payload
 from projections import ProjectionRunner
-from tests.adapters.harness import sandbox
-from tests.adapters.test_sandbox import raw
-from tests.adapters.test_sync import receiving, signed
-from tests.projections.test_projections import auth, known_history_snapshots
-from tests.test_books import ACCOUNT
-from tests.test_cli import CARDLEDGER, _get, cli
+from tests.support.cli import CARDLEDGER, cli, get_json
+from tests.support.known_history import ACCOUNT, auth, known_history_snapshots
+from tests.support.sandbox import raw, sandbox
+from tests.support.webhooks import receiving, signed
 
 pytestmark = pytest.mark.anyio
 NOW = datetime.now(UTC)
@@ -177,12 +175,12 @@ def test_serve_stays_up_on_a_poisoned_log_and_says_it_is_degraded(tmp_path: Path
     with subprocess.Popen([CARDLEDGER, "serve", "--db", str(db), "--port", str(port),
                            "--webhook-secret", secret]) as process:
         try:
-            health = _get(f"http://127.0.0.1:{port}/health")
+            health = get_json(f"http://127.0.0.1:{port}/health")
             for _ in range(100):  # the runner catches up in the background
                 if health["status"] == "degraded":
                     break
                 anyio.run(anyio.sleep, 0.05)
-                health = _get(f"http://127.0.0.1:{port}/health")
+                health = get_json(f"http://127.0.0.1:{port}/health")
             assert health["status"] == "degraded" and "quarantined" in str(health["problems"])
             body = webhook_payload(ACCOUNT, uuid.UUID(int=99))
             answer = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body,

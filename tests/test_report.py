@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import cli
+from tests.support.cli import cli
 
 
 class Page(HTMLParser):

@@ -13,8 +13,7 @@ from ledger import open_store
 from ledger.errors import InvalidTransitionError
 from ledger.testing import ADDRESS
 from projections import ProjectionRunner
-from tests.projections.test_projections import T0, card, day
-from tests.test_books import ACCOUNT
+from tests.support.known_history import ACCOUNT, T0, card, day
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ import pytest
 from adapters.sandbox import Faults
 from adapters.testing.scenario import ScenarioConfig, compare, run, stack
 from ledger.events import CardIssuanceRequested, CustomerRegistrationRequested
-from tests.adapters.harness import sandbox
+from tests.support.sandbox import sandbox
 
 pytestmark = pytest.mark.anyio
 HOOKS = ["customer.updated", "account.updated", "card.updated", "authorisation.updated",

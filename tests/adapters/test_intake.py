@@ -18,7 +18,7 @@ from adapters.webhooks.intake import BadSignatureError, WebhookIntake
 from ledger import open_store
 from ledger.errors import UnauthorisedError
 from ledger.observations import check_rules, check_snapshot
-from tests.adapters.test_sync import SECRET, card_body, signed
+from tests.support.webhooks import SECRET, card_body, signed
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from adapters.processor.reconcile import reconcile
 from adapters.processor.sync import pull
 from adapters.testing.scenario import stack
 from adapters.testing.servers import free_port, serving
-from tests.adapters.harness import active_card, sandbox
+from tests.support.sandbox import active_card, sandbox
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]

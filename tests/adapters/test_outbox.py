@@ -16,7 +16,7 @@ from adapters.service.commands import Commands
 from ledger import EventStore, open_store
 from ledger.errors import NotFoundError
 from ledger.events import RequestAccepted, RequestRefused
-from tests.adapters.harness import client_for, sandbox
+from tests.support.sandbox import client_for, sandbox
 
 pytestmark = pytest.mark.anyio
 WALLET = "eip155:1:0xab16a96d359ec26a11e2c2b3d8f8b8942d5bfcdb"

@@ -25,15 +25,11 @@ from adapters.sandbox import Faults
 from adapters.sandbox.errors import SandboxError
 from adapters.sandbox.security import IdempotencyKeys
 from adapters.testing.servers import free_port, serving
-from tests.adapters.harness import BASE, active_card, client_for, sandbox
+from tests.support.sandbox import BASE, active_card, client_for, raw, sandbox
 
 pytestmark = pytest.mark.anyio
 
 
-async def raw(box_app: object, method: str, path: str, **kwargs: object) -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=box_app),  # type: ignore[arg-type]
-                                 base_url=BASE) as http:
-        return await http.request(method, path, **kwargs)  # type: ignore[arg-type]
 
 
 async def test_tokens_need_the_right_credentials_and_requests_a_token() -> None:

@@ -19,8 +19,8 @@ from openapi_spec_validator import validate
 from adapters.processor.client import ProcessorClient, SandboxControl
 from adapters.sandbox.app import ROUTES
 from adapters.sandbox.routing import Problem, Route
-from tests.adapters.harness import active_card, client_for, raw_get, sandbox
-from tests.adapters.schema_strategies import json_for
+from tests.support.sandbox import active_card, client_for, raw_get, sandbox
+from tests.support.schema_strategies import json_for
 
 pytestmark = pytest.mark.anyio
 

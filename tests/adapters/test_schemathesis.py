@@ -37,8 +37,8 @@ from adapters.testing.servers import free_port
 from adapters.webhooks import api as webhook_api
 from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store
-from tests.adapters.harness import sandbox
-from tests.adapters.test_sync import signed
+from tests.support.sandbox import sandbox
+from tests.support.webhooks import signed
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

@@ -23,8 +23,8 @@ from projections.backends import ProjectionError
 from projections.backends.postgres import PostgresProjections
 from projections.replay import drift, replay
 from projections.tables import BatchWrite
-from tests.projections.histories import books
-from tests.projections.test_projections import day, known_history
+from tests.support.histories import books
+from tests.support.known_history import day, known_history
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]

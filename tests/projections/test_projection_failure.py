@@ -20,7 +20,7 @@ from ledger.domain.programme import stream_for
 from ledger.events import FundsDeposited
 from projections import ProjectionFailedError, ProjectionRunner
 from projections.live import LiveAccount
-from tests.projections.test_projections import day
+from tests.support.known_history import day
 
 pytestmark = pytest.mark.anyio
 

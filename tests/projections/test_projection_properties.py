@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,18 +18,13 @@ from ledger.testing import deliveries
 from projections import AccountView, ProjectionRunner, view
 from projections.postings import AVAILABLE, CHAIN, HELD, MERCHANTS, journal, totals
 from projections.tables import VIEW_TABLES, rows_of
-from tests.postgres_cluster import new_database
-from tests.projections.histories import books, funded_histories, record
+from tests.support.histories import books, funded_histories, moments, record
+from tests.support.postgres_cluster import new_database
 
 SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def moments(events: list[DomainEvent]) -> list[datetime]:
-    """Every business time in the history, and a moment just before and after each."""
-    times = {e.at for e in events} | {getattr(e, "observed_at", None) or e.at for e in events}
-    return sorted({t + d for t in times for d in (timedelta(0), timedelta(microseconds=-1),
-                                                  timedelta(days=31))})
 
 
 async def _project(url: str, events: list[DomainEvent], batch: int, restart_at: int,

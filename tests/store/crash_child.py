@@ -14,7 +14,7 @@ import anyio
 
 from ledger import NewEvent, open_store
 from ledger.store import EventStore
-from tests.store.sample_events import REGISTRY, note
+from tests.support.sample_events import REGISTRY, note
 
 
 async def _append_forever(store: EventStore, task: int, rng: random.Random) -> None:

@@ -10,7 +10,7 @@ import time
 import anyio
 
 from ledger import NewEvent, open_store
-from tests.store.sample_events import REGISTRY, note
+from tests.support.sample_events import REGISTRY, note
 
 
 async def main(url: str, writer: int, seconds: float) -> None:

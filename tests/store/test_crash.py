@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from ledger import open_store
-from tests.store.sample_events import REGISTRY, Noted
+from tests.support.sample_events import REGISTRY, Noted
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ import pytest
 
 from ledger import EventStore, open_store
 from ledger.store.postgres import PostgresEventStore
-from tests.store.conformance import StoreConformance, StoreFactory
-from tests.store.sample_events import REGISTRY
+from tests.support.sample_events import REGISTRY
+from tests.support.store_conformance import StoreConformance, StoreFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,7 +104,7 @@ async def test_two_receivers_on_one_postgres_ledger_count_nothing_twice(
     from ledger.testing import webhook_payload
     from projections import ProjectionRunner
     from projections.replay import drift, replay
-    from tests.projections.test_projections import known_history_snapshots
+    from tests.support.known_history import known_history_snapshots
 
     bodies = [webhook_payload(s, uuid.UUID(int=n + 1))
               for n, s in enumerate(known_history_snapshots())]

@@ -12,8 +12,8 @@ import pytest
 from ledger import EventStore, open_store
 from ledger.errors import StoreUrlError
 from ledger.store.sqlite import SqliteEventStore
-from tests.store.conformance import StoreConformance, StoreFactory
-from tests.store.sample_events import REGISTRY
+from tests.support.sample_events import REGISTRY
+from tests.support.store_conformance import StoreConformance, StoreFactory
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from ledger import EventStore, NewEvent, StreamState, open_store
 from ledger.errors import WrongExpectedVersionError
 from ledger.store import Event, ExpectedVersion
 from ledger.store.records import NO_METADATA
-from tests.store.sample_events import REGISTRY, note
+from tests.support.sample_events import REGISTRY, note
 
 STREAMS = ("note-a", "note-b", "note-c")
 

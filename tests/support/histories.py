@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import strategies as st
 
@@ -46,3 +46,9 @@ def books(events: list[DomainEvent]) -> dict[str, AccountBook]:
             result.setdefault(account_id, AccountBook(account_id)).apply(event)
     return result
 
+
+def moments(events: list[DomainEvent]) -> list[datetime]:
+    """Every business time in the history, and a moment just before and after each."""
+    times = {e.at for e in events} | {getattr(e, "observed_at", None) or e.at for e in events}
+    return sorted({t + d for t in times for d in (timedelta(0), timedelta(microseconds=-1),
+                                                  timedelta(days=31))})

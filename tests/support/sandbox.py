@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 
 import anyio
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from adapters.processor.client import ClientConfig, ProcessorClient, SandboxControl, new_signing_key
+from adapters.processor.client import (
+    ClientConfig,
+    ProcessorClient,
+    SandboxControl,
+    new_signing_key,
+)
 from adapters.sandbox import Sandbox, SandboxConfig
 
 BASE = "http://sandbox.test"
@@ -35,7 +41,6 @@ async def client_for(box: Sandbox, *, base_url: str = BASE, register: bool = Tru
 
 async def active_card(client: ProcessorClient, funds: str = "1000") -> tuple[str, str]:
     """A verified customer's active account and card, with funds: (account id, card id)."""
-    from decimal import Decimal
 
     from ledger.observations import Address
 
@@ -55,3 +60,9 @@ async def raw_get(app: object, path: str) -> httpx.Response:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
                                  base_url=BASE) as http:
         return await http.get(path)
+
+
+async def raw(box_app: object, method: str, path: str, **kwargs: object) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=box_app),  # type: ignore[arg-type]
+                                 base_url=BASE) as http:
+        return await http.request(method, path, **kwargs)  # type: ignore[arg-type]

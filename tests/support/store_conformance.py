@@ -40,7 +40,7 @@ from ledger.errors import (
     WrongExpectedVersionError,
 )
 from ledger.store import Event, limits
-from tests.store.sample_events import Deposited, Fee, Noted, note
+from tests.support.sample_events import Deposited, Fee, Noted, note
 
 StoreFactory = Callable[..., AbstractAsyncContextManager[EventStore]]
 
