@@ -41,3 +41,18 @@ def test_readme_python_examples_run(number: int, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_readme_names_the_model_version_the_code_has() -> None:
+    from projections.runner import MODEL_VERSION
+
+    assert f"model version {MODEL_VERSION} today" in README
+    assert re.findall(r"\bmodel (?:version )?(\d+)\b", README) == [str(MODEL_VERSION)]
+
+
+def test_readme_map_names_every_room() -> None:
+    rooms = {p.parent.relative_to(ROOT).as_posix() for p in ROOT.glob("*/*/__init__.py")
+             if p.parent.parts[-2] in ("ledger", "projections", "adapters")}
+    (tree,) = _blocks("text")[:1]
+    missing = sorted(r for r in rooms if f"  {r.split('/')[-1]}/" not in tree)
+    assert not missing, missing
