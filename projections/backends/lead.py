@@ -12,7 +12,6 @@ DDL on every try).
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from ledger.errors import StoreUnavailableError
 from ledger.store import EventStore
 from ledger.store.postgres import LOST
 from projections.backends.postgres import lead_key
-from projections.backends.sqlite import lead_file
+from projections.backends.sqlite import lead_file, try_flock
 
 
 class Lead:
@@ -47,11 +46,7 @@ class Lead:
         assert self._path is not None
         if self._fd is None:
             self._fd = os.open(lead_file(self._path, self.name), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+        return try_flock(self._fd)
 
     async def _advisory(self) -> bool:
         assert self._dsn is not None

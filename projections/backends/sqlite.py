@@ -46,6 +46,15 @@ _LOG_TABLE = ("CREATE TABLE IF NOT EXISTS projection_log (name TEXT PRIMARY KEY,
 """Which log the checkpoint is a position of: the hash of that log's row there."""
 
 
+def try_flock(fd: int) -> bool:
+    """Take the exclusive lock on ``fd``'s file unless another holder has it; never waits."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def lead_file(log: Path, name: str) -> Path:
     """The lock file of the lead ``name`` of the log at ``log``."""
     return Path(f"{log}-{name}.lead")
@@ -149,11 +158,7 @@ class SqliteProjections(ProjectionBackend):
 
     async def try_lead(self) -> bool:
         assert self._lock_fd is not None
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+        return try_flock(self._lock_fd)
 
     async def resign(self) -> None:
         if self._lock_fd is not None:
