@@ -45,6 +45,17 @@ SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX 
 VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
 """.split())  # noqa: SIM905
 
+_NO_MINOR_UNIT = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
+                  "VND", "VUV", "XAF", "XOF", "XPF")
+_THREE_PLACES = ("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND")
+MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(ISO_4217, 2), **dict.fromkeys(_NO_MINOR_UNIT, 0),
+    **dict.fromkeys(_THREE_PLACES, 3)}
+"""ISO 4217's minor units: how many decimal places an amount of each currency may have
+(EUR 2, JPY 0, BHD 3). Money the back office records is held to them."""
+MAX_AMOUNT = 10**12
+"""Every amount, rate and token amount is below this (a trillion): far above any payment."""
+
 
 def parse_amount(text: object, *, max_decimals: int | None = None) -> Decimal:
     """An exact, non-negative amount from a decimal string, or ``InvalidAmountError``."""
@@ -83,6 +94,27 @@ def check_amount(amount: object) -> Decimal:
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
         raise InvalidAmountError(f"{amount!r} is not a finite, non-negative Decimal")
     return amount
+
+
+def currency_amount(amount: object, currency: object, field: str = "amount") -> Decimal:
+    """An amount of money the back office gives the ledger, checked by the currency's rules
+    and written canonically: a ``Decimal`` (not a float, an int or text), finite, positive,
+    below ``MAX_AMOUNT``, with no more places than the currency's minor units, returned with
+    exactly that many (``Decimal("100")`` EUR is ``100.00``). ``InvalidAmountError`` or
+    ``UnknownCurrencyError`` naming the field otherwise."""
+    code = check_currency(currency)
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        raise InvalidAmountError(f"{field}: {amount!r} is not a finite Decimal")
+    if amount <= 0 or amount >= MAX_AMOUNT:
+        raise InvalidAmountError(f"{field}: {format_amount(amount)} is not above 0 and below "
+                                 f"{MAX_AMOUNT:,}")
+    places = MINOR_UNITS[code]
+    exponent = amount.normalize(EXACT).as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    if -exponent > places:
+        raise InvalidAmountError(f"{field}: {format_amount(amount)} has more decimal places "
+                                 f"than {code} has ({places})")
+    return amount.quantize(Decimal(1).scaleb(-places), context=EXACT)
 
 
 class Money(msgspec.Struct, frozen=True):

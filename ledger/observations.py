@@ -19,10 +19,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from ledger.errors import InvalidSnapshotError
-from ledger.money import ISO_4217, parse_amount, parse_token_amount
+from ledger.money import ISO_4217, MAX_AMOUNT, parse_amount, parse_token_amount
 
-MAX_AMOUNT = 10**12
-"""Every amount, rate and token amount is below this (a trillion): far above any payment."""
 MAX_LIST = 20
 """At most this many currencies, fees or chain transactions in one snapshot."""
 MAX_TEXT = 256

@@ -104,7 +104,7 @@ def test_export_then_replay_from_the_file_alone(ledger: Path, tmp_path: Path) ->
     (["balances", "--db", "/no/such/ledger.db"], "no ledger at"),
     (["deposit", "--db", "{db}", "--account", "a1", "--amount", "1.5e3",
       "--chain-transaction", "eip155:1:0x1"], "not a plain non-negative decimal"),
-    (["card", "terminate", "--db", "{db}", "no-such-card"], "cannot terminate"),
+    (["card", "terminate", "--db", "{db}", "no-such-card"], "no card 'no-such-card'"),
     (["replay", "--from", "/no/such/export.jsonl"], "does not exist"),
     (["no-such-command"], "No such command"),
 ])

@@ -87,7 +87,9 @@ def test_a_live_serve_then_an_overlapping_ingest_then_balances(tmp_path: Path) -
     assert row == {"accountId": "a1", "currency": "EUR", "deposits": "0", "debits": "0",
                    "credits": "0", "posted": "0", "held": "300", "available": "-300"}
     now = json.loads(cli("balances", "--db", str(db), "--json").stdout)
-    assert [(r["deposits"], r["held"], r["available"]) for r in now] == [("100", "0", "100")]
+    # The deposit was given as "100": recorded in EUR's minor units, as 100.00.
+    assert [(r["deposits"], r["held"], r["available"]) for r in now] == [
+        ("100.00", "0", "100.00")]
 
 
 def _metric(url: str, name: str) -> str:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
+from os import PathLike, fspath
 from typing import Any
 
 import anyio
@@ -29,13 +30,14 @@ from adapters.processor.client import ProcessorClient
 from adapters.processor.observer import Observer
 from adapters.processor.outbox import Outbox
 from adapters.processor.sync import pull
-from adapters.service.commands import Commands, MoneyRecorded
+from adapters.service.commands import CardAction, Commands, MoneyRecorded
 from adapters.service.sweeper import sweep
 from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
-from ledger.errors import NotFoundError, VerificationFailedError
-from ledger.events import DomainEvent
+from ledger.errors import InvalidInputError, NotFoundError, VerificationFailedError
+from ledger.events import CardRequest, DomainEvent
+from ledger.moments import check_moment
 from ledger.observations import AnySnapshot
 from ledger.store import EventStore, VerifyReport
 from ledger.store.base import utc_now
@@ -77,6 +79,9 @@ class CardLedger:
                  processor: ProcessorClient | None = None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.store, self.runner, self.processor = store, runner, processor
+        self.clock = clock
+        """The ledger's now: the default ``as_of`` of every question, and what snapshots'
+        dates are checked against."""
         self.observer = Observer(store, runner.policy, clock=clock)
         self.commands = Commands(store)
         self.metrics = Metrics()
@@ -88,13 +93,14 @@ class CardLedger:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, url: str, *, policy: HoldPolicy = DEFAULT_POLICY,
+    async def open(cls, url: str | PathLike[str], *, policy: HoldPolicy = DEFAULT_POLICY,
                    processor: ProcessorClient | None = None,
                    clock: Callable[[], datetime] = utc_now) -> AsyncIterator[CardLedger]:
         """The ledger at ``url`` (``sqlite:///PATH``, a path, or ``postgresql://...``),
         created if missing, with its projections loaded. ``processor`` is needed to push
         requests and to pull; ``clock`` is the time snapshots are checked against."""
-        async with open_store(url) as store, ProjectionRunner(store, policy=policy) as runner:
+        async with open_store(fspath(url), clock=clock) as store, \
+                ProjectionRunner(store, policy=policy) as runner:
             yield cls(store, runner, processor=processor, clock=clock)
 
     # --- recording ----------------------------------------------------------------------
@@ -109,16 +115,44 @@ class CardLedger:
     async def record_deposit(self, account_id: str, amount: Decimal, currency: str,
                              chain_transaction: str) -> MoneyRecorded:
         """Record an on-chain deposit, once per transfer (``MoneyRecorded.duplicate`` for a
-        retry; ``ConflictError`` for the same transfer with other facts)."""
+        retry; ``ConflictError`` for the same transfer with other facts). ``NotFoundError``
+        until the account's report has arrived; ``InvalidInputError`` for an amount that is
+        not a positive Decimal within the currency's minor units, or an unknown currency."""
+        await self._require_account(account_id)
         with self.metrics.append_seconds.time():
             return await self.commands.record_deposit(account_id, amount, currency,
                                                       chain_transaction)
 
     async def record_withdrawal(self, account_id: str, amount: Decimal, currency: str,
                                 chain_transaction: str) -> MoneyRecorded:
+        """Record an on-chain withdrawal, with the rules of ``record_deposit``."""
+        await self._require_account(account_id)
         with self.metrics.append_seconds.time():
             return await self.commands.record_withdrawal(account_id, amount, currency,
                                                          chain_transaction)
+
+    async def freeze_card(self, card_id: str) -> CardRequest:
+        """Ask the processor to deactivate an active card (``PATCH /cards/{id}/deactivate``):
+        recorded, then sent by the outbox. ``NotFoundError`` for a card the ledger has not
+        heard of, ``ConflictError`` for one whose state forbids it (or already asked), and
+        ``InvalidInputError`` when the ledger has no processor to send it to."""
+        return await self._card_command(card_id, "deactivate")
+
+    async def unfreeze_card(self, card_id: str) -> CardRequest:
+        """Ask the processor to activate an inactive card again, as ``freeze_card``."""
+        return await self._card_command(card_id, "activate")
+
+    async def terminate_card(self, card_id: str) -> CardRequest:
+        """Ask the processor to terminate a card (``DELETE /cards/{id}``), as
+        ``freeze_card``. Its pending holds stay capturable for 30 days from the termination."""
+        return await self._card_command(card_id, "terminate")
+
+    async def _card_command(self, card_id: str, action: CardAction) -> CardRequest:
+        if self.processor is None:
+            raise InvalidInputError(
+                f"cannot {action} card {card_id!r}: this ledger has no processor to send the "
+                "request to (open it with processor=...), and it would wait for ever")
+        return await self.commands.card_action(card_id, action)
 
     async def wait_until_visible(self, position: int | None = None) -> None:
         """Return once the projections hold the log up to ``position`` (default: everything
@@ -136,21 +170,38 @@ class CardLedger:
 
     async def account(self, account_id: str, *, as_of: datetime | None = None,
                       known_at: datetime | None = None) -> AccountView:
-        """One account as of business time ``as_of`` (default: now), knowing only what was
-        recorded by ``known_at`` (default: everything), computed from the log."""
-        if account_id not in self.runner.account_ids():
-            await self.wait_until_visible()
-            if account_id not in self.runner.account_ids():
-                raise NotFoundError(f"no account {account_id!r} in the ledger")
-        return await self.runner.view_as_of(account_id, as_of or utc_now(), known_at)
+        """One account as of business time ``as_of`` (default: the ledger's clock), knowing
+        only what was recorded by ``known_at`` (default: everything), computed from the log.
+        ``NotFoundError`` for an account the ledger has not heard of; ``InvalidInputError``
+        for a naive or out-of-range moment."""
+        moment, known = self._moments(as_of, known_at)
+        await self._require_account(account_id)
+        return await self.runner.view_as_of(account_id, moment, known)
 
     async def accounts(self, account_id: str | None = None, *, as_of: datetime | None = None,
                        known_at: datetime | None = None) -> list[AccountView]:
         """``account`` for one account, or for every account the projections know."""
         if account_id is not None:
             return [await self.account(account_id, as_of=as_of, known_at=known_at)]
-        return [await self.runner.view_as_of(a, as_of or utc_now(), known_at)
+        moment, known = self._moments(as_of, known_at)
+        return [await self.runner.view_as_of(a, moment, known)
                 for a in self.runner.account_ids()]
+
+    def _moments(self, as_of: datetime | None,
+                 known_at: datetime | None) -> tuple[datetime, datetime | None]:
+        return (check_moment(self.clock() if as_of is None else as_of, "as_of"),
+                None if known_at is None else check_moment(known_at, "known_at"))
+
+    async def _require_account(self, account_id: object) -> None:
+        if not isinstance(account_id, str):
+            raise InvalidInputError(f"account_id: {account_id!r} is not a string")
+        if account_id not in self.runner.account_ids():
+            await self.wait_until_visible()
+            if account_id not in self.runner.account_ids():
+                raise NotFoundError(
+                    f"no account {account_id[:64]!r} in the ledger: it learns of an account "
+                    "from the processor (its account.updated webhook, or a pull) before it "
+                    "takes deposits, withdrawals or questions about it")
 
     async def journal(self, account_id: str, *, as_of: datetime | None = None,
                       known_at: datetime | None = None) -> list[Entry]:
@@ -158,8 +209,9 @@ class CardLedger:
         entries: at each business time its figures changed, one entry per currency moving
         money between its ``available`` and ``held`` funds, the ``chain`` (deposits and
         withdrawals) and ``merchants`` (debits and credits). Every entry sums to zero."""
-        await self.account(account_id, as_of=as_of, known_at=known_at)  # NotFoundError
-        return await self.runner.journal_as_of(account_id, as_of or utc_now(), known_at)
+        moment, known = self._moments(as_of, known_at)
+        await self._require_account(account_id)
+        return await self.runner.journal_as_of(account_id, moment, known)
 
     async def balances(self, account_id: str | None = None, *, as_of: datetime | None = None,
                        known_at: datetime | None = None) -> list[Balance]:
@@ -182,7 +234,7 @@ class CardLedger:
     async def anomalies(self, *, as_of: datetime | None = None) -> list[AnomalyView]:
         """Facts that contradict others (counted all the same), final states reported as
         changed, and quarantined events, oldest first."""
-        moment = as_of or utc_now()
+        moment, _ = self._moments(as_of, None)
         views = await self.accounts(as_of=moment)
         stored = (await self.runner.backend.snapshot()).rows
         return listed_anomalies((a for v in views for a in v.anomalies), stored["anomalies"],
@@ -282,7 +334,7 @@ class CardLedger:
 
     async def _watch(self, dispatcher: Outbox | None, sweeper: Lead | None = None) -> None:
         """Measure the projection's lag and the outbox's backlog; mark the leads held."""
-        now = utc_now()
+        now = self.clock()
         head, position = await self.store.head(), self.runner.position
         self._lag_seconds = 0.0
         if head > position:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
 from ledger.domain import account, card, customer
 from ledger.domain.programme import stream_for
-from ledger.errors import EventIdConflictError
+from ledger.errors import EventIdConflictError, InvalidInputError, NotFoundError
 from ledger.events import (
     AccountOpeningRequested,
     CardIssuanceRequested,
@@ -64,7 +64,7 @@ class Commands:
                     for card_id in sorted(await self._card_ids(account_id))]
         event = await self._record(f"account-{account_id}", lambda state: account.decide(
             account.RequestCard(at=utc_now(), billing_address=billing,
-                                existing_cards=existing), state))
+                                existing_cards=existing), _known(state, "account", account_id)))
         assert isinstance(event, CardIssuanceRequested)
         return event
 
@@ -83,19 +83,14 @@ class Commands:
                 found.add(stored.stream.removeprefix("card-"))
         return found
 
-    async def card_action(self, card_id: str, action: str) -> CardRequest:
-        now = utc_now()
-        command: card.CardCommand
-        if action == "deactivate":
-            command = card.DeactivateCard(at=now)
-        elif action == "activate":
-            command = card.ActivateCard(at=now)
-        elif action == "terminate":
-            command = card.TerminateCard(at=now)
-        else:
-            raise ValueError(f"unknown card action {action!r}: deactivate, activate, terminate")
-        event = await self._record(f"card-{card_id}",
-                                   lambda state: card.decide(command, state))
+    async def card_action(self, card_id: str, action: CardAction) -> CardRequest:
+        kind = _CARD_COMMANDS.get(action)
+        if kind is None:
+            raise InvalidInputError(f"unknown card action {action!r}: "
+                                    f"{', '.join(_CARD_COMMANDS)}")
+        command = kind(at=utc_now())
+        event = await self._record(f"card-{card_id}", lambda state: card.decide(
+            command, _known(state, "card", card_id)))
         assert isinstance(event, CardRequest)
         return event
 
@@ -118,7 +113,7 @@ class Commands:
         decided: list[FundsDeposited | FundsWithdrawn] = []
 
         def decide(state: Any) -> list[NewEvent[Any]]:
-            (event,) = account.decide(command, state)
+            (event,) = account.decide(command, _known(state, "account", account_id))
             assert isinstance(event, FundsDeposited | FundsWithdrawn)
             decided.append(event)
             return [NewEvent(payload=event, event_id=account.transfer_event_id(event))]
@@ -137,6 +132,22 @@ class Commands:
         async for stored in self.store.read_all(after=position - 1):
             return stored.payload
         raise LookupError(f"no event at position {position}")
+
+
+CardAction = Literal["deactivate", "activate", "terminate"]
+"""What the processor lets the back office do to a card (``PATCH .../deactivate``,
+``.../activate``, ``DELETE``)."""
+_CARD_COMMANDS: dict[str, type[card.DeactivateCard | card.ActivateCard | card.TerminateCard]] = {
+    "deactivate": card.DeactivateCard, "activate": card.ActivateCard,
+    "terminate": card.TerminateCard}
+
+
+def _known(state: Any, entity: str, entity_id: str) -> Any:
+    """``state``, or ``NotFoundError`` naming the id when the log knows no such entity."""
+    if state is None:
+        raise NotFoundError(f"no {entity} {entity_id[:64]!r} in the ledger: it learns of "
+                            f"a {entity} from the processor's reports (webhooks or a pull)")
+    return state
 
 
 class MoneyRecorded(msgspec.Struct, frozen=True):

@@ -14,7 +14,6 @@ from ledger.domain.card import CardState
 from ledger.domain.lifecycle import ACCOUNT, CARD, Sighting, Standing, Verdict, judge
 from ledger.errors import (
     CurrencyMismatchError,
-    InvalidAmountError,
     InvalidTransitionError,
     TransferConflictError,
 )
@@ -26,7 +25,7 @@ from ledger.events import (
     FundsWithdrawn,
 )
 from ledger.identifiers import CHAIN_TRANSACTION_ID, check
-from ledger.money import Money, check_amount, check_currency
+from ledger.money import Money, currency_amount
 from ledger.observations import AccountSnapshot, Address
 
 
@@ -85,9 +84,8 @@ def decide(command: AccountCommand, state: AccountState | None) -> list[AccountE
                                      "only an active account can")
     if isinstance(command, RequestCard):
         return [_request_card(command, state)]
-    amount, currency = check_amount(command.amount), check_currency(command.currency)
-    if amount == 0:
-        raise InvalidAmountError(f"cannot {verb} of zero")
+    amount = currency_amount(command.amount, command.currency)
+    currency = command.currency
     if state.currency is not None and currency != state.currency:
         raise CurrencyMismatchError(f"account {account_id} holds {state.currency}, not {currency}")
     event = FundsDeposited if isinstance(command, RecordDeposit) else FundsWithdrawn

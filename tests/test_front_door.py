@@ -1,0 +1,112 @@
+"""What the front door refuses, and how: every bad argument is a typed ``LedgerError`` of the
+documented kind, naming what is wrong, and writes nothing (the defects [front] listed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import (
+    AccountSnapshot,
+    CardLedger,
+    InvalidInputError,
+    NotFoundError,
+)
+from ledger.money import MINOR_UNITS
+
+pytestmark = pytest.mark.anyio
+T0 = datetime.now(UTC) - timedelta(hours=2)
+
+
+def account(account_id: str = "a1", currency: str = "EUR") -> AccountSnapshot:
+    return AccountSnapshot(id=account_id, customer_id="c1", status="active",
+                           currencies=[currency], created_at=T0, updated_at=T0)
+
+
+@pytest.mark.parametrize(("amount", "names"), [
+    (Decimal("1E+40"), "below 1,000,000,000,000"),
+    (Decimal("NaN"), "not a finite Decimal"),
+    (Decimal("Infinity"), "not a finite Decimal"),
+    (Decimal("-1"), "not above 0"),
+    (Decimal("0"), "not above 0"),
+    (Decimal("10.001"), "more decimal places than EUR has (2)"),
+    (10.5, "not a finite Decimal"),
+    ("10", "not a finite Decimal"),
+])
+async def test_an_amount_outside_the_currency_rules_is_refused_naming_it(
+        tmp_path: Path, amount: Any, names: str) -> None:
+    async with CardLedger.open(tmp_path / "l.db") as ledger:
+        await ledger.record(account())
+        head = await ledger.store.head()
+        for record in (ledger.record_deposit, ledger.record_withdrawal):
+            with pytest.raises(InvalidInputError, match="amount") as refused:
+                await record("a1", amount, "EUR", "eip155:1:0x1")
+            assert names in str(refused.value)
+        assert await ledger.store.head() == head
+
+
+@pytest.mark.parametrize(("currency", "given", "written"), [
+    ("EUR", "100", "100.00"), ("EUR", "1E+2", "100.00"), ("EUR", "12.5", "12.50"),
+    ("JPY", "100", "100"), ("BHD", "1.5", "1.500"),
+])
+async def test_amounts_are_written_in_the_currency_canonical_form(
+        tmp_path: Path, currency: str, given: str, written: str) -> None:
+    async with CardLedger.open(tmp_path / "l.db") as ledger:
+        await ledger.record(account(currency=currency))
+        recorded = await ledger.record_deposit("a1", Decimal(given), currency, "eip155:1:0x1")
+        assert str(recorded.event.amount) == written
+        (balance,) = await ledger.balances("a1")
+        assert str(balance.available) == written
+
+
+async def test_more_places_than_the_currency_has_is_refused_for_each_currency(
+        tmp_path: Path) -> None:
+    async with CardLedger.open(tmp_path / "l.db") as ledger:
+        for currency in ("JPY", "BHD"):
+            await ledger.record(account(f"a-{currency}", currency))
+            too_fine = Decimal(1).scaleb(-MINOR_UNITS[currency] - 1)
+            with pytest.raises(InvalidInputError, match=f"than {currency} has"):
+                await ledger.record_deposit(f"a-{currency}", 1 + too_fine, currency,
+                                            "eip155:1:0x1")
+
+
+async def test_a_naive_or_far_off_moment_is_refused_naming_the_argument(tmp_path: Path) -> None:
+    async with CardLedger.open(tmp_path / "l.db") as ledger:
+        await ledger.record(account())
+        for bad, says in ((datetime(2026, 1, 1), "no timezone"),
+                          (datetime(9999, 1, 1, tzinfo=UTC), "outside"),
+                          ("2026-01-01", "not a datetime")):
+            for ask in (ledger.balances, ledger.holds, ledger.accounts, ledger.anomalies):
+                with pytest.raises(InvalidInputError, match=f"as_of: .*{says}"):
+                    await ask(as_of=bad)  # type: ignore[arg-type]
+            with pytest.raises(InvalidInputError, match=f"known_at: .*{says}"):
+                await ledger.balances("a1", known_at=bad)  # type: ignore[arg-type]
+            with pytest.raises(InvalidInputError, match=f"as_of: .*{says}"):
+                await ledger.journal("a1", as_of=bad)  # type: ignore[arg-type]
+
+
+async def test_an_unknown_account_or_card_is_not_found_and_the_error_says_what_to_do(
+        tmp_path: Path) -> None:
+    async with CardLedger.open(tmp_path / "l.db") as ledger:
+        for record in (ledger.record_deposit, ledger.record_withdrawal):
+            with pytest.raises(NotFoundError, match=r"no account 'nobody'.*webhook"):
+                await record("nobody", Decimal("1"), "EUR", "eip155:1:0x1")
+        with pytest.raises(NotFoundError, match="no card 'nocard'"):
+            await ledger.commands.card_action("nocard", "terminate")
+        with pytest.raises(InvalidInputError, match="unknown card action 'suspend'"):
+            await ledger.commands.card_action("nocard", "suspend")  # type: ignore[arg-type]
+        assert await ledger.store.head() == 0
+
+
+async def test_card_commands_without_a_processor_are_refused_not_left_waiting(
+        tmp_path: Path) -> None:
+    async with CardLedger.open(tmp_path / "l.db") as ledger:
+        for command in (ledger.freeze_card, ledger.unfreeze_card, ledger.terminate_card):
+            with pytest.raises(InvalidInputError, match="no processor"):
+                await command("c1")
+        assert await ledger.store.head() == 0
+        assert ledger.problems() == []
