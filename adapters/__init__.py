@@ -8,6 +8,7 @@ sandbox, the command line) is what the front door and the CLI are built from.
 
 from adapters.service.card_ledger import CardLedger, Change
 from adapters.service.commands import MoneyRecorded
+from ledger.clock import Clock, ManualClock
 from ledger.errors import (
     ConflictError,
     InvalidInputError,
@@ -28,7 +29,7 @@ from ledger.observations import (
 from projections.views import AccountView, AnomalyView, Balance, CardView, HoldView
 
 __all__ = [
-    "CardLedger", "Change", "MoneyRecorded",
+    "CardLedger", "Change", "MoneyRecorded", "Clock", "ManualClock",
     "AccountSnapshot", "Address", "AuthorisationSnapshot", "CardSnapshot", "CustomerSnapshot",
     "Merchant", "TransactionSnapshot",
     "AccountView", "AnomalyView", "Balance", "CardView", "HoldView",

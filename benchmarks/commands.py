@@ -16,8 +16,8 @@ from adapters.service.commands import Commands
 from benchmarks.harness import Figure, benchmark
 from benchmarks.projections import build_log
 from ledger import open_store
+from ledger.clock import utc_now
 from ledger.observations import AccountSnapshot, Address, CardSnapshot
-from ledger.store.base import utc_now
 from projections import ProjectionRunner
 
 ADDRESS = Address(first_line="1 Test Avenue", city="London", country="GB", post_code="SW1 1AA")

@@ -2,6 +2,7 @@
 
 import os
 
+from ledger.clock import utc_now
 from ledger.errors import (
     ConflictError,
     InvalidInputError,
@@ -24,7 +25,6 @@ from ledger.store import (
     VerifyReport,
 )
 from ledger.store import open_store as _open_store
-from ledger.store.base import utc_now
 
 __all__ = [
     "AppendResult",

@@ -26,12 +26,12 @@ from adapters.cli.audit import verified_export
 from adapters.cli.locations import existing_store
 from adapters.cli.output import builtins
 from adapters.processor.reconcile import Difference
+from ledger.clock import utc_now
 from ledger.domain.hold import DEFAULT_POLICY
 from ledger.domain.lifecycle import AUTHORISATION
 from ledger.events import DOMAIN_REGISTRY, DomainEvent
 from ledger.money import format_amount
 from ledger.store import VerifyReport
-from ledger.store.base import utc_now
 from ledger.store.location import redacted
 from ledger.store.planner import Row, from_micros
 from projections.book import AccountBook, entity_of

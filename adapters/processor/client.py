@@ -22,7 +22,6 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -41,6 +40,7 @@ from adapters.processor.errors import (
     retry_after_seconds,
 )
 from ledger.backoff import backoff
+from ledger.clock import Clock, utc_now
 from ledger.money import format_amount
 from ledger.observations import (
     AccountSnapshot,
@@ -93,12 +93,16 @@ class _OneKey(HTTPSignatureKeyResolver):
 
 
 class ProcessorClient:
-    """Use as ``async with ProcessorClient(config, signing_key) as client``."""
+    """Use as ``async with ProcessorClient(config, signing_key) as client``.
+
+    ``clock`` is the time the processor authenticates by, not the ledger's: a signature's
+    ``created`` and a token's expiry are judged by the processor's real clock (a simulation
+    whose processor runs on virtual time passes that)."""
 
     def __init__(self, config: ClientConfig, signing_key: ec.EllipticCurvePrivateKey, *,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 rng: random.Random | None = None) -> None:
-        self.config, self.key_id = config, config.key_id
+                 rng: random.Random | None = None, clock: Clock = utc_now) -> None:
+        self.config, self.key_id, self.clock = config, config.key_id, clock
         self._signer = HTTPMessageSigner(signature_algorithm=algorithms.ECDSA_P384_SHA384,
                                          key_resolver=_OneKey(signing_key))
         self._signing_key = signing_key
@@ -119,7 +123,7 @@ class ProcessorClient:
 
     async def _bearer(self, force: bool = False) -> str:
         async with self._token_lock:
-            if force or self._token is None or time.time() > self._token_expires - 60:
+            if force or self._token is None or self.clock().timestamp() > self._token_expires - 60:
                 body = _ENCODER.encode({"apiKey": self.config.api_key,
                                         "apiSecret": self.config.api_secret})
                 response = await self._retrying("POST", "/v1/auth/token", lambda: self._http.post(
@@ -150,7 +154,7 @@ class ProcessorClient:
             raise NotConfigured(0, b"no signing key registered", request.method,
                                 request.url.path)
         body = request.content
-        self._signer.sign(request, key_id=self.key_id, created=datetime.now(UTC),
+        self._signer.sign(request, key_id=self.key_id, created=self.clock(),
                           covered_component_ids=("@method", "@target-uri"),
                           body=body if body else None)
 

@@ -15,11 +15,11 @@ from datetime import datetime
 
 import msgspec
 
+from ledger.clock import utc_now
 from ledger.errors import ConflictError, InvalidInputError, LedgerError
 from ledger.events import ObservationReceived
 from ledger.observations import BY_WEBHOOK_TYPE, ID, AnySnapshot, check_rules, field_of
 from ledger.store import AppendResult, Metadata, NewEvent
-from ledger.store.base import utc_now
 
 _MARKERS = uuid.UUID("2f1b7c9a-6d4e-5a3b-8c2d-1e0f9a8b7c6d")
 MAX_BODY = 64 * 1024

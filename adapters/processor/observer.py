@@ -11,14 +11,13 @@ batch: a redelivery's batch is the marker alone, which the store finds a duplica
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import anyio
 import structlog
 
 from adapters.processor.deliveries import Delivery, DeliveryConflictError, marker_id
+from ledger.clock import Clock, utc_now
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.domain.programme import (
     context_ids,
@@ -41,7 +40,6 @@ from ledger.store import (
     Metadata,
     NewEvent,
 )
-from ledger.store.base import utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +51,7 @@ class Observer:
     """Records processor snapshots in a store; see the module's docstring."""
 
     def __init__(self, store: EventStore, policy: HoldPolicy = DEFAULT_POLICY, *,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Clock = utc_now) -> None:
         self.store, self.policy = store, policy
         self.clock = clock
         """The ledger's now, which reports' dates are checked against (``check_snapshot``)."""

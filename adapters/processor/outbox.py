@@ -23,9 +23,8 @@ processes, one sender at a time, and a standby takes over when the leader dies.
 from __future__ import annotations
 
 import random
-import time
 import uuid
-from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -34,6 +33,7 @@ import structlog
 from adapters.processor.client import ProcessorClient
 from adapters.processor.errors import NotConfigured, ProcessorError, is_transient
 from ledger.backoff import backoff
+from ledger.clock import Clock, utc_now
 from ledger.domain.programme import stream_for
 from ledger.errors import LedgerError, NotFoundError
 from ledger.events import (
@@ -48,7 +48,6 @@ from ledger.events import (
     RequestRefused,
 )
 from ledger.store import Event, EventStore, Metadata, NewEvent, StoredEvent
-from ledger.store.base import utc_now
 from projections.backends.lead import Lead
 
 log = structlog.get_logger(__name__)
@@ -88,8 +87,8 @@ class Backoff(msgspec.Struct):
     """A pending request's failures so far (in the dispatcher's memory)."""
 
     attempts: int
-    due: float
-    """``time.monotonic()`` before which it is not sent again."""
+    due: datetime
+    """The moment (on the ledger's clock) before which it is not sent again."""
     last_error: str
 
 
@@ -110,7 +109,7 @@ class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 class Outbox:
     def __init__(self, store: EventStore, client: ProcessorClient | None, *,
-                 lead: bool = False, clock: Callable[[], float] = time.monotonic,
+                 lead: bool = False, clock: Clock = utc_now,
                  rng: random.Random | None = None) -> None:
         self.store, self.client = store, client
         self._read_to = 0  # the log position the pending requests below are known up to
@@ -181,10 +180,10 @@ class Outbox:
                 raise
             outcome: DomainEvent = RequestRefused(
                 request_id=request.request_id, request_type=kind, status=exc.status,
-                reason=exc.body.decode(errors="replace")[:500], at=utc_now())
+                reason=exc.body.decode(errors="replace")[:500], at=self._clock())
         else:
             outcome = RequestAccepted(request_id=request.request_id, request_type=kind,
-                                      remote_id=remote_id, at=utc_now())
+                                      remote_id=remote_id, at=self._clock())
         await self.store.append(stream_for(outcome), [NewEvent(
             payload=outcome, event_id=outcome_id(request.request_id),
             metadata=Metadata(causation_id=str(stored.event_id)))])
@@ -199,7 +198,8 @@ class Outbox:
         asked = getattr(exc, "retry_after", None)
         if asked is not None:
             wait = max(wait, min(asked, RETRY_CAP))
-        self.backoff[request_id] = Backoff(attempts, self._clock() + wait, str(exc)[:300])
+        self.backoff[request_id] = Backoff(attempts, self._clock() + timedelta(seconds=wait),
+                                           str(exc)[:300])
         log.warning("request not sent yet; will retry", request_id=str(request_id),
                     attempts=attempts, retry_in=round(wait, 3), error=str(exc)[:300])
 

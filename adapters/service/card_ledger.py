@@ -29,18 +29,18 @@ from adapters.metrics import Metrics
 from adapters.processor.client import ProcessorClient
 from adapters.processor.observer import Observer
 from adapters.processor.outbox import Outbox
-from adapters.processor.sync import pull
+from adapters.processor.sync import SyncReport, pull
 from adapters.service.commands import CardAction, Commands, MoneyRecorded
 from adapters.service.sweeper import sweep
 from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store
+from ledger.clock import Clock, utc_now
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.errors import InvalidInputError, NotFoundError, VerificationFailedError
 from ledger.events import CardRequest, DomainEvent
 from ledger.moments import check_moment
 from ledger.observations import AnySnapshot
 from ledger.store import EventStore, VerifyReport
-from ledger.store.base import utc_now
 from projections import ProjectionRunner
 from projections.backends.lead import Lead
 from projections.book import account_of
@@ -77,28 +77,30 @@ class CardLedger:
 
     def __init__(self, store: EventStore, runner: ProjectionRunner, *,
                  processor: ProcessorClient | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Clock = utc_now) -> None:
         self.store, self.runner, self.processor = store, runner, processor
         self.clock = clock
         """The ledger's now: the default ``as_of`` of every question, and what snapshots'
         dates are checked against."""
         self.observer = Observer(store, runner.policy, clock=clock)
-        self.commands = Commands(store)
+        self.commands = Commands(store, clock)
         self.metrics = Metrics()
         self.failing: dict[str, str] = {}
         """Background tasks whose last round failed, and why (``/health`` shows them)."""
         self._lag_seconds = 0.0  # set by the watcher of run_background
         self._outbox_oldest = 0.0
-        self._requests = Outbox(store, None)  # the watcher's view of what is pending
+        self._requests = Outbox(store, None, clock=clock)  # the watcher's view of what is pending
 
     @classmethod
     @asynccontextmanager
     async def open(cls, url: str | PathLike[str], *, policy: HoldPolicy = DEFAULT_POLICY,
                    processor: ProcessorClient | None = None,
-                   clock: Callable[[], datetime] = utc_now) -> AsyncIterator[CardLedger]:
+                   clock: Clock = utc_now) -> AsyncIterator[CardLedger]:
         """The ledger at ``url`` (``sqlite:///PATH``, a path, or ``postgresql://...``),
         created if missing, with its projections loaded. ``processor`` is needed to push
-        requests and to pull; ``clock`` is the time snapshots are checked against."""
+        requests and to pull. ``clock`` is the ledger's one clock: record times, commands' times,
+        the default ``as_of``, the expiry sweep, the outbox's backoff and the metrics' ages
+        all read it (``ledger.ManualClock`` for a test that moves time itself)."""
         async with open_store(fspath(url), clock=clock) as store, \
                 ProjectionRunner(store, policy=policy) as runner:
             yield cls(store, runner, processor=processor, clock=clock)
@@ -153,6 +155,22 @@ class CardLedger:
                 f"cannot {action} card {card_id!r}: this ledger has no processor to send the "
                 "request to (open it with processor=...), and it would wait for ever")
         return await self.commands.card_action(card_id, action)
+
+    async def pull(self) -> SyncReport:
+        """Fetch what the processor holds (customers, accounts, cards, the live holds and
+        the transactions) and record what the ledger lacks: what a missed webhook would
+        have said. ``InvalidInputError`` without a processor."""
+        if self.processor is None:
+            raise InvalidInputError("cannot pull: this ledger has no processor (open it with "
+                                    "processor=...)")
+        return await pull(self.processor, self.observer,
+                          [h.authorisation_id for h in self.runner.live_holds()])
+
+    async def expire_holds(self) -> int:
+        """Write ``HoldExpired`` for every live hold whose expiry has passed on the ledger's
+        clock; return how many were new (the background sweeper calls this every
+        ``sweep_every`` seconds; a test that moved its clock can call it at once)."""
+        return await sweep(self.runner, self.clock())
 
     async def wait_until_visible(self, position: int | None = None) -> None:
         """Return once the projections hold the log up to ``position`` (default: everything
@@ -293,13 +311,13 @@ class CardLedger:
         processes; a failing round is logged with its traceback, shown by ``problems()``,
         and tried again. A watcher keeps the metrics' lag and backlog figures current."""
         sweeper, puller = Lead(self.store, "sweeper"), Lead(self.store, "pull")
-        dispatcher = (Outbox(self.store, self.processor, lead=True)
+        dispatcher = (Outbox(self.store, self.processor, lead=True, clock=self.clock)
                       if self.processor is not None else None)
 
         async def sweep_if_leading() -> None:
             if await sweeper.take():
                 try:
-                    self.metrics.expired.inc(await sweep(self.runner))
+                    self.metrics.expired.inc(await self.expire_holds())
                     self.metrics.sweeps.inc()
                 except BaseException:
                     await sweeper.release()  # a lost database may have taken the lead along
@@ -308,9 +326,8 @@ class CardLedger:
         async def pull_if_leading() -> None:
             assert self.processor is not None
             if await puller.take():
-                await pull(self.processor, self.observer,
-                           [h.authorisation_id for h in self.runner.live_holds()])
-                self.metrics.pull_last_success.set_to_current_time()
+                await self.pull()
+                self.metrics.pull_last_success.set(self.clock().timestamp())
 
         async def watch() -> None:
             await self._watch(dispatcher, sweeper)

@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from ledger.clock import Clock, utc_now
 from ledger.domain import account, card, customer
 from ledger.domain.programme import stream_for
 from ledger.errors import EventIdConflictError, InvalidInputError, NotFoundError
@@ -25,7 +26,6 @@ from ledger.events import (
 from ledger.observations import Address
 from ledger.repository import decide_and_append, load
 from ledger.store import Event, EventStore, NewEvent, StreamState
-from ledger.store.base import utc_now
 from projections import ProjectionRunner
 from projections.backends import backend_for
 
@@ -33,8 +33,11 @@ E = TypeVar("E", bound=DomainEvent)
 
 
 class Commands:
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
+    """The back office's decisions, each decided against its stream and appended (a
+    request the outbox then sends, or a deposit or withdrawal), timed by ``clock``."""
+
+    def __init__(self, store: EventStore, clock: Clock = utc_now) -> None:
+        self.store, self.clock = store, clock
 
     async def _record(self, stream: str, decide: Callable[[Any], Sequence[E]]) -> E:
         """Decide against the stream's state and append at the version read (the
@@ -46,7 +49,7 @@ class Commands:
 
     async def register_customer(self, external_id: str,
                                 wallet: str) -> CustomerRegistrationRequested:
-        (event,) = customer.decide(customer.RegisterCustomer(external_id, wallet, utc_now()),
+        (event,) = customer.decide(customer.RegisterCustomer(external_id, wallet, self.clock()),
                                    None)
         assert isinstance(event, CustomerRegistrationRequested)
         await self.store.append(stream_for(event), [NewEvent(payload=event)],
@@ -55,7 +58,7 @@ class Commands:
 
     async def open_account(self, customer_id: str, currency: str) -> AccountOpeningRequested:
         event = await self._record(f"customer-{customer_id}", lambda state: customer.decide(
-            customer.OpenAccount(currency, utc_now()), state))
+            customer.OpenAccount(currency, self.clock()), state))
         assert isinstance(event, AccountOpeningRequested)
         return event
 
@@ -63,7 +66,7 @@ class Commands:
         existing = [(await load(self.store, f"card-{card_id}")).state
                     for card_id in sorted(await self._card_ids(account_id))]
         event = await self._record(f"account-{account_id}", lambda state: account.decide(
-            account.RequestCard(at=utc_now(), billing_address=billing,
+            account.RequestCard(at=self.clock(), billing_address=billing,
                                 existing_cards=existing), _known(state, "account", account_id)))
         assert isinstance(event, CardIssuanceRequested)
         return event
@@ -88,7 +91,7 @@ class Commands:
         if kind is None:
             raise InvalidInputError(f"unknown card action {action!r}: "
                                     f"{', '.join(_CARD_COMMANDS)}")
-        command = kind(at=utc_now())
+        command = kind(at=self.clock())
         event = await self._record(f"card-{card_id}", lambda state: card.decide(
             command, _known(state, "card", card_id)))
         assert isinstance(event, CardRequest)
@@ -99,13 +102,13 @@ class Commands:
         """Record an on-chain transfer into the account. The same transfer again is a no-op
         (``duplicate``); with another account, amount or currency, ``TransferConflictError``."""
         return await self._move_money(account_id, account.RecordDeposit(
-            amount, currency, chain_transaction, utc_now()))
+            amount, currency, chain_transaction, self.clock()))
 
     async def record_withdrawal(self, account_id: str, amount: Decimal, currency: str,
                                 chain_transaction: str) -> MoneyRecorded:
         """Record an on-chain transfer out of the account, with the rules of deposits."""
         return await self._move_money(account_id, account.RecordWithdrawal(
-            amount, currency, chain_transaction, utc_now()))
+            amount, currency, chain_transaction, self.clock()))
 
     async def _move_money(self, account_id: str,
                           command: account.RecordDeposit | account.RecordWithdrawal,

@@ -15,7 +15,6 @@ from ledger.domain.programme import stream_for
 from ledger.errors import EventIdConflictError
 from ledger.events import HoldExpired
 from ledger.store import Metadata, NewEvent
-from ledger.store.base import utc_now
 from projections.runner import ProjectionRunner
 
 _NAMESPACE = uuid.UUID("4d2f6a0e-7c1b-5e8a-9f3d-2b6c8e1a7d40")
@@ -26,14 +25,13 @@ def expiry_event_id(authorisation_id: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, f"hold-expired:{authorisation_id}")
 
 
-async def sweep(runner: ProjectionRunner, now: datetime | None = None) -> int:
+async def sweep(runner: ProjectionRunner, now: datetime) -> int:
     """Append ``HoldExpired`` for every live hold whose expiry has passed; return how many
     were new."""
-    moment = now or utc_now()
     await runner.catch_up(wait=False)  # another process may lead: sweep what it stored
     appended = 0
     for hold in runner.live_holds():
-        if hold.expires_at > moment:
+        if hold.expires_at > now:
             continue
         event = HoldExpired(authorisation_id=hold.authorisation_id, account_id=hold.account_id,
                             card_id=hold.card_id, amount=hold.amount, currency=hold.currency,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ledger.store.base import Clock, EventStore, LogFilter, utc_now
+from ledger.clock import Clock, utc_now
+from ledger.store.base import EventStore, LogFilter
 from ledger.store.location import StoreLocation, parse_store_url
 from ledger.store.records import (
     AppendResult,

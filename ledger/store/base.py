@@ -21,7 +21,7 @@ from collections.abc import (
     Iterable,
     Sequence,
 )
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
@@ -30,6 +30,7 @@ import anyio.abc
 import msgspec
 import structlog
 
+from ledger.clock import Clock, utc_now
 from ledger.errors import (
     DuplicateInBatchError,
     EmptyBatchError,
@@ -56,13 +57,6 @@ from ledger.store.records import (
 from ledger.store.registry import EventRegistry
 
 log = structlog.get_logger("ledger.store")
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class LogFilter(msgspec.Struct, frozen=True):
     """Which events a read or subscription wants: stream categories and/or wire names."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from adapters.processor.outbox import RETRY_CAP, Outbox
 from adapters.sandbox import Sandbox
 from adapters.service.commands import Commands
 from ledger import EventStore, open_store
+from ledger.clock import ManualClock
 from ledger.errors import NotFoundError
 from ledger.events import RequestAccepted, RequestRefused
 from tests.support.sandbox import client_for, sandbox
@@ -22,18 +24,8 @@ pytestmark = pytest.mark.anyio
 WALLET = "eip155:1:0xab16a96d359ec26a11e2c2b3d8f8b8942d5bfcdb"
 
 
-class Clock:
-    """The dispatcher's monotonic clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @asynccontextmanager
-async def outbox_on(path: Path, box: Sandbox, clock: Clock,
+async def outbox_on(path: Path, box: Sandbox, clock: ManualClock,
                     ) -> AsyncIterator[tuple[EventStore, Outbox]]:
     # A short client deadline: the client's own retries end quickly, and the outbox's
     # backoff (on the test's clock) takes over.
@@ -51,7 +43,7 @@ async def outcomes(store: EventStore) -> list[object]:
     (429, 1, "5"), (409, 4, None), (401, 2, None), (503, 40, None), (500, 40, None)])
 async def test_a_transient_failure_is_sent_again_with_the_same_key_and_never_refused(
         tmp_path: Path, status: int, times: int, retry_after: str | None) -> None:
-    box, clock = sandbox(), Clock()
+    box, clock = sandbox(), ManualClock(datetime.now(UTC))
     async with outbox_on(tmp_path / "l.db", box, clock) as (store, outbox):
         request = await Commands(store).register_customer("ext-1", WALLET)
         box.script.add(status, times=times, retry_after=retry_after)
@@ -60,10 +52,10 @@ async def test_a_transient_failure_is_sent_again_with_the_same_key_and_never_ref
         waiting = outbox.backoff[request.request_id]
         assert waiting.attempts == 1 and str(status) in waiting.last_error
         if retry_after is not None:
-            assert waiting.due >= clock.now + float(retry_after)
+            assert waiting.due >= clock() + timedelta(seconds=float(retry_after))
         assert await outbox.dispatch() == 0  # not due yet: nothing is sent
         box.script.clear()  # the processor recovers
-        clock.now = waiting.due
+        clock.set(waiting.due)
         assert await outbox.dispatch() == 1
         (outcome,) = await outcomes(store)
         assert isinstance(outcome, RequestAccepted) and outcome.remote_id is not None
@@ -72,7 +64,7 @@ async def test_a_transient_failure_is_sent_again_with_the_same_key_and_never_ref
 
 
 async def test_the_backoff_doubles_with_jitter_up_to_its_cap(tmp_path: Path) -> None:
-    box, clock = sandbox(), Clock()
+    box, clock = sandbox(), ManualClock(datetime.now(UTC))
     async with outbox_on(tmp_path / "l.db", box, clock) as (store, outbox):
         request = await Commands(store).register_customer("ext-1", WALLET)
         waits = []
@@ -81,8 +73,8 @@ async def test_the_backoff_doubles_with_jitter_up_to_its_cap(tmp_path: Path) -> 
             await outbox.dispatch()
             box.script.clear()
             waiting = outbox.backoff[request.request_id]
-            waits.append(waiting.due - clock.now)
-            clock.now = waiting.due
+            waits.append((waiting.due - clock()).total_seconds())
+            clock.set(waiting.due)
         assert outbox.backoff[request.request_id].attempts == 12
         assert all(2 ** n * 0.5 <= w <= 2 ** n for n, w in enumerate(waits[:8]))
         assert max(waits) <= RETRY_CAP and waits[-1] >= RETRY_CAP / 2
@@ -91,7 +83,7 @@ async def test_the_backoff_doubles_with_jitter_up_to_its_cap(tmp_path: Path) -> 
 
 async def test_a_definite_refusal_is_recorded_listed_and_can_be_retried_once(
         tmp_path: Path) -> None:
-    box, clock = sandbox(), Clock()
+    box, clock = sandbox(), ManualClock(datetime.now(UTC))
     async with outbox_on(tmp_path / "l.db", box, clock) as (store, outbox):
         request = await Commands(store).register_customer("ext-1", WALLET)
         box.script.add(422, code="declined")
@@ -118,7 +110,7 @@ async def test_a_definite_refusal_is_recorded_listed_and_can_be_retried_once(
 
 async def test_an_in_flight_409_is_transient_but_an_invalid_transition_is_not(
         tmp_path: Path) -> None:
-    box, clock = sandbox(), Clock()
+    box, clock = sandbox(), ManualClock(datetime.now(UTC))
     async with outbox_on(tmp_path / "l.db", box, clock) as (store, outbox):
         await Commands(store).register_customer("ext-1", WALLET)
         box.script.add(409, times=4, code="invalid_transition")

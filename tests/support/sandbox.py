@@ -17,13 +17,15 @@ from adapters.processor.client import (
     new_signing_key,
 )
 from adapters.sandbox import Sandbox, SandboxConfig
+from adapters.sandbox.clock import SandboxClock
 
 BASE = "http://sandbox.test"
 
 
-def sandbox(**config: object) -> Sandbox:
+def sandbox(clock: SandboxClock | None = None, **config: object) -> Sandbox:
     return Sandbox(SandboxConfig(api_key="0b6a3c8e-4d9f-4f2a-9d1e-2c3b4a5d6e7f",
-                                 api_secret="sandbox-secret", **config))  # type: ignore[arg-type]
+                                 api_secret="sandbox-secret", **config),  # type: ignore[arg-type]
+                   clock=clock)
 
 
 @asynccontextmanager
