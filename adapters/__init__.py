@@ -11,6 +11,7 @@ from adapters.service.commands import MoneyRecorded
 from ledger.clock import Clock, ManualClock
 from ledger.errors import (
     ConflictError,
+    InsufficientFundsError,
     InvalidInputError,
     LedgerError,
     NotFoundError,
@@ -33,6 +34,6 @@ __all__ = [
     "AccountSnapshot", "Address", "AuthorisationSnapshot", "CardSnapshot", "CustomerSnapshot",
     "Merchant", "TransactionSnapshot",
     "AccountView", "AnomalyView", "Balance", "CardView", "HoldView",
-    "ConflictError", "InvalidInputError", "LedgerError", "NotFoundError",
+    "ConflictError", "InsufficientFundsError", "InvalidInputError", "LedgerError", "NotFoundError",
     "StoreUnavailableError", "VerificationFailedError",
 ]

@@ -208,6 +208,11 @@ class TransferConflictError(DomainError, ConflictError):
     Nothing was written."""
 
 
+class InsufficientFundsError(DomainError, ConflictError):
+    """A withdrawal larger than the account's available balance, refused by default (pass
+    ``allow_overdraft=True`` to record it all the same). Nothing was written."""
+
+
 class InvalidTransitionError(DomainError, ConflictError):
     """A local command asked for a transition the processor's state machine forbids.
 

@@ -8,15 +8,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from adapters import (
     AccountSnapshot,
+    AuthorisationSnapshot,
     CardLedger,
+    InsufficientFundsError,
     InvalidInputError,
     NotFoundError,
 )
+from adapters.errors import EXIT_BAD_INPUT
 from ledger.money import MINOR_UNITS
+from tests.support.cli import cli
 
 pytestmark = pytest.mark.anyio
 T0 = datetime.now(UTC) - timedelta(hours=2)
@@ -110,3 +115,42 @@ async def test_card_commands_without_a_processor_are_refused_not_left_waiting(
                 await command("c1")
         assert await ledger.store.head() == 0
         assert ledger.problems() == []
+
+
+async def test_a_withdrawal_beyond_the_available_balance_is_refused_unless_allowed(
+        tmp_path: Path) -> None:
+    async with CardLedger.open(tmp_path / "l.db") as ledger:
+        await ledger.record(account())
+        await ledger.record(AuthorisationSnapshot(
+            id="h1", account_id="a1", card_id="c1", status="pending", amount="30.00",
+            currency="EUR", merchant_amount="30.00", merchant_currency="EUR",
+            created_at=T0, updated_at=T0))
+        await ledger.record_deposit("a1", Decimal("100"), "EUR", "eip155:1:0x1")
+        head = await ledger.store.head()
+        with pytest.raises(InsufficientFundsError, match=r"only 70\.00 EUR is available"):
+            await ledger.record_withdrawal("a1", Decimal("70.01"), "EUR", "eip155:1:0x2")
+        assert await ledger.store.head() == head  # the held 30 counts: nothing written
+        first = await ledger.record_withdrawal("a1", Decimal("70"), "EUR", "eip155:1:0x2")
+        again = await ledger.record_withdrawal("a1", Decimal("70"), "EUR", "eip155:1:0x2")
+        assert again.duplicate and again.position == first.position  # a retry is no overdraft
+        over = await ledger.record_withdrawal("a1", Decimal("5"), "EUR", "eip155:1:0x3",
+                                              allow_overdraft=True)
+        assert not over.duplicate
+        (balance,) = await ledger.balances("a1")
+        assert balance.available == Decimal("-5.00")
+
+
+def test_the_cli_refuses_an_overdraft_unless_asked(tmp_path: Path) -> None:
+    db = tmp_path / "l.db"
+
+    async def seed() -> None:
+        async with CardLedger.open(db) as ledger:
+            await ledger.record(account())
+    anyio.run(seed)
+    refused = cli("withdraw", "--db", str(db), "--account", "a1", "--amount", "1.00",
+                  "--chain-transaction", "eip155:1:0x9")
+    assert refused.returncode == EXIT_BAD_INPUT and "only 0.00 EUR is available" in refused.stderr
+    allowed = cli("withdraw", "--db", str(db), "--account", "a1", "--amount", "1.00",
+                  "--chain-transaction", "eip155:1:0x9", "--allow-overdraft")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "FundsWithdrawn 1.00 EUR from a1" in allowed.stdout

@@ -461,18 +461,20 @@ def _money_command(kind: str) -> Callable[..., None]:
                   help="The on-chain transfer: CAIP-2 chain id and hash (eip155:324:0x...). "
                   "One transfer is recorded once: the same again is a no-op, the same with "
                   "another account, amount or currency is refused.")
+    @click.option("--allow-overdraft", is_flag=True, hidden=kind == "deposit",
+                  help="Record a withdrawal larger than the available balance all the same.")
     def command(db: str, account: str, amount: str, currency: str,
-                chain_transaction: str) -> None:
+                chain_transaction: str, allow_overdraft: bool) -> None:
         async def record() -> None:
-            from adapters.service.commands import Commands
             from ledger.money import Money, parse_amount
 
-            async with existing_store(db) as store:
-                commands = Commands(store)
-                method = (commands.record_deposit if kind == "deposit"
-                          else commands.record_withdrawal)
-                done = await method(account, parse_amount(amount), currency,
-                                    chain_transaction)
+            async with front_door(db) as ledger:
+                done = await (
+                    ledger.record_deposit(account, parse_amount(amount), currency,
+                                          chain_transaction) if kind == "deposit" else
+                    ledger.record_withdrawal(account, parse_amount(amount), currency,
+                                             chain_transaction,
+                                             allow_overdraft=allow_overdraft))
             event = done.event
             what = (f"{type(event).__name__} {Money(event.amount, event.currency)} "
                     f"{'to' if kind == 'deposit' else 'from'} {event.account_id}")

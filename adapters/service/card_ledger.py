@@ -36,9 +36,15 @@ from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store
 from ledger.clock import Clock, utc_now
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
-from ledger.errors import InvalidInputError, NotFoundError, VerificationFailedError
+from ledger.errors import (
+    InsufficientFundsError,
+    InvalidInputError,
+    NotFoundError,
+    VerificationFailedError,
+)
 from ledger.events import CardRequest, DomainEvent
 from ledger.moments import check_moment
+from ledger.money import Money, currency_amount
 from ledger.observations import AnySnapshot
 from ledger.store import EventStore, VerifyReport
 from projections import ProjectionRunner
@@ -85,6 +91,7 @@ class CardLedger:
         self.observer = Observer(store, runner.policy, clock=clock)
         self.commands = Commands(store, clock)
         self.metrics = Metrics()
+        self._withdrawing = anyio.Lock()  # a check of funds and its withdrawal, one at a time
         self.failing: dict[str, str] = {}
         """Background tasks whose last round failed, and why (``/health`` shows them)."""
         self._lag_seconds = 0.0  # set by the watcher of run_background
@@ -126,12 +133,34 @@ class CardLedger:
                                                       chain_transaction)
 
     async def record_withdrawal(self, account_id: str, amount: Decimal, currency: str,
-                                chain_transaction: str) -> MoneyRecorded:
-        """Record an on-chain withdrawal, with the rules of ``record_deposit``."""
+                                chain_transaction: str, *,
+                                allow_overdraft: bool = False) -> MoneyRecorded:
+        """Record an on-chain withdrawal, with the rules of ``record_deposit``. One larger
+        than the account's available balance (now, on the ledger's clock) is refused with
+        ``InsufficientFundsError`` unless ``allow_overdraft``; a retry of one recorded
+        already is never refused. The check is made against this ledger's projection,
+        one withdrawal at a time in this process; two processes recording withdrawals of
+        one account at once can each pass it."""
         await self._require_account(account_id)
-        with self.metrics.append_seconds.time():
-            return await self.commands.record_withdrawal(account_id, amount, currency,
-                                                         chain_transaction)
+        async with self._withdrawing:
+            if not allow_overdraft:
+                await self._require_funds(account_id, amount, currency, chain_transaction)
+            with self.metrics.append_seconds.time():
+                return await self.commands.record_withdrawal(account_id, amount, currency,
+                                                             chain_transaction)
+
+    async def _require_funds(self, account_id: str, amount: Decimal, currency: str,
+                             chain_transaction: str) -> None:
+        wanted = currency_amount(amount, currency)
+        await self.wait_until_visible()
+        available = sum((b.available for b in await self.balances(account_id)
+                         if b.currency == currency), Decimal(0)).quantize(wanted)
+        if wanted > available and not await self.commands.has_withdrawal(
+                account_id, chain_transaction):
+            raise InsufficientFundsError(
+                f"withdrawal of {Money(wanted, currency)} from account {account_id}: only "
+                f"{Money(available, currency)} is available (pass allow_overdraft=True to "
+                "record it all the same)")
 
     async def freeze_card(self, card_id: str) -> CardRequest:
         """Ask the processor to deactivate an active card (``PATCH /cards/{id}/deactivate``):

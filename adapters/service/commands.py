@@ -131,6 +131,12 @@ class Commands:
         assert result.result is not None
         return MoneyRecorded(decided[-1], result.result.positions[0], duplicate=False)
 
+    async def has_withdrawal(self, account_id: str, chain_transaction: str) -> bool:
+        """Whether the account's stream holds a withdrawal of this on-chain transfer."""
+        return any(isinstance(e.payload, FundsWithdrawn)
+                   and e.payload.chain_transaction == chain_transaction
+                   for e in await self.store.read_stream(f"account-{account_id}"))
+
     async def _event_at(self, position: int) -> Event:
         async for stored in self.store.read_all(after=position - 1):
             return stored.payload
