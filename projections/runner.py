@@ -19,7 +19,6 @@ from typing import Any, Self
 
 import anyio
 import msgspec
-import structlog
 
 from ledger.backoff import backoff
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
@@ -31,8 +30,10 @@ from ledger.events import (
     HoldObserved,
     TransactionObserved,
 )
+from ledger.logs import get_logger
 from ledger.store import Event, EventStore, StoredEvent
 from ledger.store.planner import micros
+from ledger.tracing import span as trace
 from projections import tables
 from projections.backends import ProjectionError, backend_for
 from projections.book import (
@@ -53,7 +54,7 @@ from projections.postings import Entry, journal
 from projections.views import AccountView, HoldView, view
 
 __all__ = ["ProjectionError", "ProjectionFailedError", "ProjectionRunner"]
-log = structlog.get_logger("projections.runner")
+log = get_logger("projections")
 _NEVER = 2**62  # a record time after any (microseconds since the epoch)
 MODEL_VERSION = 4
 """The version of the balance model and of the stored facts. Tables written by another
@@ -398,7 +399,8 @@ class ProjectionRunner:
             return span
         with _bug_guard(_positions(span)):
             leaving = self._derive(span)
-        await self.backend.commit(span.write, span.after, span.last)
+        with trace("cardledger.projection_commit", after=span.after, last=span.last):
+            await self.backend.commit(span.write, span.after, span.last)
         for live, settled in leaving:
             live.evict(settled)
         if self.on_commit is not None:

@@ -17,9 +17,8 @@ from typing import Any
 
 import anyio
 import click
-import structlog
 
-from adapters.cli import output
+from adapters.cli import logs, output
 from adapters.cli.locations import check_exists, existing_store
 from adapters.errors import EXIT_BAD_INPUT, EXIT_PROBLEM, answer_for
 from adapters.processor import connection as processor_options
@@ -134,14 +133,7 @@ def main(log_format: str, log_level: str) -> None:
 
     Exit codes: 0 success; 1 a check found a problem; 2 bad usage or input; 3 an outage (the
     database or the processor unreachable): try again later."""
-    processors: list[Any] = [structlog.processors.add_log_level,
-                             structlog.processors.TimeStamper(fmt="iso")]
-    processors.append(structlog.processors.JSONRenderer() if log_format == "json"
-                      else structlog.dev.ConsoleRenderer(colors=False))
-    structlog.configure(
-        processors=processors, logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(
-            {"debug": 10, "info": 20, "warning": 30, "error": 40}[log_level]))
+    logs.configure(log_format, log_level)
 
 
 # --- the main job ------------------------------------------------------------------------------

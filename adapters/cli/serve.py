@@ -13,14 +13,14 @@ from contextlib import contextmanager
 from functools import partial
 
 import anyio
-import structlog
 import uvicorn
 
 from adapters.processor.client import ProcessorClient
 from adapters.processor.connection import Connection
 from adapters.service.card_ledger import CardLedger
+from ledger.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger("serve")
 OUTBOX_EVERY = 1.0
 SWEEP_EVERY = 60.0
 FOLLOW_RETRY = 1.0  # seconds, after the runner lost its database connection

@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 import msgspec
-import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
@@ -41,6 +40,7 @@ from adapters.processor.errors import (
 )
 from ledger.backoff import backoff
 from ledger.clock import Clock, utc_now
+from ledger.logs import get_logger
 from ledger.money import format_amount
 from ledger.observations import (
     AccountSnapshot,
@@ -51,7 +51,7 @@ from ledger.observations import (
     TransactionSnapshot,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger("processor")
 T = TypeVar("T")
 _ENCODER = msgspec.json.Encoder()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-import structlog
 
 from adapters.processor.deliveries import Delivery, DeliveryConflictError, marker_id
 from ledger.clock import Clock, utc_now
@@ -31,6 +30,7 @@ from ledger.errors import (
     WrongExpectedVersionError,
 )
 from ledger.events import DomainEvent
+from ledger.logs import get_logger
 from ledger.observations import AnySnapshot, check_snapshot, kind_of
 from ledger.repository import UNSEEN, Decided, Loaded, decide_and_append, load
 from ledger.store import (
@@ -40,8 +40,9 @@ from ledger.store import (
     Metadata,
     NewEvent,
 )
+from ledger.tracing import span
 
-log = structlog.get_logger(__name__)
+log = get_logger("observer")
 
 _STRIPES = 64
 _RECENT_LIMIT = 10_000
@@ -74,8 +75,10 @@ class Observer:
         source = f"offblocks:event:{delivery.event_id}" if delivery else "offblocks:fetch"
         metadata = Metadata(occurred_at=snapshot.updated_at, correlation_id=correlation_id,
                             source=source)
-        async with self._stripes[hash(stream) % _STRIPES]:
-            return await self._record(snapshot, stream, delivery, metadata, correlation_id)
+        with span("cardledger.record", stream=stream, correlation_id=correlation_id):
+            async with self._stripes[hash(stream) % _STRIPES]:
+                return await self._record(snapshot, stream, delivery, metadata,
+                                          correlation_id)
 
     async def _record(self, snapshot: AnySnapshot, stream: str, delivery: Delivery | None,
                       metadata: Metadata, correlation_id: str | None) -> AppendResult | None:

@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
-import structlog
 
 from adapters.processor.client import ProcessorClient
 from adapters.processor.errors import NotConfigured, ProcessorError, is_transient
@@ -47,10 +46,12 @@ from ledger.events import (
     RequestAccepted,
     RequestRefused,
 )
+from ledger.logs import get_logger
 from ledger.store import Event, EventStore, Metadata, NewEvent, StoredEvent
+from ledger.tracing import span
 from projections.backends.lead import Lead
 
-log = structlog.get_logger(__name__)
+log = get_logger("outbox")
 
 REQUESTS = (CustomerRegistrationRequested, AccountOpeningRequested, CardIssuanceRequested,
             CardDeactivationRequested, CardActivationRequested, CardTerminationRequested)
@@ -171,7 +172,9 @@ class Outbox:
         assert isinstance(request, REQUESTS)
         kind = type(request).__name__
         try:
-            remote_id = await self._call(request)
+            with span("cardledger.outbox_send", request_type=kind,
+                      request_id=str(request.request_id)):
+                remote_id = await self._call(request)
         except LedgerError as exc:
             if is_transient(exc):
                 self._later(request.request_id, exc)

@@ -20,14 +20,14 @@ from typing import Literal
 import anyio
 import httpx
 import msgspec
-import structlog
 from standardwebhooks import Webhook
 
 from adapters.sandbox.faults import FaultDice
 from ledger.backoff import backoff
+from ledger.logs import get_logger
 from ledger.observations import AnySnapshot, webhook_type
 
-log = structlog.get_logger("sandbox.webhooks")
+log = get_logger("sandbox.webhooks")
 
 WebhookType = Literal["customer.updated", "account.updated", "card.updated",
                       "authorisation.updated", "transaction.updated"]

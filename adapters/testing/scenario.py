@@ -21,7 +21,6 @@ from pathlib import Path
 import anyio
 import httpx
 import msgspec
-import structlog
 
 from adapters.processor.client import ClientConfig, ProcessorClient, SandboxControl, new_signing_key
 from adapters.processor.errors import Conflict, Refused
@@ -35,11 +34,12 @@ from adapters.service.commands import Commands
 from adapters.service.sweeper import sweep
 from adapters.webhooks.receiver import WebhookReceiver
 from ledger.events import RequestAccepted
+from ledger.logs import get_logger
 from ledger.observations import Address
 from ledger.store import EventStore
 from projections import ProjectionRunner
 
-log = structlog.get_logger(__name__)
+log = get_logger("scenario")
 ADDRESS = Address(first_line="1 Test Avenue", city="London", country="GB", post_code="SW1 1AA")
 DAY = 86_400
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import structlog
 from standardwebhooks import Webhook
 
 from adapters.processor.client import ProcessorClient
@@ -27,9 +26,10 @@ from adapters.processor.deliveries import Delivery, facts_taught, parse_delivery
 from adapters.processor.observer import Observer
 from adapters.webhooks.api import Recorded
 from ledger.errors import UnauthorisedError
+from ledger.logs import get_logger
 from ledger.observations import AnySnapshot, kind_of
 
-log = structlog.get_logger(__name__)
+log = get_logger("webhooks")
 
 
 class BadSignatureError(UnauthorisedError):

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 
 import msgspec
-import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,8 +27,9 @@ from adapters.processor.observer import Observer
 from adapters.webhooks.api import Health, Problem, Recorded, document
 from adapters.webhooks.intake import WebhookIntake
 from ledger.errors import InvalidInputError, LedgerError, StoreUnavailableError
+from ledger.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger("webhooks")
 _ENCODER = msgspec.json.Encoder()
 
 

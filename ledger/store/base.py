@@ -28,7 +28,6 @@ from typing import Any, Self, TypeVar, cast
 import anyio
 import anyio.abc
 import msgspec
-import structlog
 
 from ledger.clock import Clock, utc_now
 from ledger.errors import (
@@ -41,6 +40,7 @@ from ledger.errors import (
     StoreFailedError,
     StoreUnavailableError,
 )
+from ledger.logs import get_logger
 from ledger.store import limits
 from ledger.store.chain import check_row
 from ledger.store.limits import check_category, check_stream_name
@@ -55,8 +55,9 @@ from ledger.store.records import (
     VerifyReport,
 )
 from ledger.store.registry import EventRegistry
+from ledger.tracing import span
 
-log = structlog.get_logger("ledger.store")
+log = get_logger("store")
 
 class LogFilter(msgspec.Struct, frozen=True):
     """Which events a read or subscription wants: stream categories and/or wire names."""
@@ -172,12 +173,13 @@ class EventStore(abc.ABC):
         """
         self._require_open()
         prepared = self.prepare(stream, events, expected)
-        while len(self._queue) >= limits.WRITE_QUEUE_DEPTH:  # back-pressure
-            await self._room.wait()
-        pending = _Pending(prepared)
-        self._queue.append(pending)
-        self._queued.set()
-        await pending.done.wait()
+        with span("cardledger.append", stream=stream, events=len(events)):
+            while len(self._queue) >= limits.WRITE_QUEUE_DEPTH:  # back-pressure
+                await self._room.wait()
+            pending = _Pending(prepared)
+            self._queue.append(pending)
+            self._queued.set()
+            await pending.done.wait()
         if isinstance(pending.outcome, BaseException):
             raise pending.outcome
         assert pending.outcome is not None

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-import structlog
 
+from ledger.logs import get_logger
 from ledger.store.sqlite import transaction
 from projections import tables
 from projections.backends.base import (
@@ -35,7 +35,7 @@ from projections.backends.base import (
 )
 
 T = TypeVar("T")
-log = structlog.get_logger("projections.backends.sqlite")
+log = get_logger("projections.sqlite")
 _CHUNK = 500  # values per IN (...) list
 _BUSY = "PRAGMA busy_timeout = 30000"
 _PRAGMAS = (_BUSY, "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")

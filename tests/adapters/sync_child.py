@@ -3,10 +3,10 @@ KEY SECRET`` pulls from the processor in a loop, printing ``round N`` after each
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import anyio
-import structlog
 
 from adapters.processor.client import ClientConfig, ProcessorClient, new_signing_key
 from adapters.processor.observer import Observer
@@ -25,6 +25,6 @@ async def main(db: str, url: str, key: str, secret: str) -> None:
 
 
 if __name__ == "__main__":
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    logging.basicConfig(stream=sys.stderr)
     db, url, key, secret = sys.argv[1:5]
     anyio.run(main, db, url, key, secret)
