@@ -1,39 +1,187 @@
-"""cardledger for a service that embeds it: ``CardLedger`` is the front door.
+"""cardledger for a service that embeds it: one import is enough.
 
-    from adapters import CardLedger, AuthorisationSnapshot
+    from adapters import CardLedger, AuthorisationSnapshot, ledger_lifespan, WebhookApp
 
-The rest of this package (the processor client, the receiver, the outbox, the sync, the
-sandbox, the command line) is what the front door and the CLI are built from.
+``CardLedger`` is the front door; everything its signatures mention (snapshots, views,
+results, the clock, the processor client, every error) is importable from here. The rest of
+this package (the receiver, the outbox, the sync, the sandbox, the command line) is what the
+front door and the CLI are built from.
 """
 
-from adapters.service.card_ledger import CardLedger, Change
-from adapters.service.commands import MoneyRecorded
-from ledger.clock import Clock, ManualClock
+from adapters.processor.client import (
+    ClientConfig,
+    ProcessorClient,
+)
+from adapters.processor.errors import (
+    ProcessorError,
+)
+from adapters.processor.sync import (
+    SyncReport,
+)
+from adapters.service.asgi import (
+    LedgerState,
+    WebhookApp,
+    current_ledger,
+    ledger_lifespan,
+    problem_response,
+)
+from adapters.service.card_ledger import (
+    CardLedger,
+    Change,
+)
+from adapters.service.commands import (
+    CardAction,
+    MoneyRecorded,
+)
+from ledger.clock import (
+    Clock,
+    ManualClock,
+)
+from ledger.domain.hold import (
+    DEFAULT_POLICY,
+    HoldPolicy,
+)
 from ledger.errors import (
     ConflictError,
+    CurrencyMismatchError,
+    DomainError,
+    DuplicateInBatchError,
+    EmptyBatchError,
+    EventIdConflictError,
     InsufficientFundsError,
+    InternalError,
+    InvalidAmountError,
+    InvalidAppendError,
+    InvalidIdentifierError,
     InvalidInputError,
+    InvalidPayloadError,
+    InvalidSnapshotError,
+    InvalidStreamNameError,
+    InvalidTransitionError,
     LedgerError,
+    LimitExceededError,
     NotFoundError,
+    PartialDuplicateError,
+    SchemaError,
+    StoreClosedError,
+    StoreError,
+    StoreFailedError,
     StoreUnavailableError,
+    StoreUrlError,
+    TransferConflictError,
+    UnauthorisedError,
+    UnavailableError,
+    UnknownCurrencyError,
+    UnknownEventTypeError,
     VerificationFailedError,
+    WrongExpectedVersionError,
+)
+from ledger.events import (
+    CardRequest,
+    FundsDeposited,
+    FundsWithdrawn,
+)
+from ledger.interop import (
+    JSONReady,
+    json_schema,
 )
 from ledger.observations import (
     AccountSnapshot,
     Address,
+    AnySnapshot,
     AuthorisationSnapshot,
     CardSnapshot,
     CustomerSnapshot,
     Merchant,
     TransactionSnapshot,
 )
-from projections.views import AccountView, AnomalyView, Balance, CardView, HoldView
+from ledger.store import (
+    VerifyReport,
+)
+from projections.postings import (
+    Entry,
+    Posting,
+)
+from projections.views import (
+    AccountView,
+    AnomalyView,
+    Balance,
+    CardView,
+    HoldView,
+    TokenTotal,
+)
 
 __all__ = [
-    "CardLedger", "Change", "MoneyRecorded", "Clock", "ManualClock",
-    "AccountSnapshot", "Address", "AuthorisationSnapshot", "CardSnapshot", "CustomerSnapshot",
-    "Merchant", "TransactionSnapshot",
-    "AccountView", "AnomalyView", "Balance", "CardView", "HoldView",
-    "ConflictError", "InsufficientFundsError", "InvalidInputError", "LedgerError", "NotFoundError",
-    "StoreUnavailableError", "VerificationFailedError",
+    "ClientConfig",
+    "ProcessorClient",
+    "ProcessorError",
+    "SyncReport",
+    "LedgerState",
+    "WebhookApp",
+    "current_ledger",
+    "ledger_lifespan",
+    "problem_response",
+    "CardLedger",
+    "Change",
+    "CardAction",
+    "MoneyRecorded",
+    "Clock",
+    "ManualClock",
+    "DEFAULT_POLICY",
+    "HoldPolicy",
+    "ConflictError",
+    "CurrencyMismatchError",
+    "DomainError",
+    "DuplicateInBatchError",
+    "EmptyBatchError",
+    "EventIdConflictError",
+    "InsufficientFundsError",
+    "InternalError",
+    "InvalidAmountError",
+    "InvalidAppendError",
+    "InvalidIdentifierError",
+    "InvalidInputError",
+    "InvalidPayloadError",
+    "InvalidSnapshotError",
+    "InvalidStreamNameError",
+    "InvalidTransitionError",
+    "LedgerError",
+    "LimitExceededError",
+    "NotFoundError",
+    "PartialDuplicateError",
+    "SchemaError",
+    "StoreClosedError",
+    "StoreError",
+    "StoreFailedError",
+    "StoreUnavailableError",
+    "StoreUrlError",
+    "TransferConflictError",
+    "UnauthorisedError",
+    "UnavailableError",
+    "UnknownCurrencyError",
+    "UnknownEventTypeError",
+    "VerificationFailedError",
+    "WrongExpectedVersionError",
+    "CardRequest",
+    "FundsDeposited",
+    "FundsWithdrawn",
+    "JSONReady",
+    "json_schema",
+    "AccountSnapshot",
+    "Address",
+    "AnySnapshot",
+    "AuthorisationSnapshot",
+    "CardSnapshot",
+    "CustomerSnapshot",
+    "Merchant",
+    "TransactionSnapshot",
+    "VerifyReport",
+    "Entry",
+    "Posting",
+    "AccountView",
+    "AnomalyView",
+    "Balance",
+    "CardView",
+    "HoldView",
+    "TokenTotal",
 ]

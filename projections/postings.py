@@ -17,6 +17,7 @@ from decimal import Decimal
 import msgspec
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
+from ledger.interop import JSONReady
 from ledger.money import EXACT
 from projections.book import AccountBook
 from projections.views import Balance, view
@@ -24,14 +25,14 @@ from projections.views import Balance, view
 AVAILABLE, HELD, CHAIN, MERCHANTS = "available", "held", "chain", "merchants"
 
 
-class Posting(msgspec.Struct, frozen=True):
+class Posting(msgspec.Struct, JSONReady, frozen=True):
     ledger_account: str
     currency: str
     amount: Decimal
     """Positive: money into ``ledger_account``."""
 
 
-class Entry(msgspec.Struct, frozen=True):
+class Entry(msgspec.Struct, JSONReady, frozen=True):
     at: datetime
     postings: tuple[Posting, ...]
 

@@ -26,13 +26,14 @@ import msgspec
 from ledger.domain.anomalies import HoldTerms, authorisation_anomalies, debit_anomalies
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy, expiry
 from ledger.domain.lifecycle import AUTHORISATION, CARD, TRANSACTION, Sighting
+from ledger.interop import JSONReady
 from ledger.money import EXACT, exact_sum
 from projections.book import AccountBook, HoldFacts, Timeline, TransactionFacts
 
 COUNTED = frozenset({"processing", "processed", "reversing"})
 
 
-class Balance(msgspec.Struct, frozen=True, rename="camel", gc=False):
+class Balance(msgspec.Struct, JSONReady, frozen=True, rename="camel", gc=False):
     account_id: str
     currency: str
     deposits: Decimal
@@ -43,7 +44,7 @@ class Balance(msgspec.Struct, frozen=True, rename="camel", gc=False):
     available: Decimal
 
 
-class HoldView(msgspec.Struct, frozen=True, rename="camel", gc=False):
+class HoldView(msgspec.Struct, JSONReady, frozen=True, rename="camel", gc=False):
     authorisation_id: str
     account_id: str
     card_id: str
@@ -58,14 +59,14 @@ class HoldView(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """Why the hold no longer reserves funds: released, captured, expired (None: open)."""
 
 
-class CardView(msgspec.Struct, frozen=True, rename="camel", gc=False):
+class CardView(msgspec.Struct, JSONReady, frozen=True, rename="camel", gc=False):
     card_id: str
     account_id: str
     status: str
     capture_window_until: datetime | None = None
 
 
-class TokenTotal(msgspec.Struct, frozen=True, rename="camel", gc=False):
+class TokenTotal(msgspec.Struct, JSONReady, frozen=True, rename="camel", gc=False):
     account_id: str
     token: str
     kind: str
@@ -73,7 +74,7 @@ class TokenTotal(msgspec.Struct, frozen=True, rename="camel", gc=False):
     token_amount: Decimal
 
 
-class AnomalyView(msgspec.Struct, frozen=True, rename="camel", gc=False):
+class AnomalyView(msgspec.Struct, JSONReady, frozen=True, rename="camel", gc=False):
     """A fact that contradicts another, as of T: counted all the same, and listed."""
 
     kind: str
@@ -85,7 +86,7 @@ class AnomalyView(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """For a quarantined event: its position and why (not a column of ``anomalies``)."""
 
 
-class AccountView(msgspec.Struct, frozen=True):
+class AccountView(msgspec.Struct, JSONReady, frozen=True):
     balances: list[Balance]
     holds: list[HoldView]
     cards: list[CardView]

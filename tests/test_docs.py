@@ -43,6 +43,17 @@ def test_readme_python_examples_run(number: int, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_readme_python_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    for number, block in enumerate(_blocks("python")):
+        (tmp_path / f"example_{number}.py").write_text(block)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+         *sorted(str(p) for p in tmp_path.glob("example_*.py"))],
+        cwd=ROOT, env={**os.environ, "MYPYPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stdout
+
+
 def test_readme_names_the_model_version_the_code_has() -> None:
     from projections.runner import MODEL_VERSION
 

@@ -19,11 +19,10 @@ from contextlib import aclosing, asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from os import PathLike, fspath
-from typing import Any
 
 import anyio
 import msgspec
-import structlog
+from starlette.types import ASGIApp
 
 from adapters.metrics import Metrics
 from adapters.processor.client import ProcessorClient
@@ -43,6 +42,8 @@ from ledger.errors import (
     VerificationFailedError,
 )
 from ledger.events import CardRequest, DomainEvent
+from ledger.interop import JSONReady
+from ledger.logs import get_logger
 from ledger.moments import check_moment
 from ledger.money import Money, currency_amount
 from ledger.observations import AnySnapshot
@@ -60,14 +61,14 @@ from projections.views import (
     listed_anomalies,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger("service")
 LAG_LIMIT = 60.0
 """Seconds behind the log after which the projection counts as lagging (``/health``)."""
 OUTBOX_LIMIT = 600.0
 """Seconds a request may wait for the processor before the outbox counts as stuck."""
 
 
-class Change(msgspec.Struct, frozen=True, rename="camel"):
+class Change(msgspec.Struct, JSONReady, frozen=True, rename="camel"):
     """One fact the log gained that concerns an account: query the account to see its effect."""
 
     position: int
@@ -308,7 +309,7 @@ class CardLedger:
                     yield Change(stored.position, account_id, type(payload).__name__,
                                  payload.at)
 
-    def webhook_app(self, secret: str | None = None) -> Any:
+    def webhook_app(self, secret: str | None = None) -> ASGIApp:
         """The webhook receiver, an ASGI app to mount (``POST /webhooks``, ``GET /health``,
         ``GET /openapi.json``). With ``secret`` it checks Standard Webhooks signatures;
         without, it verifies by fetching each entity from the processor."""

@@ -23,6 +23,7 @@ from ledger.events import (
     FundsDeposited,
     FundsWithdrawn,
 )
+from ledger.interop import JSONReady
 from ledger.observations import Address
 from ledger.repository import decide_and_append, load
 from ledger.store import Event, EventStore, NewEvent, StreamState
@@ -159,7 +160,7 @@ def _known(state: Any, entity: str, entity_id: str) -> Any:
     return state
 
 
-class MoneyRecorded(msgspec.Struct, frozen=True):
+class MoneyRecorded(msgspec.Struct, JSONReady, frozen=True):
     """A deposit or withdrawal as the log holds it, and whether this call only found it."""
 
     event: FundsDeposited | FundsWithdrawn
