@@ -125,6 +125,10 @@ class DuplicateInBatchError(InvalidAppendError):
     """One batch names the same event id twice."""
 
 
+class InvalidPositionError(StoreError, InvalidInputError):
+    """A position, version or count given to a read is not an int in range."""
+
+
 class WrongExpectedVersionError(StoreError, ConflictError):
     """The stream was not at the version the caller expected. Nothing was written."""
 

@@ -190,6 +190,9 @@ def check_snapshot(snapshot: AnySnapshot, now: datetime) -> None:
     """Refuse (``InvalidSnapshotError``, naming the field) a snapshot made in Python that its
     types refuse (decoding one has checked those already), then what no type can say
     (``check_rules``)."""
+    if type(snapshot) not in KINDS:
+        raise InvalidSnapshotError("snapshot", f"{type(snapshot).__name__} is not a processor "
+                                   f"snapshot ({', '.join(k.__name__ for k in KINDS)})")
     try:
         msgspec.json.decode(_ENCODER.encode(snapshot), type=type(snapshot))
     except msgspec.ValidationError as exc:

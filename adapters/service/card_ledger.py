@@ -204,7 +204,11 @@ class CardLedger:
 
     async def wait_until_visible(self, position: int | None = None) -> None:
         """Return once the projections hold the log up to ``position`` (default: everything
-        recorded so far), whichever process writes them."""
+        recorded so far), whichever process writes them. A position the log has not reached
+        yet is waited for; ``InvalidInputError`` for one that is not a position."""
+        if position is not None and (type(position) is not int or position < 0):
+            raise InvalidInputError(f"position: {position!r} is not a log position (an int "
+                                    ">= 0)")
         target = await self.store.head() if position is None else position
         while self.runner.position < target:
             if self.runner.leading:

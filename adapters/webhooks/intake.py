@@ -25,7 +25,7 @@ from adapters.processor.client import ProcessorClient
 from adapters.processor.deliveries import Delivery, facts_taught, parse_delivery
 from adapters.processor.observer import Observer
 from adapters.webhooks.api import Recorded
-from ledger.errors import UnauthorisedError
+from ledger.errors import InvalidInputError, UnauthorisedError
 from ledger.logs import get_logger
 from ledger.observations import AnySnapshot, kind_of
 
@@ -37,11 +37,23 @@ class BadSignatureError(UnauthorisedError):
     recorded."""
 
 
+def _verifier(secret: object) -> Webhook:
+    """The Standard Webhooks verifier for ``secret`` (``whsec_`` and base64), or
+    ``InvalidInputError`` saying what a secret looks like."""
+    if isinstance(secret, str):
+        try:
+            return Webhook(secret)
+        except (ValueError, TypeError):  # binascii.Error is a ValueError
+            pass
+    raise InvalidInputError("secret: a webhook secret is 'whsec_' followed by base64, as the "
+                            "processor gives it")
+
+
 class WebhookIntake:
     def __init__(self, observer: Observer, *, secret: str | None = None,
                  fetcher: ProcessorClient | None = None) -> None:
         self.observer = observer
-        self._webhook = Webhook(secret) if secret else None  # an empty secret verifies nothing
+        self._webhook = _verifier(secret) if secret else None  # an empty one verifies nothing
         self.fetcher = fetcher
 
     @property

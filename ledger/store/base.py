@@ -43,7 +43,7 @@ from ledger.errors import (
 from ledger.logs import get_logger
 from ledger.store import limits
 from ledger.store.chain import check_row
-from ledger.store.limits import check_category, check_stream_name
+from ledger.store.limits import check_category, check_position, check_stream_name
 from ledger.store.planner import GENESIS_HASH, PreparedAppend, PreparedEvent, Row
 from ledger.store.records import (
     AppendResult,
@@ -292,6 +292,9 @@ class EventStore(abc.ABC):
         """The stream's events from ``from_version`` on, in version order."""
         self._require_open()
         check_stream_name(stream)
+        check_position(from_version, "from_version")
+        if limit is not None:
+            check_position(limit, "limit")
         records = await self._fetch_stream(stream, from_version, limit)
         return self.registry.decode_records(records)
 
@@ -305,6 +308,8 @@ class EventStore(abc.ABC):
                            ) -> AsyncGenerator[list[StoredEvent[Event]], None]:
         """The log after position ``after`` up to its current head, in bounded batches."""
         self._require_open()
+        check_position(after, "after")
+        check_position(batch_size, "batch_size", least=1)
         log_filter = self.make_filter(categories, types)
         upto = await self.head()
         while after < upto:
@@ -330,6 +335,8 @@ class EventStore(abc.ABC):
         ``poll_interval`` seconds.
         """
         self._require_open()
+        check_position(after, "after")
+        check_position(batch_size, "batch_size", least=1)
         log_filter = self.make_filter(categories, types)
         scanned = after
         while True:
@@ -346,6 +353,7 @@ class EventStore(abc.ABC):
     async def wait_for_position(self, position: int) -> None:
         """Return once the log's head has reached ``position``. Bound it with
         ``anyio.fail_after``."""
+        check_position(position, "position")
         while True:
             committed = self._committed
             if await self.head() >= position:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from ledger.errors import InvalidStreamNameError
+from ledger.errors import InvalidPositionError, InvalidStreamNameError
 
 MAX_EVENT_BYTES = 64 * 1024
 """Encoded payload plus metadata of one event. A card event is well under 2 KiB."""
@@ -45,6 +45,18 @@ def check_stream_name(stream: str) -> str:
             f"stream name is {len(stream)} characters long; the limit is {MAX_STREAM_NAME}"
         )
     return stream
+
+
+MAX_POSITION = 2**63 - 1
+"""Positions and versions are SQL BIGINTs."""
+
+
+def check_position(value: object, name: str, *, least: int = 0) -> int:
+    """``value`` if it is an int in [``least``, ``MAX_POSITION``] (a position, a version, a
+    count); else ``InvalidPositionError`` naming the argument."""
+    if type(value) is not int or not least <= value <= MAX_POSITION:
+        raise InvalidPositionError(f"{name}: {value!r} is not an int in [{least}, 2**63 - 1]")
+    return value
 
 
 def check_category(category: str) -> str:
