@@ -8,12 +8,12 @@ quote. NAME selects benchmarks by prefix (``store``, ``store.read_all``).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import msgspec
-import structlog
 
-from benchmarks import commands, leads, postgres, projections, report, store, sync  # noqa: F401
+from benchmarks import commands, front_door, leads, postgres, projections, report, store, sync  # noqa: F401
 from benchmarks.harness import BENCHMARKS
 
 
@@ -24,8 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
     # Warnings only, and on stderr: stdout is the figures (debug lines would cost time too).
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30),
-                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     chosen = [name for name in BENCHMARKS
               if not args.names or any(name.startswith(n.split(".")[0]) for n in args.names)]
     if not chosen:

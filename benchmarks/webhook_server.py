@@ -4,11 +4,11 @@ endpoint that only answers 200 (the baseline)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Awaitable
 
 import anyio
-import structlog
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +38,6 @@ async def main(mode: str, port: int, db: str, secret: str) -> None:
 
 
 if __name__ == "__main__":
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    logging.basicConfig(level=logging.WARNING)
     mode, port, db, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     anyio.run(main, mode, port, db, secret)
