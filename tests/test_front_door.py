@@ -15,6 +15,7 @@ from adapters import (
     AccountSnapshot,
     AuthorisationSnapshot,
     CardLedger,
+    CardSnapshot,
     InsufficientFundsError,
     InvalidInputError,
     NotFoundError,
@@ -154,3 +155,20 @@ def test_the_cli_refuses_an_overdraft_unless_asked(tmp_path: Path) -> None:
                   "--chain-transaction", "eip155:1:0x9", "--allow-overdraft")
     assert allowed.returncode == 0, allowed.stderr
     assert "FundsWithdrawn 1.00 EUR from a1" in allowed.stdout
+
+
+def test_a_cli_card_command_without_a_processor_says_it_waits_and_is_listed(
+        tmp_path: Path) -> None:
+    db = tmp_path / "l.db"
+
+    async def seed() -> None:
+        async with CardLedger.open(db) as ledger:
+            await ledger.record(account())
+            await ledger.record(CardSnapshot(id="c1", account_id="a1", type="virtual",
+                                             status="active", created_at=T0, updated_at=T0))
+    anyio.run(seed)
+    asked = cli("card", "deactivate", "--db", str(db), "c1")
+    assert asked.returncode == 0, asked.stderr
+    assert "waits in the outbox (cardledger outbox list)" in asked.stdout
+    listed = cli("outbox", "list", "--db", str(db), "--json")
+    assert listed.returncode == 0 and "CardDeactivationRequested" in listed.stdout

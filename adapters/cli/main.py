@@ -512,7 +512,10 @@ async def _request(db: str, connection: processor_options.Connection,
         if connection.configured:
             async with await connection.open() as client:
                 await Outbox(store, client).dispatch()
-    click.echo(f"recorded: {type(event).__name__} {subject}")
+    waiting = "" if connection.configured else (
+        "; no processor is configured here: it waits in the outbox (cardledger outbox list) "
+        "until cardledger serve, with a processor, sends it")
+    click.echo(f"recorded: {type(event).__name__} {subject}{waiting}")
 
 
 @main.group()
