@@ -19,10 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters import (
-    AccountSnapshot,
-    AuthorisationSnapshot,
     CardLedger,
-    CardSnapshot,
     ConflictError,
     InvalidInputError,
     LedgerError,
@@ -30,7 +27,7 @@ from adapters import (
     UnavailableError,
 )
 from ledger import NewEvent, StreamState, open_store
-from ledger.testing import ADDRESS
+from tests.support.histories import one_hold
 from tests.support.sample_events import REGISTRY, note
 
 T0 = datetime.now(UTC) - timedelta(days=2)
@@ -58,7 +55,7 @@ POSITIONS = st.one_of(st.none(), st.integers(-5, 50), st.sampled_from([2**63, -(
 
 def _snapshots() -> st.SearchStrategy[Any]:
     """Good snapshots with one field made hostile (or none)."""
-    good = st.sampled_from(_programme())
+    good = st.sampled_from(one_hold(T0, "20.00"))
 
     def spoil(snapshot: Any, field: str, value: Any) -> Any:
         if not field or field not in snapshot.__struct_fields__:
@@ -70,19 +67,6 @@ def _snapshots() -> st.SearchStrategy[Any]:
         st.tuples(st.sampled_from(["", "id", "status", "created_at", "updated_at", "amount",
                                    "currency", "account_id", "type", "currencies"]),
                   st.one_of(TEXTS, MOMENTS, AMOUNTS, JUNK)))
-
-
-def _programme() -> list[Any]:
-    return [
-        AccountSnapshot(id="a1", customer_id="u1", status="active", currencies=["EUR"],
-                        created_at=T0, updated_at=T0),
-        CardSnapshot(id="c1", account_id="a1", type="virtual", status="active",
-                     billing_address=ADDRESS, masked_pan="530518******9871",
-                     created_at=T0, updated_at=T0),
-        AuthorisationSnapshot(id="h1", account_id="a1", card_id="c1", status="pending",
-                              amount="20.00", currency="EUR", merchant_amount="20.00",
-                              merchant_currency="EUR", created_at=T0, updated_at=T0),
-    ]
 
 
 def _strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
@@ -153,7 +137,7 @@ def test_the_property_covers_every_public_method() -> None:
 
 
 async def _seeded(ledger: CardLedger) -> None:
-    for snapshot in _programme():
+    for snapshot in one_hold(T0, "20.00"):
         await ledger.record(snapshot)
     await ledger.record_deposit("a1", Decimal("100"), "EUR", "eip155:1:0xfeed")
 

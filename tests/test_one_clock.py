@@ -14,39 +14,23 @@ import msgspec
 import pytest
 
 from adapters import (
-    AccountSnapshot,
-    AuthorisationSnapshot,
     CardLedger,
-    CardSnapshot,
     ManualClock,
 )
 from adapters.sandbox.clock import SandboxClock
 from ledger.events import HoldExpired
-from ledger.testing import ADDRESS
+from tests.support.histories import one_hold
 from tests.support.sandbox import active_card, client_for, sandbox
 
 pytestmark = pytest.mark.anyio
 START = datetime(2020, 3, 2, 9, 0, tzinfo=UTC)  # years before the wall clock
 
 
-def programme(at: datetime) -> list[AccountSnapshot | CardSnapshot | AuthorisationSnapshot]:
-    return [
-        AccountSnapshot(id="a1", customer_id="u1", status="active", currencies=["EUR"],
-                        created_at=at, updated_at=at),
-        CardSnapshot(id="c1", account_id="a1", type="virtual", status="active",
-                     billing_address=ADDRESS, masked_pan="530518******9871",
-                     created_at=at, updated_at=at),
-        AuthorisationSnapshot(id="h1", account_id="a1", card_id="c1", status="pending",
-                              amount="40.00", currency="EUR", merchant_amount="40.00",
-                              merchant_currency="EUR", created_at=at, updated_at=at),
-    ]
-
-
 async def test_moving_a_fake_clock_31_days_expires_a_hold_without_sleeping(
         tmp_path: Path) -> None:
     clock = ManualClock(START)
     async with CardLedger.open(tmp_path / "l.db", clock=clock) as ledger:
-        for snapshot in programme(START):
+        for snapshot in one_hold(START):
             await ledger.record(snapshot)
         await ledger.record_deposit("a1", Decimal("100"), "EUR", "eip155:1:0x1")
         ((balance,), (hold,)) = await ledger.balances("a1"), await ledger.holds("a1")

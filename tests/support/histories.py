@@ -9,8 +9,13 @@ from hypothesis import strategies as st
 
 from ledger.domain.programme import Programme
 from ledger.events import DomainEvent, FundsDeposited, FundsWithdrawn
-from ledger.observations import AccountSnapshot, AnySnapshot
-from ledger.testing import amounts, programme_histories
+from ledger.observations import (
+    AccountSnapshot,
+    AnySnapshot,
+    AuthorisationSnapshot,
+    CardSnapshot,
+)
+from ledger.testing import ADDRESS, amounts, programme_histories
 from projections.book import AccountBook, account_of
 
 
@@ -52,3 +57,17 @@ def moments(events: list[DomainEvent]) -> list[datetime]:
     times = {e.at for e in events} | {getattr(e, "observed_at", None) or e.at for e in events}
     return sorted({t + d for t in times for d in (timedelta(0), timedelta(microseconds=-1),
                                                   timedelta(days=31))})
+
+
+def one_hold(at: datetime, amount: str = "40.00") -> list[AnySnapshot]:
+    """Account a1 (EUR), its active card c1 and one pending hold h1 of ``amount``, at ``at``."""
+    return [
+        AccountSnapshot(id="a1", customer_id="u1", status="active", currencies=["EUR"],
+                        created_at=at, updated_at=at),
+        CardSnapshot(id="c1", account_id="a1", type="virtual", status="active",
+                     billing_address=ADDRESS, masked_pan="530518******9871",
+                     created_at=at, updated_at=at),
+        AuthorisationSnapshot(id="h1", account_id="a1", card_id="c1", status="pending",
+                              amount=amount, currency="EUR", merchant_amount=amount,
+                              merchant_currency="EUR", created_at=at, updated_at=at),
+    ]
