@@ -87,8 +87,7 @@ class CardLedger:
                  clock: Clock = utc_now) -> None:
         self.store, self.runner, self.processor = store, runner, processor
         self.clock = clock
-        """The ledger's now: the default ``as_of`` of every question, and what snapshots'
-        dates are checked against."""
+        """The ledger's one clock (see ``open``)."""
         self.observer = Observer(store, runner.policy, clock=clock)
         self.commands = Commands(store, clock)
         self.metrics = Metrics()
@@ -108,7 +107,7 @@ class CardLedger:
         created if missing, with its projections loaded. ``processor`` is needed to push
         requests and to pull. ``clock`` is the ledger's one clock: record times, commands' times,
         the default ``as_of``, the expiry sweep, the outbox's backoff and the metrics' ages
-        all read it (``ledger.ManualClock`` for a test that moves time itself)."""
+        all read it (``ManualClock`` for a test that moves time itself)."""
         async with open_store(fspath(url), clock=clock) as store, \
                 ProjectionRunner(store, policy=policy) as runner:
             yield cls(store, runner, processor=processor, clock=clock)
