@@ -78,7 +78,10 @@ from ledger.errors import (
     WrongExpectedVersionError,
 )
 from ledger.events import (
+    AccountOpeningRequested,
+    CardIssuanceRequested,
     CardRequest,
+    CustomerRegistrationRequested,
     FundsDeposited,
     FundsWithdrawn,
 )
@@ -164,7 +167,10 @@ __all__ = [
     "UnknownEventTypeError",
     "VerificationFailedError",
     "WrongExpectedVersionError",
+    "AccountOpeningRequested",
+    "CardIssuanceRequested",
     "CardRequest",
+    "CustomerRegistrationRequested",
     "FundsDeposited",
     "FundsWithdrawn",
     "JSONReady",

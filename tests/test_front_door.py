@@ -21,11 +21,15 @@ from adapters import (
     NotFoundError,
 )
 from adapters.errors import EXIT_BAD_INPUT
+from adapters.processor.outbox import Outbox
 from ledger.money import MINOR_UNITS
+from ledger.testing import ADDRESS
 from tests.support.cli import cli
+from tests.support.sandbox import client_for, sandbox
 
 pytestmark = pytest.mark.anyio
 T0 = datetime.now(UTC) - timedelta(hours=2)
+WALLET = "eip155:1:0xab16a96d359ec26a11e2c2b3d8f8b8942d5bfcdb"
 
 
 def account(account_id: str = "a1", currency: str = "EUR") -> AccountSnapshot:
@@ -172,3 +176,21 @@ def test_a_cli_card_command_without_a_processor_says_it_waits_and_is_listed(
     assert "waits in the outbox (cardledger outbox list)" in asked.stdout
     listed = cli("outbox", "list", "--db", str(db), "--json")
     assert listed.returncode == 0 and "CardDeactivationRequested" in listed.stdout
+
+
+async def test_requests_to_the_processor_are_typed_and_need_the_entity_and_a_processor(
+        tmp_path: Path) -> None:
+    box = sandbox()
+    async with CardLedger.open(tmp_path / "none.db") as alone:
+        with pytest.raises(InvalidInputError, match="no processor"):
+            await alone.register_customer("ext-1", WALLET)
+    async with client_for(box) as client, \
+            CardLedger.open(tmp_path / "l.db", processor=client) as ledger:
+        asked = await ledger.register_customer("ext-1", WALLET)
+        assert asked.external_id == "ext-1"
+        with pytest.raises(NotFoundError, match="no customer 'nobody'"):
+            await ledger.open_account("nobody", "EUR")
+        with pytest.raises(NotFoundError, match="no account 'nobody'"):
+            await ledger.request_card("nobody", ADDRESS)
+        (pending,) = await Outbox(ledger.store, None).pending()  # recorded, to be sent
+        assert pending.payload == asked

@@ -41,12 +41,18 @@ from ledger.errors import (
     NotFoundError,
     VerificationFailedError,
 )
-from ledger.events import CardRequest, DomainEvent
+from ledger.events import (
+    AccountOpeningRequested,
+    CardIssuanceRequested,
+    CardRequest,
+    CustomerRegistrationRequested,
+    DomainEvent,
+)
 from ledger.interop import JSONReady
 from ledger.logs import get_logger
 from ledger.moments import check_moment
 from ledger.money import Money, currency_amount
-from ledger.observations import AnySnapshot
+from ledger.observations import Address, AnySnapshot
 from ledger.store import EventStore, VerifyReport
 from projections import ProjectionRunner
 from projections.backends.lead import Lead
@@ -162,11 +168,37 @@ class CardLedger:
                 f"{Money(available, currency)} is available (pass allow_overdraft=True to "
                 "record it all the same)")
 
+    # Requests to the processor: each is recorded, then sent by the outbox (``run_background``
+    # with a processor), with an idempotency key, until the processor answers for good.
+
+    async def register_customer(self, external_id: str,
+                                wallet: str) -> CustomerRegistrationRequested:
+        """Ask the processor to create a customer (``POST /customers``) for the back office's
+        ``external_id`` and on-chain ``wallet`` (CAIP-10). ``InvalidInputError`` for a bad id
+        or wallet, or when the ledger has no processor to send the request to."""
+        self._require_processor("register a customer")
+        return await self.commands.register_customer(external_id, wallet)
+
+    async def open_account(self, customer_id: str, currency: str) -> AccountOpeningRequested:
+        """Ask the processor to open an account in ``currency`` for a customer (``POST
+        /customers/{id}/accounts``). ``NotFoundError`` for a customer the ledger has not heard
+        of, ``ConflictError`` for one whose state forbids it, ``InvalidInputError`` as
+        ``register_customer``."""
+        self._require_processor(f"open an account for customer {customer_id!r}")
+        return await self.commands.open_account(customer_id, currency)
+
+    async def request_card(self, account_id: str,
+                           billing_address: Address) -> CardIssuanceRequested:
+        """Ask the processor for a virtual card on an account (``POST
+        /accounts/{id}/cards``). Errors as ``open_account``, for the account."""
+        self._require_processor(f"request a card for account {account_id!r}")
+        return await self.commands.request_card(account_id, billing_address)
+
     async def freeze_card(self, card_id: str) -> CardRequest:
-        """Ask the processor to deactivate an active card (``PATCH /cards/{id}/deactivate``):
-        recorded, then sent by the outbox. ``NotFoundError`` for a card the ledger has not
-        heard of, ``ConflictError`` for one whose state forbids it (or already asked), and
-        ``InvalidInputError`` when the ledger has no processor to send it to."""
+        """Ask the processor to deactivate an active card (``PATCH /cards/{id}/deactivate``).
+        ``NotFoundError`` for a card the ledger has not heard of, ``ConflictError`` for one
+        whose state forbids it (or already asked), and ``InvalidInputError`` when the ledger
+        has no processor to send it to."""
         return await self._card_command(card_id, "deactivate")
 
     async def unfreeze_card(self, card_id: str) -> CardRequest:
@@ -179,19 +211,21 @@ class CardLedger:
         return await self._card_command(card_id, "terminate")
 
     async def _card_command(self, card_id: str, action: CardAction) -> CardRequest:
+        self._require_processor(f"{action} card {card_id!r}")
+        return await self.commands.card_action(card_id, action)
+
+    def _require_processor(self, what: str) -> None:
         if self.processor is None:
             raise InvalidInputError(
-                f"cannot {action} card {card_id!r}: this ledger has no processor to send the "
-                "request to (open it with processor=...), and it would wait for ever")
-        return await self.commands.card_action(card_id, action)
+                f"cannot {what}: this ledger has no processor to send the request to (open "
+                "it with processor=...), and it would wait for ever")
 
     async def pull(self) -> SyncReport:
         """Fetch what the processor holds (customers, accounts, cards, the live holds and
         the transactions) and record what the ledger lacks: what a missed webhook would
         have said. ``InvalidInputError`` without a processor."""
-        if self.processor is None:
-            raise InvalidInputError("cannot pull: this ledger has no processor (open it with "
-                                    "processor=...)")
+        self._require_processor("pull")
+        assert self.processor is not None
         return await pull(self.processor, self.observer,
                           [h.authorisation_id for h in self.runner.live_holds()])
 

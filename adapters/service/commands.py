@@ -59,7 +59,7 @@ class Commands:
 
     async def open_account(self, customer_id: str, currency: str) -> AccountOpeningRequested:
         event = await self._record(f"customer-{customer_id}", lambda state: customer.decide(
-            customer.OpenAccount(currency, self.clock()), state))
+            customer.OpenAccount(currency, self.clock()), _known(state, "customer", customer_id)))
         assert isinstance(event, AccountOpeningRequested)
         return event
 
