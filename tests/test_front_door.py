@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 
 from adapters import (
@@ -19,6 +20,7 @@ from adapters import (
     InsufficientFundsError,
     InvalidInputError,
     NotFoundError,
+    TransactionSnapshot,
 )
 from adapters.errors import EXIT_BAD_INPUT
 from adapters.processor.outbox import Outbox
@@ -194,3 +196,23 @@ async def test_requests_to_the_processor_are_typed_and_need_the_entity_and_a_pro
             await ledger.request_card("nobody", ADDRESS)
         (pending,) = await Outbox(ledger.store, None).pending()  # recorded, to be sent
         assert pending.payload == asked
+
+
+@pytest.mark.parametrize(("field", "value", "named"), [
+    ("status", "bogus", "status"), ("currencies", None, "currencies"),
+    ("created_at", datetime(2026, 1, 1), "createdAt"),
+    ("created_at", "2026-01-01", "createdAt"), ("id", 5, "id"),
+])
+async def test_a_snapshot_outside_its_schema_is_refused_naming_the_field(
+        tmp_path: Path, field: str, value: Any, named: str) -> None:
+    async with CardLedger.open(tmp_path / "l.db") as ledger:
+        with pytest.raises(InvalidInputError, match=f"^{named}: "):
+            await ledger.record(msgspec.structs.replace(account(), **{field: value}))
+        with pytest.raises(InvalidInputError, match=r"^type: "):
+            await ledger.record(CardSnapshot(id="c1", account_id="a1", type="plastic",  # type: ignore[arg-type]
+                                             status="active", created_at=T0, updated_at=T0))
+        with pytest.raises(InvalidInputError, match=r"^status: "):
+            await ledger.record(TransactionSnapshot(
+                id="t1", account_id="a1", card_id="c1", direction="debit", status="bogus",  # type: ignore[arg-type]
+                amount="1.00", currency="EUR", created_at=T0, updated_at=T0))
+        assert await ledger.store.head() == 0
