@@ -5,8 +5,13 @@ simulation or a replay can run the ledger in a time of its choosing."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import anyio
+import anyio.lowlevel
 
 Clock = Callable[[], datetime]
 """Returns the current moment, timezone-aware. Must not go backwards by much: the store keeps
@@ -18,12 +23,37 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class Timer(Protocol):
+    """What waiting between retries needs: elapsed time and a way to let it pass. The
+    processor client's retries use one, so a simulation can make their waits virtual."""
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class RealTimer:
+    """Real waits: ``time.monotonic`` and ``anyio.sleep`` (the default ``Timer``)."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
+REAL_TIMER = RealTimer()
+
+
 class ManualClock:
     """A ``Clock`` that stands still until it is moved: for tests and simulations, where a
     hold's 30 days pass in no time.
 
         clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
         clock.advance(timedelta(days=31))
+
+    It is also a ``Timer`` whose waits move it, and it has the sandbox's ``now()`` and
+    ``advance()``: one virtual time for the ledger, its client's retries and the processor.
     """
 
     def __init__(self, start: datetime) -> None:
@@ -33,6 +63,16 @@ class ManualClock:
 
     def __call__(self) -> datetime:
         return self._now
+
+    now = __call__
+
+    # A ``Timer`` too: a wait moves the clock instead of taking time.
+    def monotonic(self) -> float:
+        return self._now.timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(timedelta(seconds=max(0.0, seconds)))
+        await anyio.lowlevel.checkpoint()
 
     def advance(self, by: timedelta) -> datetime:
         """Move forward by ``by`` (never back); return the new moment."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import random
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
@@ -39,7 +38,8 @@ from adapters.processor.errors import (
     retry_after_seconds,
 )
 from ledger.backoff import backoff
-from ledger.clock import Clock, utc_now
+from ledger.clock import REAL_TIMER, Clock, Timer, utc_now
+from ledger.ids import Ids
 from ledger.logs import get_logger
 from ledger.money import format_amount
 from ledger.observations import (
@@ -97,12 +97,16 @@ class ProcessorClient:
 
     ``clock`` is the time the processor authenticates by, not the ledger's: a signature's
     ``created`` and a token's expiry are judged by the processor's real clock (a simulation
-    whose processor runs on virtual time passes that)."""
+    whose processor runs on virtual time passes that). ``timer`` measures the deadline and
+    waits between retries, ``rng`` draws their jitter and ``ids`` the idempotency keys a call
+    without its own gets: a simulation passes virtual and seeded ones."""
 
     def __init__(self, config: ClientConfig, signing_key: ec.EllipticCurvePrivateKey, *,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 rng: random.Random | None = None, clock: Clock = utc_now) -> None:
+                 rng: random.Random | None = None, clock: Clock = utc_now,
+                 timer: Timer = REAL_TIMER, ids: Ids = uuid.uuid4) -> None:
         self.config, self.key_id, self.clock = config, config.key_id, clock
+        self.timer, self.ids = timer, ids
         self._signer = HTTPMessageSigner(signature_algorithm=algorithms.ECDSA_P384_SHA384,
                                          key_resolver=_OneKey(signing_key))
         self._signing_key = signing_key
@@ -137,7 +141,7 @@ class ProcessorClient:
     async def register_signing_key(self) -> str:
         """Register this client's public key (``PUT /v1/auth/signing``, bearer only)."""
         body = _ENCODER.encode({"publicKey": public_key_b64(self._signing_key)})
-        key = str(uuid.uuid4())
+        key = str(self.ids())
 
         async def send() -> httpx.Response:
             return await self._http.put("/v1/auth/signing", content=body, headers={
@@ -166,7 +170,7 @@ class ProcessorClient:
         """Send one API request, signed, with retries; decode the answer into ``result``."""
         content = _ENCODER.encode(body) if body is not None else b""
         mutating = method in ("POST", "PUT", "PATCH", "DELETE")
-        key = str(idempotency_key or uuid.uuid4()) if mutating else None
+        key = str(idempotency_key or self.ids()) if mutating else None
         bound = log.bind(method=method, path=path, correlation_id=correlation_id,
                          idempotency_key=key)
         response = await self._retrying(method, path,
@@ -180,7 +184,7 @@ class ProcessorClient:
                         refresh: bool = True) -> httpx.Response:
         """``send`` until it succeeds, backing off on network errors, 5xx and 409, within the
         deadline; a 401 first refreshes the token once (it may have been revoked)."""
-        started, attempt, conflicts = time.monotonic(), 0, 0
+        started, attempt, conflicts = self.timer.monotonic(), 0, 0
         while True:
             attempt += 1
             failure: str
@@ -207,12 +211,12 @@ class ProcessorClient:
             delay = backoff(attempt, self.config.base_delay, self.config.max_delay, self._rng)
             if asked is not None:  # never sooner than the processor asked
                 delay = max(delay, asked)
-            if time.monotonic() - started + delay > self.config.deadline:
+            if self.timer.monotonic() - started + delay > self.config.deadline:
                 bound.warning("processor request gave up", failure=failure, attempt=attempt)
                 raise DeadlineExceeded(f"{method} {path}: {failure} after {attempt} attempts",
                                        asked)
             bound.info("processor request retried", failure=failure, attempt=attempt)
-            await anyio.sleep(delay)
+            await self.timer.sleep(delay)
 
     async def _send(self, method: str, path: str, content: bytes,
                     key: str | None) -> httpx.Response:

@@ -30,6 +30,7 @@ from ledger.errors import (
     WrongExpectedVersionError,
 )
 from ledger.events import DomainEvent
+from ledger.ids import Ids, uuid7
 from ledger.logs import get_logger
 from ledger.observations import AnySnapshot, check_snapshot, kind_of
 from ledger.repository import UNSEEN, Decided, Loaded, decide_and_append, load
@@ -52,9 +53,9 @@ class Observer:
     """Records processor snapshots in a store; see the module's docstring."""
 
     def __init__(self, store: EventStore, policy: HoldPolicy = DEFAULT_POLICY, *,
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock = utc_now, ids: Ids = uuid7) -> None:
         self.store, self.policy = store, policy
-        self.clock = clock
+        self.clock, self.ids = clock, ids
         """The ledger's now, which reports' dates are checked against (``check_snapshot``)."""
         # Reports of one entity are decided one at a time in this process (striped locks:
         # bounded memory); other processes are kept honest by the expected version.
@@ -84,7 +85,8 @@ class Observer:
                       metadata: Metadata, correlation_id: str | None) -> AppendResult | None:
         async def decide(state: Any) -> list[NewEvent[Event]]:
             events = await self._decide(snapshot, state)
-            batch: list[NewEvent[Event]] = [NewEvent(payload=e, metadata=metadata)
+            batch: list[NewEvent[Event]] = [NewEvent(payload=e, metadata=metadata,
+                                                                     event_id=self.ids())
                                             for e in events]
             return [delivery.marker(), *batch] if delivery is not None else batch
 

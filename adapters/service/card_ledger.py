@@ -48,6 +48,7 @@ from ledger.events import (
     CustomerRegistrationRequested,
     DomainEvent,
 )
+from ledger.ids import Ids, uuid7
 from ledger.interop import JSONReady
 from ledger.logs import get_logger
 from ledger.moments import check_moment
@@ -90,12 +91,14 @@ class CardLedger:
 
     def __init__(self, store: EventStore, runner: ProjectionRunner, *,
                  processor: ProcessorClient | None = None,
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock = utc_now, ids: Ids = uuid7) -> None:
         self.store, self.runner, self.processor = store, runner, processor
         self.clock = clock
         """The ledger's one clock (see ``open``)."""
-        self.observer = Observer(store, runner.policy, clock=clock)
-        self.commands = Commands(store, clock)
+        self.ids = ids
+        """Where new event and request ids come from (see ``open``)."""
+        self.observer = Observer(store, runner.policy, clock=clock, ids=ids)
+        self.commands = Commands(store, clock, ids)
         self.metrics = Metrics()
         self._withdrawing = anyio.Lock()  # a check of funds and its withdrawal, one at a time
         self.failing: dict[str, str] = {}
@@ -108,15 +111,17 @@ class CardLedger:
     @asynccontextmanager
     async def open(cls, url: str | PathLike[str], *, policy: HoldPolicy = DEFAULT_POLICY,
                    processor: ProcessorClient | None = None,
-                   clock: Clock = utc_now) -> AsyncIterator[CardLedger]:
+                   clock: Clock = utc_now, ids: Ids = uuid7) -> AsyncIterator[CardLedger]:
         """The ledger at ``url`` (``sqlite:///PATH``, a path, or ``postgresql://...``),
         created if missing, with its projections loaded. ``processor`` is needed to push
         requests and to pull. ``clock`` is the ledger's one clock: record times, commands' times,
         the default ``as_of``, the expiry sweep, the outbox's backoff and the metrics' ages
-        all read it (``ManualClock`` for a test that moves time itself)."""
+        all read it (``ManualClock`` for a test that moves time itself). ``ids`` makes the new
+        event and request ids (time-ordered random UUIDs; ``SeededIds`` for a run that must
+        repeat exactly, such as a simulation)."""
         async with open_store(fspath(url), clock=clock) as store, \
                 ProjectionRunner(store, policy=policy) as runner:
-            yield cls(store, runner, processor=processor, clock=clock)
+            yield cls(store, runner, processor=processor, clock=clock, ids=ids)
 
     # --- recording ----------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from ledger.events import (
     FundsDeposited,
     FundsWithdrawn,
 )
+from ledger.ids import Ids, uuid7
 from ledger.interop import JSONReady
 from ledger.observations import Address
 from ledger.repository import decide_and_append, load
@@ -35,31 +36,34 @@ E = TypeVar("E", bound=DomainEvent)
 
 class Commands:
     """The back office's decisions, each decided against its stream and appended (a
-    request the outbox then sends, or a deposit or withdrawal), timed by ``clock``."""
+    request the outbox then sends, or a deposit or withdrawal), timed by ``clock``, with
+    event and request ids from ``ids``."""
 
-    def __init__(self, store: EventStore, clock: Clock = utc_now) -> None:
-        self.store, self.clock = store, clock
+    def __init__(self, store: EventStore, clock: Clock = utc_now, ids: Ids = uuid7) -> None:
+        self.store, self.clock, self.ids = store, clock, ids
 
     async def _record(self, stream: str, decide: Callable[[Any], Sequence[E]]) -> E:
         """Decide against the stream's state and append at the version read (the
         repository's loop); the first event decided."""
         decided = await decide_and_append(self.store, stream, lambda state: [
-            NewEvent(payload=event) for event in decide(state)])
+            NewEvent(payload=event, event_id=self.ids()) for event in decide(state)])
         event: E = decided.batch[0].payload
         return event
 
     async def register_customer(self, external_id: str,
                                 wallet: str) -> CustomerRegistrationRequested:
-        (event,) = customer.decide(customer.RegisterCustomer(external_id, wallet, self.clock()),
+        (event,) = customer.decide(customer.RegisterCustomer(
+            external_id, wallet, self.clock(), request_id=self.ids()),
                                    None)
         assert isinstance(event, CustomerRegistrationRequested)
-        await self.store.append(stream_for(event), [NewEvent(payload=event)],
+        await self.store.append(stream_for(event), [NewEvent(payload=event, event_id=self.ids())],
                                 expected=StreamState.NO_STREAM)
         return event
 
     async def open_account(self, customer_id: str, currency: str) -> AccountOpeningRequested:
         event = await self._record(f"customer-{customer_id}", lambda state: customer.decide(
-            customer.OpenAccount(currency, self.clock()), _known(state, "customer", customer_id)))
+            customer.OpenAccount(currency, self.clock(), request_id=self.ids()),
+            _known(state, "customer", customer_id)))
         assert isinstance(event, AccountOpeningRequested)
         return event
 
@@ -67,7 +71,7 @@ class Commands:
         existing = [(await load(self.store, f"card-{card_id}")).state
                     for card_id in sorted(await self._card_ids(account_id))]
         event = await self._record(f"account-{account_id}", lambda state: account.decide(
-            account.RequestCard(at=self.clock(), billing_address=billing,
+            account.RequestCard(at=self.clock(), billing_address=billing, request_id=self.ids(),
                                 existing_cards=existing), _known(state, "account", account_id)))
         assert isinstance(event, CardIssuanceRequested)
         return event
@@ -92,7 +96,7 @@ class Commands:
         if kind is None:
             raise InvalidInputError(f"unknown card action {action!r}: "
                                     f"{', '.join(_CARD_COMMANDS)}")
-        command = kind(at=self.clock())
+        command = kind(at=self.clock(), request_id=self.ids())
         event = await self._record(f"card-{card_id}", lambda state: card.decide(
             command, _known(state, "card", card_id)))
         assert isinstance(event, CardRequest)
