@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
-from adapters.sandbox.clock import SandboxClock
+from adapters.sandbox.clock import BusinessClock, SandboxClock
 from adapters.sandbox.errors import SandboxError
 from adapters.sandbox.faults import FaultDice, Faults, Script
 from adapters.sandbox.openapi import document
@@ -143,11 +143,11 @@ class Sandbox:
     the app's lifespan (or ``delivering()``) is active."""
 
     def __init__(self, config: SandboxConfig | None = None,
-                 clock: SandboxClock | None = None) -> None:
+                 clock: BusinessClock | None = None) -> None:
         config = config or SandboxConfig()
         self.config = config
         self.rng = random.Random(config.seed)
-        self.clock = clock or SandboxClock()
+        self.clock: BusinessClock = clock or SandboxClock()
         self.dice = FaultDice(config.faults, random.Random(config.seed + 1))
         self.script = Script()
         """Answers to give the next matching requests instead of doing their work."""
@@ -315,6 +315,14 @@ ROUTES: tuple[Route, ...] = (
         c.param("id"), _amount(c.body(CaptureRequest).amount)),
         "Capture with an amount: partial or above the hold", AuthorisationSnapshot,
         request=CaptureRequest),
+    Route("POST", "/sandbox/authorisations/{id}/amend", lambda c: c.world.amend(
+        c.param("id"), parse_amount(c.body(AmountRequest).amount)),
+        "Change a pending hold's amount (an incremental authorisation)", AuthorisationSnapshot,
+        request=AmountRequest),
+    Route("POST", "/sandbox/cards/{id}/force-post", lambda c: c.world.force_post(
+        c.param("id"), parse_amount(c.body(AmountRequest).amount)),
+        "Post a debit with no authorisation (a force post)", TransactionSnapshot, 201,
+        AmountRequest),
     Route("POST", "/sandbox/transactions/{id}/refund", lambda c: c.world.refund(
         c.param("id"), parse_amount(c.body(AmountRequest).amount)),
         "Refund a debit (a credit transaction)", TransactionSnapshot, 201, AmountRequest),

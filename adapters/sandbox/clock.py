@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class BusinessClock(Protocol):
+    """What the sandbox's world asks of a clock. ``SandboxClock`` runs on real time; a
+    simulation passes its ``ledger.clock.ManualClock``, so processor and ledger share one
+    virtual time."""
+
+    def now(self) -> datetime: ...
+
+    def advance(self, by: timedelta) -> datetime: ...
 
 
 class SandboxClock:

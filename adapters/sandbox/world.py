@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from adapters.sandbox.clock import SandboxClock
+from adapters.sandbox.clock import BusinessClock
 from adapters.sandbox.errors import SandboxError, not_found
 from adapters.sandbox.rules import (
     ACCOUNT,
@@ -69,7 +69,7 @@ class Balance(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class World:
-    def __init__(self, clock: SandboxClock, rng: random.Random,
+    def __init__(self, clock: BusinessClock, rng: random.Random,
                  on_change: Callable[[AnySnapshot], None] = lambda _: None) -> None:
         self.clock, self.rng, self.on_change = clock, rng, on_change
         self.customers: dict[str, CustomerSnapshot] = {}
@@ -249,6 +249,25 @@ class World:
         hold = self._move(self.authorisations, hold, AUTHORISATION, "captured")
         self._post(hold.account_id, hold.card_id, hold.id, hold.id, "debit", captured, hold)
         return hold
+
+    def amend(self, authorisation_id: str, amount: Decimal) -> AuthorisationSnapshot:
+        """An incremental authorisation (or a partial reversal): a pending hold's amount
+        becomes ``amount``, if the account can cover the increase."""
+        hold = self.authorisation(authorisation_id)
+        if hold.status != "pending":
+            raise SandboxError(409, "invalid_transition",
+                               f"authorisation {authorisation_id} is {hold.status}")
+        increase = EXACT.subtract(amount, parse_amount(hold.amount))
+        if increase > self._available(hold.account_id):
+            raise SandboxError(422, "declined", "insufficient funds: declined", "amount")
+        return self._save(self.authorisations, msgspec.structs.replace(
+            hold, amount=amount_text(amount), updated_at=self.clock.now()))
+
+    def force_post(self, card_id: str, amount: Decimal) -> TransactionSnapshot:
+        """A merchant's debit with no authorisation (a force post): taken whatever the
+        card's status or the account's funds."""
+        card = self.card(card_id)
+        return self._post(card.account_id, card_id, self._id(), None, "debit", amount, None)
 
     def release(self, authorisation_id: str) -> AuthorisationSnapshot:
         hold = self._move(self.authorisations, self.authorisation(authorisation_id),
