@@ -20,6 +20,7 @@ import click
 
 from adapters.cli import logs, output
 from adapters.cli.locations import check_exists, existing_store
+from adapters.cli.simulate import simulate as simulate_command
 from adapters.errors import EXIT_BAD_INPUT, EXIT_PROBLEM, answer_for
 from adapters.processor import connection as processor_options
 from ledger.errors import LedgerError
@@ -586,3 +587,5 @@ def create_card(db: str, account: str, first_line: str, city: str, post_code: st
     run(_request, db, processor_options.connection(kwargs),
         lambda commands: commands.request_card(account, address), f"for account {account}")
 
+
+main.add_command(simulate_command)

@@ -98,7 +98,7 @@ class Simulation:
         self.unrecorded: list[tuple[str, str, Decimal, str]] = []
         """Money moves the processor made that the ledger could not record yet (it did not
         know the account): the back office records them later, as it would."""
-        self.customers = self.restarts = 0
+        self.customers = self.restarts = self.transfers = 0
         self.crash_at_append: str | None = None
         self._incarnation = AsyncExitStack()
 
@@ -214,6 +214,8 @@ class Simulation:
                 await self.ledger.register_customer(f"sim-{self.seed}-{n}",
                                                     f"eip155:324:0x{n:040x}")
                 return "requested"
+            case s.Onboard(customers=customers):
+                return await self._onboard(customers)
             case s.OpenAccount(customer=i):
                 return await self._ledger_request(on(w.customers, i, _without_account(w)),
                                                   lambda c: self.ledger.open_account(c, "EUR"))
@@ -255,6 +257,23 @@ class Simulation:
                 await self._heal_and_check()
                 return "healed; all invariants hold"
         return self._processor(step)
+
+    async def _onboard(self, customers: int) -> str:
+        first = len(self.world.accounts)  # deposits name the new accounts, past these
+        for phase in s.onboarding(random.Random(self.seed), customers):
+            if isinstance(phase, s.Deliver):
+                await self._deliver_all()
+            elif isinstance(phase, s.Deposit):
+                await self._do(s.Deposit(phase.account + first, phase.cents))
+            elif not isinstance(phase, s.Fault | s.Crash | s.Advance):  # a clean network
+                await self._do(phase)
+        return f"{len(self.world.accounts) - first} account(s) opened"
+
+    async def _deliver_all(self) -> None:
+        """Every pending webhook, in order, once (one refused stays pending)."""
+        for delivery in list(self.mailbox.pending):
+            if 200 <= await self._post(delivery) < 300:
+                self.mailbox.pending.remove(delivery)
 
     @staticmethod
     def _eligible(table: dict[str, Any], index: int, keep: Callable[[Any], bool]) -> str | None:
@@ -339,8 +358,8 @@ class Simulation:
                 self.world.withdraw(account_id, amount)
         except SandboxError as refused:
             return f"processor refused: {refused.code}"
-        self.counts["transfers"] += 1
-        chain = f"eip155:324:0x{self.seed:016x}{self.counts['transfers']:048x}"
+        self.transfers += 1
+        chain = f"eip155:324:0x{self.seed:016x}{self.transfers:048x}"
         self.unrecorded.append((kind, account_id, amount, chain))
         await self._record_transfers()
         return f"{kind} {amount}"

@@ -113,6 +113,12 @@ class Terminate(Step, tag="te"):
     card: int
 
 
+class Onboard(Step, tag="on"):
+    """``customers`` customers onboarded in one step, each webhook delivered in order (as
+    ``onboarding`` spells out step by step): where a schedule's story starts."""
+    customers: int
+
+
 # --- the ledger's own work, which a service runs in the background --------------------------
 
 class Dispatch(Step, tag="di"):
@@ -165,7 +171,7 @@ class Heal(Step, tag="he"):
     every invariant is checked."""
 
 
-AnyStep = (NewCustomer | Verify | OpenAccount | Deposit | Withdraw | RequestCard | Issue
+AnyStep = (NewCustomer | Onboard | Verify | OpenAccount | Deposit | Withdraw | RequestCard | Issue
            | Authorise | Amend | Capture | Release | ForcePost | Settle | Reverse | Refund
            | Terminate | Dispatch | Deliver | Pull | Sweep | Advance | Fault | Crash | Heal)
 
@@ -185,6 +191,8 @@ def draw(seed: int, steps: int) -> list[AnyStep]:
 
 def onboarding(rng: random.Random, customers: int) -> list[AnyStep]:
     """Register, verify, open an account, fund it and issue a card, for each customer."""
+    if not customers:
+        return []
     def settle() -> list[AnyStep]:
         extra = [_one(rng, FAULTS) for _ in range(rng.randrange(2))]
         return [*extra, Dispatch(), *(Deliver(0, "ok") for _ in range(3 * customers + 2))]
