@@ -13,7 +13,17 @@ import sys
 
 import msgspec
 
-from benchmarks import commands, front_door, leads, postgres, projections, report, store, sync  # noqa: F401
+from benchmarks import (  # noqa: F401
+    commands,
+    front_door,
+    leads,
+    postgres,
+    projections,
+    report,
+    simulation,
+    store,
+    sync,
+)
 from benchmarks.harness import BENCHMARKS
 
 
