@@ -1,15 +1,21 @@
 """Hypothesis strategies and a state machine for property-testing code built on cardledger.
 
 - ``programme_histories()``: a whole programme as the processor would report it, in time
-  order: customers, accounts (in one or two currencies), cards, holds (raised, lowered,
-  captured, released, or left pending), transactions (full, partial and over-captures, a
-  clearing amount other than the first report's, refunds re-reported, reversals, now and then
-  a debit in another currency than its hold), each a snapshot in the processor's shape,
-  following the processor's state machines.
+  order: a customer, one or more accounts (in one or two currencies), cards, holds (raised,
+  lowered, captured, released, or left pending), transactions (full, partial and
+  over-captures, a clearing amount other than the first report's, refunds re-reported,
+  reversals, now and then a debit in another currency than its hold), captures after the
+  card's termination (within its 30 days) and after a hold's expiry, debits with no
+  authorisation (force posts), each a snapshot in the processor's shape, following the
+  processor's state machines. It ends near now unless given a ``start``.
+- ``funded_programmes()``: the same, with the deposits and withdrawals of its accounts.
 - ``deliveries(history)``: the same snapshots as a webhook consumer receives them: some
   delivered twice, in another order.
 - ``webhook_payloads(snapshots)``: the JSON bodies the processor posts (entity fields,
   ``webhookType``, ``eventId``); a repeated delivery reuses its ``eventId``.
+
+Every id (entities' and deliveries' ``eventId``) is drawn, and none repeats within one test
+case, however many histories it draws: two histories sent to one service never collide.
 - ``paths(history)``: each delivery with the path that brought it: the webhook receiver, an
   archive ingest or a pull (a fetch, with no ``eventId``), in any interleaving, with repeats.
 - ``transfer_requests(account_ids)``: deposits and withdrawals as the back office records them:
@@ -23,7 +29,7 @@ Requires hypothesis (``pip install cardledger[testing]``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,6 +38,7 @@ import msgspec
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from ledger.clock import utc_now
 from ledger.domain import card as card_rules
 from ledger.domain.lifecycle import (
     ACCOUNT,
@@ -97,8 +104,32 @@ def rewritten(draw: st.DrawFn, value: Decimal) -> Decimal:
 CURRENCIES = ("EUR", "USD")
 
 
-def _ids() -> st.SearchStrategy[str]:
-    return st.uuids(version=4).map(str)
+class _DrawnIds:
+    """Every id drawn in one test case (hypothesis shares one per case: ``st.shared``)."""
+
+    def __init__(self) -> None:
+        self.used: set[uuid.UUID] = set()
+
+
+_DRAWN = st.shared(st.builds(_DrawnIds), key="ledger.testing.ids")
+
+
+def new_id(draw: st.DrawFn) -> str:
+    """A drawn UUID no other draw in this test case has had. Hypothesis draws the same value
+    twice now and then, and shrinks towards small ones; a repeat is moved on
+    deterministically, so a shrunk case replays with the same ids."""
+    drawn = draw(_DRAWN)
+    value = draw(st.uuids(version=4))
+    while value in drawn.used:
+        value = uuid.uuid5(value, "next")
+    drawn.used.add(value)
+    return str(value)
+
+
+def _default_end() -> datetime:
+    """Where a history without a ``start`` ends: this hour (held "as of now" means something,
+    and a shrink that replays within the hour draws the same times)."""
+    return utc_now().replace(minute=0, second=0, microsecond=0)
 
 
 class _Clock:
@@ -125,31 +156,76 @@ def _walk(draw: Callable[[st.SearchStrategy[Any]], Any], machine: Lifecycle, sta
 
 
 @st.composite
-def programme_histories(draw: st.DrawFn, max_cards: int = 2,
-                        max_holds: int = 4) -> list[AnySnapshot]:
-    """Snapshots of one customer's programme, in the order the processor produced them."""
-    clock = _Clock(draw, EPOCH + timedelta(days=draw(st.integers(0, 300))))
+def programme_histories(draw: st.DrawFn, max_cards: int = 2, max_holds: int = 4,
+                        max_accounts: int = 2, start: datetime | None = None,
+                        ) -> list[AnySnapshot]:
+    """Snapshots of one customer's programme, in the order the processor produced them. It
+    starts at ``start``; by default it ends within three days before now."""
+    clock = _Clock(draw, start or EPOCH + timedelta(days=draw(st.integers(0, 300))))
     history: list[AnySnapshot] = []
-    customer_id, account_id = draw(_ids()), draw(_ids())
+    customer_id = new_id(draw)
     created = clock.tick()
-    history += [CustomerSnapshot(id=customer_id, external_id="ext-1", status=status,
-                                 created_at=created, updated_at=clock.tick())
+    history += [CustomerSnapshot(id=customer_id, external_id=f"ext-{customer_id[:8]}",
+                                 status=status, created_at=created, updated_at=clock.tick())
                 for status in ("initiating", "screening", "verifying", "active")]
-    account_created = clock.tick()
-    currencies = list(CURRENCIES[:draw(st.integers(1, len(CURRENCIES)))])
-    history += [AccountSnapshot(id=account_id, customer_id=customer_id, status=status,
-                                currencies=currencies, created_at=account_created,
-                                updated_at=clock.tick())
-                for status in ("initiating", "pending", "active")]
-    for _ in range(draw(st.integers(1, max_cards))):
-        history += draw(_card_life(clock, account_id, currencies, max_holds))
+    for _ in range(draw(st.integers(1, max_accounts))):
+        account_id, account_created = new_id(draw), clock.tick()
+        currencies = list(CURRENCIES[:draw(st.integers(1, len(CURRENCIES)))])
+        history += [AccountSnapshot(id=account_id, customer_id=customer_id, status=status,
+                                    currencies=currencies, created_at=account_created,
+                                    updated_at=clock.tick())
+                    for status in ("initiating", "pending", "active")]
+        for _ in range(draw(st.integers(1, max_cards))):
+            history += draw(_card_life(clock, account_id, currencies, max_holds))
+    history.sort(key=lambda s: s.updated_at)
+    if start is None:
+        history = _ending_at(history, _default_end() - timedelta(
+            minutes=draw(st.integers(0, 3 * 24 * 60))))
     return history
+
+
+def _ending_at(history: list[AnySnapshot], end: datetime) -> list[AnySnapshot]:
+    """``history`` moved in time so its last report is at ``end``."""
+    shift = end - history[-1].updated_at
+    return [msgspec.structs.replace(s, created_at=s.created_at + shift,
+                                    updated_at=s.updated_at + shift) for s in history]
+
+
+class FundedProgramme(msgspec.Struct, frozen=True):
+    """A generated programme: the processor's snapshots and the back office's transfers."""
+
+    snapshots: list[AnySnapshot]
+    transfers: list[TransferRequest]
+
+
+@st.composite
+def funded_programmes(draw: st.DrawFn, /, start: datetime | None = None,
+                      **options: Any) -> FundedProgramme:
+    """``programme_histories(**options)`` with deposits (and some withdrawals) recorded on
+    its accounts, each once, dated between the account's opening and the history's end."""
+    history = draw(programme_histories(start=start, **options))
+    accounts = [s for s in history if isinstance(s, AccountSnapshot) and s.status == "active"]
+    end = history[-1].updated_at
+    transfers = []
+    for account in accounts:
+        for n in range(draw(st.integers(0, 3))):
+            transfers.append(TransferRequest(
+                "withdrawal" if n and draw(st.booleans()) else "deposit", account.id,
+                draw(amounts("1", "900")), account.currencies[0], _chain_id(draw),
+                at=account.updated_at + (end - account.updated_at) * draw(
+                    st.floats(0, 1, allow_nan=False))))
+    return FundedProgramme(history, sorted(transfers, key=lambda t: t.at or end))
+
+
+def _chain_id(draw: st.DrawFn) -> str:
+    """A CAIP-style on-chain transaction id, drawn, unique in the test case."""
+    return f"eip155:324:0x{new_id(draw).replace('-', '')}"
 
 
 @st.composite
 def _card_life(draw: st.DrawFn, clock: _Clock, account_id: str, currencies: list[str],
                max_holds: int) -> list[AnySnapshot]:
-    card_id, created = draw(_ids()), clock.tick()
+    card_id, created = new_id(draw), clock.tick()
     statuses: list[Any] = ["issuing", "active", *_walk(draw, CARD, "active", 3)[1:]]
     if draw(st.booleans()):
         statuses = ["issuing", "issue_failed"]
@@ -164,14 +240,37 @@ def _card_life(draw: st.DrawFn, clock: _Clock, account_id: str, currencies: list
             for _ in range(draw(st.integers(0, max_holds))):
                 holds.append(draw(_hold_life(clock, account_id, card_id,
                                              draw(st.sampled_from(currencies)))))
+        if status == "terminated":  # its pending holds stay capturable for 30 days
+            for life in holds:
+                if life[-1].status == "pending" and draw(st.booleans()):
+                    life += draw(_late_capture(clock, life[-1]))
+    if statuses[-1] != "issue_failed" and draw(st.integers(0, 4)) == 0:  # a force post
+        holds.append(draw(_transaction_life(clock, account_id, card_id, None, "debit",
+                                            draw(amounts()), currencies[0])))
     # A terminated card's pending holds may still be captured: interleave by time.
     return sorted(history + [s for life in holds for s in life], key=lambda s: s.updated_at)
 
 
 @st.composite
+def _late_capture(draw: st.DrawFn, clock: _Clock, pending: AnySnapshot) -> list[AnySnapshot]:
+    """A pending hold captured after its card's termination: within the 30 days, or, now
+    and then, after the hold expired (the processor's debit arrives all the same)."""
+    assert isinstance(pending, AuthorisationSnapshot)
+    if draw(st.integers(0, 3)) == 0:
+        clock.now = max(clock.now, pending.created_at + timedelta(days=30))
+    at = clock.tick(60 * 24 * 5)
+    captured = [msgspec.structs.replace(pending, status=status, updated_at=at + timedelta(
+        seconds=n)) for n, status in enumerate(("capturing", "captured"))]
+    clock.now = at + timedelta(seconds=2)
+    return [*captured, *draw(_transaction_life(clock, pending.account_id, pending.card_id,
+                                               pending.id, "debit", Decimal(pending.amount),
+                                               pending.currency))]
+
+
+@st.composite
 def _hold_life(draw: st.DrawFn, clock: _Clock, account_id: str, card_id: str,
                currency: str) -> list[AnySnapshot]:
-    hold_id, created = draw(_ids()), clock.tick(30)
+    hold_id, created = new_id(draw), clock.tick(30)
     amount = draw(amounts())
     merchant = Merchant(id="m-1", name="Corner Cafe", mcc=5814, country="GB", city="London")
 
@@ -212,7 +311,7 @@ def _transaction_life(draw: st.DrawFn, clock: _Clock, account_id: str, card_id: 
                       authorisation_id: str | None, direction: str, amount: Decimal,
                       currency: str) -> list[AnySnapshot]:
     # In the documented capture flow the transaction id equals the authorisation id.
-    transaction_id = authorisation_id or draw(_ids())
+    transaction_id = authorisation_id or new_id(draw)
     created = clock.tick(60)
     statuses = draw(st.sampled_from([["processing"], ["processing", "processed"],
                                      ["processing", "processed", "reversing", "reversed"]]))
@@ -248,25 +347,33 @@ def webhook_payload(snapshot: AnySnapshot, event_id: uuid.UUID) -> bytes:
     return msgspec.json.encode(fields)
 
 
-def webhook_payloads(history: list[AnySnapshot]) -> st.SearchStrategy[list[bytes]]:
-    """Deliveries of ``history`` as JSON bodies; a redelivered snapshot keeps its eventId."""
-    ids = {id(s): uuid.UUID(int=i + 1) for i, s in enumerate(history)}
-    return deliveries(history).map(
-        lambda delivered: [webhook_payload(s, ids[id(s)]) for s in delivered])
+@st.composite
+def webhook_payloads(draw: st.DrawFn, history: list[AnySnapshot]) -> list[bytes]:
+    """Deliveries of ``history`` as JSON bodies; a redelivered snapshot keeps its eventId,
+    and every eventId is drawn (unique in the test case)."""
+    ids = _event_ids(draw, history)
+    return [webhook_payload(s, ids[id(s)]) for s in draw(deliveries(history))]
+
+
+def _event_ids(draw: st.DrawFn, history: Sequence[AnySnapshot]) -> dict[int, uuid.UUID]:
+    return {id(s): uuid.UUID(new_id(draw)) for s in history}
 
 
 PATHS = ("receiver", "archive", "pull")
 
 
-def paths(history: list[AnySnapshot]) -> st.SearchStrategy[list[tuple[str, AnySnapshot, bytes]]]:
+@st.composite
+def paths(draw: st.DrawFn,
+          history: list[AnySnapshot]) -> list[tuple[str, AnySnapshot, bytes]]:
     """``history`` as it reaches a ledger by every path at once: each delivery as (path,
     snapshot, webhook body), in any order and with repeats on any path. A snapshot keeps its
     ``eventId`` whichever path brings it; a pull's body is unused (a fetch carries none)."""
-    ids = {id(s): uuid.UUID(int=i + 1) for i, s in enumerate(history)}
-    return deliveries(history).flatmap(lambda delivered: st.lists(
-        st.sampled_from(PATHS), min_size=len(delivered), max_size=len(delivered)).map(
-        lambda chosen: [(path, s, webhook_payload(s, ids[id(s)]))
-                        for path, s in zip(chosen, delivered, strict=True)]))
+    ids = _event_ids(draw, history)
+    delivered = draw(deliveries(history))
+    chosen = draw(st.lists(st.sampled_from(PATHS), min_size=len(delivered),
+                           max_size=len(delivered)))
+    return [(path, s, webhook_payload(s, ids[id(s)]))
+            for path, s in zip(chosen, delivered, strict=True)]
 
 
 class TransferRequest(msgspec.Struct, frozen=True):
@@ -278,6 +385,8 @@ class TransferRequest(msgspec.Struct, frozen=True):
     amount: Decimal
     currency: str
     chain_transaction: str
+    at: datetime | None = None
+    """When it happened on chain, if the generator says (``funded_programmes``)."""
 
 
 @st.composite
@@ -286,7 +395,7 @@ def transfer_requests(draw: st.DrawFn, account_ids: list[str],
     """Deposits and withdrawals, some retried exactly, some retried with another amount,
     currency or account (a conflict the ledger must refuse)."""
     requests: list[TransferRequest] = []
-    for n in range(draw(st.integers(1, 6))):
+    for _ in range(draw(st.integers(1, 6))):
         if requests and draw(st.integers(0, 2)) == 0:
             earlier = draw(st.sampled_from(requests))
             change = draw(st.sampled_from(["none", "amount", "currency", "account"]))
@@ -301,7 +410,7 @@ def transfer_requests(draw: st.DrawFn, account_ids: list[str],
             continue
         requests.append(TransferRequest(
             draw(st.sampled_from(["deposit", "withdrawal"])), draw(st.sampled_from(account_ids)),
-            draw(amounts("1", "900")), currency, f"eip155:324:0x{n:04x}"))
+            draw(amounts("1", "900")), currency, _chain_id(draw)))
     return requests
 
 
