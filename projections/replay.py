@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.events import DomainEvent
-from ledger.store import Event, StoredEvent
+from ledger.store import Event, EventStore, StoredEvent
 from projections import tables
 from projections.backends import Snapshot
 from projections.book import (
@@ -23,6 +24,9 @@ from projections.book import (
 )
 from projections.tables import rows_of
 from projections.views import AccountView, view
+
+if TYPE_CHECKING:
+    from projections.runner import ProjectionRunner
 
 
 class Replay(msgspec.Struct):
@@ -73,15 +77,25 @@ class ReplayBuilder:
 
 
 async def replay(batches: AsyncIterable[list[StoredEvent[Event]]], as_of: datetime | None = None,
-                 known_at: datetime | None = None, upto: int | None = None) -> Replay:
+                 known_at: datetime | None = None, upto: int | None = None,
+                 policy: HoldPolicy = DEFAULT_POLICY) -> Replay:
     """Replay the batches (of the log up to position ``upto``, when given)."""
-    builder = ReplayBuilder(as_of, known_at)
+    builder = ReplayBuilder(as_of, known_at, policy)
     async for batch in batches:
         if upto is not None and batch[-1].position > upto:
             builder.add(e for e in batch if e.position <= upto)
             break
         builder.add(batch)
     return builder.result()
+
+
+async def stored_drift(store: EventStore, runner: ProjectionRunner) -> list[str]:
+    """Where ``runner``'s stored projections differ from a full replay of the log they have
+    seen (after catching up): the check that incremental equals replay."""
+    await runner.catch_up()
+    stored = await runner.backend.snapshot()
+    return drift(await replay(store.read_batches(), upto=stored.position,
+                              policy=runner.policy), stored)
 
 
 def drift(recomputed: Replay, stored: Snapshot) -> list[str]:

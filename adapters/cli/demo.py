@@ -25,7 +25,7 @@ from adapters.testing.servers import free_port, serving
 from ledger.store import VerifyReport
 from projections import ProjectionRunner
 from projections.backends.sqlite import projection_file
-from projections.replay import drift, replay
+from projections.replay import stored_drift
 from projections.views import AccountView
 
 HOOKS = ["customer.updated", "account.updated", "card.updated", "authorisation.updated",
@@ -64,9 +64,7 @@ async def run(db: str, seed: int, payments: int) -> int:
         now = box.clock.now()
         views = [await s.runner.view_as_of(a, as_of=now) for a in s.accounts]
         report = await s.store.verify()
-        stored = await s.runner.backend.snapshot()
-        recomputed = await replay(s.store.read_batches(), upto=stored.position)
-        problems = drift(recomputed, stored)
+        problems = await stored_drift(s.store, s.runner)
         events = await s.store.head()
     elapsed = time.perf_counter() - started
     _report(comparisons, differences, views, report, problems, events,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from adapters.processor.outbox import Outbox
 from ledger.events import ObservationReceived
-from projections.replay import ReplayBuilder, drift
+from projections.replay import stored_drift
 
 if TYPE_CHECKING:
     from adapters.simulation.run import Simulation
@@ -96,13 +96,7 @@ async def check_capture_window(sim: Simulation) -> None:
 
 async def check_replay(sim: Simulation) -> None:
     """The stored projection equals a full replay of the log."""
-    runner = sim.ledger.runner
-    await runner.catch_up()
-    stored = await runner.backend.snapshot()
-    builder = ReplayBuilder(None, None, runner.policy)
-    async for batch in sim.ledger.store.read_batches():  # nothing writes meanwhile
-        builder.add(e for e in batch if e.position <= stored.position)
-    found = drift(builder.result(), stored)
+    found = await stored_drift(sim.ledger.store, sim.ledger.runner)
     if found:
         raise Violation("projection equals replay", f"{len(found)} rows differ: {found[0]}")
 
