@@ -72,10 +72,12 @@ ROOMS: dict[str, set[str]] = {
     "adapters.processor": set(),
     "adapters.webhooks": {"adapters.processor"},
     "adapters.service": {"adapters.processor", "adapters.webhooks"},
+    "adapters.simulation": {"adapters.processor", "adapters.webhooks", "adapters.service",
+                            "adapters.sandbox"},
     "adapters.testing": {"adapters.processor", "adapters.webhooks", "adapters.service",
-                         "adapters.sandbox"},
+                         "adapters.sandbox", "adapters.simulation"},
     "adapters.cli": {"adapters.processor", "adapters.webhooks", "adapters.service",
-                     "adapters.sandbox", "adapters.testing"},
+                     "adapters.sandbox", "adapters.simulation", "adapters.testing"},
 }
 
 

@@ -6,14 +6,27 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from adapters.processor.outbox import Outbox
+from adapters.sandbox.world import World
+from adapters.service.card_ledger import CardLedger
+from adapters.simulation.network import Mailbox
+from ledger.clock import ManualClock
 from ledger.events import ObservationReceived
 from projections.replay import stored_drift
 
-if TYPE_CHECKING:
-    from adapters.simulation.run import Simulation
+
+class Simulation(Protocol):
+    """What the checks look at: the simulator's ledger, the processor's world, the webhooks
+    sent, the clock and the transfers not recorded yet."""
+
+    ledger: CardLedger
+    world: World
+    mailbox: Mailbox
+    clock: ManualClock
+    checks: Counter[str]
+    unrecorded: list[tuple[str, str, Decimal, str]]
 
 CAPTURE_WINDOW = timedelta(days=30)
 """The processor's rule, stated here on its own: not the ledger's policy, which a planted
