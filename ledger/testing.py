@@ -126,6 +126,12 @@ def new_id(draw: st.DrawFn) -> str:
     return str(value)
 
 
+@st.composite
+def unique_ids(draw: st.DrawFn) -> str:
+    """``new_id`` as a strategy: a UUID no other draw in this test case has had."""
+    return new_id(draw)
+
+
 def _default_end() -> datetime:
     """Where a history without a ``start`` ends: this hour (held "as of now" means something,
     and a shrink that replays within the hour draws the same times)."""
