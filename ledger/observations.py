@@ -55,6 +55,18 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=Fal
     created_at: Timestamp
     updated_at: Timestamp
 
+    def __repr__(self) -> str:
+        """One short line (a falsifying example of a hundred snapshots stays readable): the
+        kind, the id, the status, the amount, the entities it belongs to, its time."""
+        facts = [f"{self.id[:8]}", str(getattr(self, "status", ""))]
+        if (amount := getattr(self, "amount", None)) is not None:
+            facts.append(f"{amount} {getattr(self, 'currency', '')}".strip())
+        facts += [f"{field.removesuffix('_id')}={value[:8]}"
+                  for field in ("account_id", "card_id", "authorisation_id", "customer_id")
+                  if isinstance(value := getattr(self, field, None), str)]
+        facts.append(f"at {self.updated_at:%Y-%m-%dT%H:%M:%S}")
+        return f"{type(self).__name__.removesuffix('Snapshot')}({', '.join(facts)})"
+
 
 class CustomerSnapshot(Snapshot, frozen=True, kw_only=True):
     external_id: Text | None = None

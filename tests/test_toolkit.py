@@ -111,3 +111,13 @@ def test_funded_programmes_fund_their_accounts_once_each(programme: FundedProgra
     for transfer in programme.transfers:
         assert transfer.at is not None
         assert accounts[transfer.account_id].created_at <= transfer.at <= end
+
+
+@FAST
+@given(history=programme_histories())
+def test_a_falsifying_example_prints_one_short_line_per_snapshot(
+        history: list[AnySnapshot]) -> None:
+    for snapshot in history:
+        line = repr(snapshot)
+        assert "\n" not in line and len(line) <= 110, line
+        assert snapshot.id[:8] in line and f"{snapshot.updated_at:%Y-%m-%dT%H:%M:%S}" in line
