@@ -48,6 +48,10 @@ Direction = Literal["debit", "credit"]
 FeeType = Literal["partner", "service", "network"]
 
 
+_OWNERS = (("account_id", "account"), ("card_id", "card"), ("authorisation_id", "hold"),
+           ("customer_id", "customer"))
+
+
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
     """Fields every processor entity has."""
 
@@ -61,8 +65,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=Fal
         facts = [f"{self.id[:8]}", str(getattr(self, "status", ""))]
         if (amount := getattr(self, "amount", None)) is not None:
             facts.append(f"{amount} {getattr(self, 'currency', '')}".strip())
-        facts += [f"{field.removesuffix('_id')}={value[:8]}"
-                  for field in ("account_id", "card_id", "authorisation_id", "customer_id")
+        facts += [f"{name}={value[:8]}" for field, name in _OWNERS
                   if isinstance(value := getattr(self, field, None), str)]
         facts.append(f"at {self.updated_at:%Y-%m-%dT%H:%M:%S}")
         return f"{type(self).__name__.removesuffix('Snapshot')}({', '.join(facts)})"

@@ -119,5 +119,5 @@ def test_a_falsifying_example_prints_one_short_line_per_snapshot(
         history: list[AnySnapshot]) -> None:
     for snapshot in history:
         line = repr(snapshot)
-        assert "\n" not in line and len(line) <= 110, line
+        assert "\n" not in line and len(line) <= 120, line
         assert snapshot.id[:8] in line and f"{snapshot.updated_at:%Y-%m-%dT%H:%M:%S}" in line
