@@ -51,10 +51,10 @@ async def processor_sandbox(card_ledger: CardLedger, ledger_clock: ManualClock,
 def simulation(tmp_path: Path) -> Simulate:
     runs = iter(range(1 << 30))
 
-    async def run(seed_or_replay: int | Replay, steps: int = 300,
-                  planted: str | None = None) -> Outcome:
-        replay = (seed_or_replay if isinstance(seed_or_replay, Replay)
-                  else seeded(seed_or_replay, steps, planted))
+    async def run(seed: int | Replay, steps: int = 300, planted: str | None = None) -> Outcome:
+        """Run ``seed``'s schedule of ``steps`` (or a ``Replay``); fail the test on a broken
+        invariant."""
+        replay = seed if isinstance(seed, Replay) else seeded(seed, steps, planted)
         directory = tmp_path / f"simulation-{next(runs)}"
         directory.mkdir()
         outcome = await simulate(replay, directory)
