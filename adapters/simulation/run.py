@@ -29,6 +29,7 @@ from adapters.processor.client import ClientConfig, ProcessorClient, new_signing
 from adapters.processor.outbox import Outbox
 from adapters.sandbox import Sandbox, SandboxConfig
 from adapters.sandbox.errors import SandboxError
+from adapters.sandbox.world import World
 from adapters.service.card_ledger import CardLedger
 from adapters.simulation import schedule as s
 from adapters.simulation.invariants import Violation, check_all, check_capture_window
@@ -283,61 +284,17 @@ class Simulation:
         return ids[index % len(ids)] if ids else None
 
     def _processor(self, step: s.AnyStep) -> str:
-        """What happens at the processor (the card network, merchants, its operators)."""
-        w, on = self.world, self._eligible
+        """What happens at the processor (the card network, merchants, its operators): the
+        step acts on the n-th entity it can act on (``AT_PROCESSOR``)."""
+        table, can, act = AT_PROCESSOR[type(step)]
+        index: int = getattr(step, step.__struct_fields__[0])
+        target = self._eligible(getattr(self.world, table), index, can)
+        if target is None:
+            return f"nothing to act on in {table}"
         try:
-            match step:
-                case s.Verify(customer=i):
-                    target = on(w.customers, i, lambda c: c.status == "verifying")
-                    return "no customer to verify" if target is None else (
-                        w.set_customer(target, "active").status)
-                case s.Issue(card=i):
-                    target = on(w.cards, i, lambda c: c.status == "issuing")
-                    return "no card to issue" if target is None else (
-                        w.set_card(target, "active").status)
-                case s.Authorise(card=i, cents=cents):
-                    target = on(w.cards, i, _active)
-                    return "no active card" if target is None else w.authorise(
-                        target, _money(cents), "EUR", Merchant()).status
-                case s.Amend(hold=i, cents=cents):
-                    target = on(w.authorisations, i, _pending)
-                    return "no pending hold" if target is None else (
-                        w.amend(target, _money(cents)).amount)
-                case s.Capture(hold=i, how=how):
-                    target = on(w.authorisations, i, _pending)
-                    if target is None:
-                        return "no pending hold"
-                    factor = {"full": Decimal(1), "part": Decimal("0.6"),
-                              "over": Decimal("1.15")}[how]
-                    amount = (Decimal(w.authorisation(target).amount) * factor).quantize(
-                        CENTS, ROUND_HALF_EVEN)
-                    return f"{w.capture(target, amount).status} {amount}"
-                case s.Release(hold=i):
-                    target = on(w.authorisations, i, _pending)
-                    return "no pending hold" if target is None else w.release(target).status
-                case s.ForcePost(card=i, cents=cents):
-                    target = on(w.cards, i, lambda c: c.status != "issuing")
-                    return "no card" if target is None else w.force_post(
-                        target, _money(cents)).status
-                case s.Settle(transaction=i):
-                    target = on(w.transactions, i, lambda t: t.status == "processing")
-                    return "nothing to settle" if target is None else (
-                        w.set_transaction(target, "processed").status)
-                case s.Reverse(transaction=i):
-                    target = on(w.transactions, i, lambda t: t.status == "processed")
-                    return "nothing to reverse" if target is None else (
-                        w.set_transaction(target, "reversed").status)
-                case s.Refund(transaction=i, percent=percent):
-                    target = on(w.transactions, i, lambda t: t.direction == "debit"
-                                and t.status in ("processing", "processed"))
-                    if target is None:
-                        return "nothing to refund"
-                    amount = (Decimal(w.transaction(target).amount) * percent / 100).quantize(
-                        CENTS, ROUND_HALF_EVEN)
-                    return f"refunded {w.refund(target, max(amount, CENTS)).amount}"
+            return act(self.world, target, step)
         except SandboxError as refused:
             return f"processor refused: {refused.code}"
-        raise AssertionError(f"no handler for {step}")
 
     async def _ledger_request(self, target: str | None,
                               ask: Callable[[str], Awaitable[object]]) -> str:
@@ -441,12 +398,48 @@ class Simulation:
         await check_all(self)
 
 
+def _capture(world: World, hold_id: str, step: Any) -> str:
+    factor = {"full": Decimal(1), "part": Decimal("0.6"), "over": Decimal("1.15")}[step.how]
+    amount = (Decimal(world.authorisation(hold_id).amount) * factor).quantize(
+        CENTS, ROUND_HALF_EVEN)
+    return f"{world.capture(hold_id, amount).status} {amount}"
+
+
+def _refund(world: World, transaction_id: str, step: Any) -> str:
+    amount = (Decimal(world.transaction(transaction_id).amount) * step.percent / 100).quantize(
+        CENTS, ROUND_HALF_EVEN)
+    return f"refunded {world.refund(transaction_id, max(amount, CENTS)).amount}"
+
+
 def _active(entity: Any) -> bool:
     return bool(entity.status == "active")
 
 
 def _pending(hold: Any) -> bool:
     return bool(hold.status == "pending")
+
+
+AT_PROCESSOR: dict[type, tuple[str, Callable[[Any], bool], Callable[[World, str, Any], str]]] = {
+    # step: (the world's table it acts on, which entities it can act on, what it does)
+    s.Verify: ("customers", lambda c: c.status == "verifying",
+               lambda w, c, _: w.set_customer(c, "active").status),
+    s.Issue: ("cards", lambda c: c.status == "issuing",
+              lambda w, c, _: w.set_card(c, "active").status),
+    s.Authorise: ("cards", _active, lambda w, c, step: w.authorise(
+        c, _money(step.cents), "EUR", Merchant()).status),
+    s.Amend: ("authorisations", _pending,
+              lambda w, h, step: w.amend(h, _money(step.cents)).amount),
+    s.Capture: ("authorisations", _pending, _capture),
+    s.Release: ("authorisations", _pending, lambda w, h, _: w.release(h).status),
+    s.ForcePost: ("cards", lambda c: c.status != "issuing",
+                  lambda w, c, step: w.force_post(c, _money(step.cents)).status),
+    s.Settle: ("transactions", lambda t: t.status == "processing",
+               lambda w, t, _: w.set_transaction(t, "processed").status),
+    s.Reverse: ("transactions", lambda t: t.status == "processed",
+                lambda w, t, _: w.set_transaction(t, "reversed").status),
+    s.Refund: ("transactions", lambda t: t.direction == "debit"
+               and t.status in ("processing", "processed"), _refund),
+}
 
 
 def _without_account(world: Any) -> Callable[[Any], bool]:
