@@ -80,6 +80,8 @@ class World:
         self.movements: dict[str, Decimal] = {}
         """Deposits minus withdrawals, per account."""
         self.terminated_at: dict[str, Any] = {}
+        self.expired: set[str] = set()
+        """Holds released because their capture window closed (``expire``)."""
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -269,6 +271,16 @@ class World:
         card = self.card(card_id)
         return self._post(card.account_id, card_id, self._id(), None, "debit", amount, None)
 
+    def present_late(self, authorisation_id: str) -> TransactionSnapshot:
+        """A merchant presents a hold for capture after it expired (a late presentment):
+        the debit is posted against the authorisation all the same, which stays released."""
+        hold = self.authorisation(authorisation_id)
+        if authorisation_id not in self.expired:
+            raise SandboxError(409, "invalid_transition",
+                               f"authorisation {authorisation_id} has not expired")
+        return self._post(hold.account_id, hold.card_id, self._id(), hold.id, "debit",
+                          parse_amount(hold.amount), hold)
+
     def release(self, authorisation_id: str) -> AuthorisationSnapshot:
         hold = self._move(self.authorisations, self.authorisation(authorisation_id),
                           AUTHORISATION, "releasing")
@@ -324,6 +336,7 @@ class World:
                 expires = terminated + CAPTURE_AFTER_TERMINATION
             if now >= expires:
                 released.append(self.release(hold.id))
+                self.expired.add(hold.id)
         return released
 
     # --- the sandbox's own bookkeeping --------------------------------------------------

@@ -286,11 +286,11 @@ class Simulation:
     def _processor(self, step: s.AnyStep) -> str:
         """What happens at the processor (the card network, merchants, its operators): the
         step acts on the n-th entity it can act on (``AT_PROCESSOR``)."""
-        table, can, act = AT_PROCESSOR[type(step)]
+        entities, can, act = AT_PROCESSOR[type(step)]
         index: int = getattr(step, step.__struct_fields__[0])
-        target = self._eligible(getattr(self.world, table), index, can)
+        target = self._eligible(entities(self.world), index, can)
         if target is None:
-            return f"nothing to act on in {table}"
+            return "nothing to act on"
         try:
             return act(self.world, target, step)
         except SandboxError as refused:
@@ -419,25 +419,36 @@ def _pending(hold: Any) -> bool:
     return bool(hold.status == "pending")
 
 
-AT_PROCESSOR: dict[type, tuple[str, Callable[[Any], bool], Callable[[World, str, Any], str]]] = {
-    # step: (the world's table it acts on, which entities it can act on, what it does)
-    s.Verify: ("customers", lambda c: c.status == "verifying",
+def _table(name: str) -> Callable[[World], dict[str, Any]]:
+    return lambda world: getattr(world, name)
+
+
+def _always(entity: Any) -> bool:
+    return True
+
+
+AT_PROCESSOR: dict[type, tuple[Callable[[World], dict[str, Any]], Callable[[Any], bool],
+                               Callable[[World, str, Any], str]]] = {
+    # step: (the entities it acts on, which of them it can act on, what it does)
+    s.Verify: (_table("customers"), lambda c: c.status == "verifying",
                lambda w, c, _: w.set_customer(c, "active").status),
-    s.Issue: ("cards", lambda c: c.status == "issuing",
+    s.Issue: (_table("cards"), lambda c: c.status == "issuing",
               lambda w, c, _: w.set_card(c, "active").status),
-    s.Authorise: ("cards", _active, lambda w, c, step: w.authorise(
+    s.Authorise: (_table("cards"), _active, lambda w, c, step: w.authorise(
         c, _money(step.cents), "EUR", Merchant()).status),
-    s.Amend: ("authorisations", _pending,
+    s.Amend: (_table("authorisations"), _pending,
               lambda w, h, step: w.amend(h, _money(step.cents)).amount),
-    s.Capture: ("authorisations", _pending, _capture),
-    s.Release: ("authorisations", _pending, lambda w, h, _: w.release(h).status),
-    s.ForcePost: ("cards", lambda c: c.status != "issuing",
+    s.Capture: (_table("authorisations"), _pending, _capture),
+    s.Release: (_table("authorisations"), _pending, lambda w, h, _: w.release(h).status),
+    s.LatePresentment: (lambda w: {k: v for k, v in w.authorisations.items() if k in w.expired},
+                        _always, lambda w, h, _: f"debit {w.present_late(h).amount}"),
+    s.ForcePost: (_table("cards"), lambda c: c.status != "issuing",
                   lambda w, c, step: w.force_post(c, _money(step.cents)).status),
-    s.Settle: ("transactions", lambda t: t.status == "processing",
+    s.Settle: (_table("transactions"), lambda t: t.status == "processing",
                lambda w, t, _: w.set_transaction(t, "processed").status),
-    s.Reverse: ("transactions", lambda t: t.status == "processed",
+    s.Reverse: (_table("transactions"), lambda t: t.status == "processed",
                 lambda w, t, _: w.set_transaction(t, "reversed").status),
-    s.Refund: ("transactions", lambda t: t.direction == "debit"
+    s.Refund: (_table("transactions"), lambda t: t.direction == "debit"
                and t.status in ("processing", "processed"), _refund),
 }
 

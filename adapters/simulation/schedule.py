@@ -86,6 +86,12 @@ class Release(Step, tag="re"):
     hold: int
 
 
+class LatePresentment(Step, tag="lp"):
+    """A hold the processor let expire is presented for capture after all: a debit
+    against an expired authorisation."""
+    hold: int
+
+
 class ForcePost(Step, tag="fp"):
     """A debit with no authorisation."""
     card: int
@@ -171,9 +177,10 @@ class Heal(Step, tag="he"):
     every invariant is checked."""
 
 
-AnyStep = (NewCustomer | Onboard | Verify | OpenAccount | Deposit | Withdraw | RequestCard | Issue
-           | Authorise | Amend | Capture | Release | ForcePost | Settle | Reverse | Refund
-           | Terminate | Dispatch | Deliver | Pull | Sweep | Advance | Fault | Crash | Heal)
+AnyStep = (NewCustomer | Onboard | Verify | OpenAccount | Deposit | Withdraw | RequestCard
+           | Issue | Authorise | Amend | Capture | Release | LatePresentment | ForcePost
+           | Settle | Reverse | Refund | Terminate | Dispatch | Deliver | Pull | Sweep | Advance
+           | Fault | Crash | Heal)
 
 HOUR, DAY = 3_600, 86_400
 
@@ -215,6 +222,7 @@ def _one(rng: random.Random, weights: dict[str, float] | None = None) -> AnyStep
         "amend": lambda: Amend(i, cents), "capture": lambda: Capture(
             i, rng.choice(("full", "full", "part", "over"))),
         "release": lambda: Release(i), "force": lambda: ForcePost(i, cents // 4),
+        "late": lambda: LatePresentment(i),
         "settle": lambda: Settle(i), "reverse": lambda: Reverse(i),
         "refund": lambda: Refund(i, rng.randrange(10, 101)), "terminate": lambda: Terminate(i),
         "dispatch": lambda: Dispatch(), "deliver": lambda: Deliver(
@@ -237,7 +245,7 @@ def _one(rng: random.Random, weights: dict[str, float] | None = None) -> AnyStep
 
 
 FAULTS = {"fault": 3, "crash": 1, "advance": 0.5}
-PAYMENTS = {"authorise": 10, "amend": 2, "capture": 7, "release": 2, "force": 0.5,
+PAYMENTS = {"authorise": 10, "amend": 2, "capture": 7, "release": 2, "force": 0.5, "late": 0.5,
             "settle": 4, "reverse": 1, "refund": 1.5, "deposit": 1, "withdraw": 1,
             "terminate": 1.2, "card": 0.5, "issue": 0.5, "dispatch": 3, "deliver": 16,
             "pull": 0.5, "sweep": 0.7, "advance": 3, "fault": 1.5, "crash": 0.6,

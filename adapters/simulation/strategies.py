@@ -34,6 +34,7 @@ _KINDS: dict[str, tuple[int, st.SearchStrategy[s.AnyStep]]] = {
     "crash": (1, st.builds(s.Crash, st.sampled_from(("now", "before-append", "after-append",
                                                      "after-send")))),
     "release": (1, st.builds(s.Release, _index)),
+    "late": (1, st.builds(s.LatePresentment, _index)),
     "amend": (1, st.builds(s.Amend, _index, _cents)),
     "reverse": (1, st.builds(s.Reverse, _index)),
     "refund": (1, st.builds(s.Refund, _index, st.integers(10, 100))),
