@@ -262,7 +262,7 @@ def _late_capture(draw: st.DrawFn, clock: _Clock, pending: AnySnapshot) -> list[
     """A pending hold captured after its card's termination: within the 30 days, or, now
     and then, after the hold expired (the processor's debit arrives all the same)."""
     assert isinstance(pending, AuthorisationSnapshot)
-    if draw(st.integers(0, 3)) == 0:
+    if draw(st.booleans()):
         clock.now = max(clock.now, pending.created_at + timedelta(days=30))
     at = clock.tick(60 * 24 * 5)
     captured = [msgspec.structs.replace(pending, status=status, updated_at=at + timedelta(

@@ -68,6 +68,12 @@ class Balance(msgspec.Struct, frozen=True, rename="camel"):
     available: str
 
 
+CENTS = Decimal("0.01")
+MAX_CARD_AMOUNT = Decimal(10) ** 12
+"""The largest amount a card transaction can carry (the processor's amounts have at most
+twelve integer digits)."""
+
+
 class World:
     def __init__(self, clock: BusinessClock, rng: random.Random,
                  on_change: Callable[[AnySnapshot], None] = lambda _: None) -> None:
@@ -269,6 +275,9 @@ class World:
         """A merchant's debit with no authorisation (a force post): taken whatever the
         card's status or the account's funds."""
         card = self.card(card_id)
+        if not 0 < amount < MAX_CARD_AMOUNT or amount != amount.quantize(CENTS):
+            raise SandboxError(400, "invalid_request", f"a card debit is a positive amount in "
+                               f"cents below {MAX_CARD_AMOUNT}", "amount")
         return self._post(card.account_id, card_id, self._id(), None, "debit", amount, None)
 
     def present_late(self, authorisation_id: str) -> TransactionSnapshot:
