@@ -37,7 +37,8 @@ file) and the virtual clock. Two runs of one seed write the same log, byte for b
 Invariants: every webhook answered 2xx is in the log exactly once; once the network heals
 and a pull runs, every account's figures equal the processor's own; no hold on a terminated
 card is held 30 days after the termination; the projection equals a full replay; the hash
-chain verifies; the outbox holds nothing acknowledged and unsent; every error is typed.
+chain verifies; the outbox holds nothing acknowledged and unsent; a healed network gets
+every webhook answered 2xx; every error is typed.
 
 \b
 A failure is shrunk to a short schedule and printed as a timeline with a replay token:

@@ -85,7 +85,6 @@ class Mailbox:
         self.pending: list[Delivery] = []
         self.acknowledged: Counter[str] = Counter()
         """Event ids the ledger answered 2xx, and how often."""
-        self.sent = self.dropped = self.duplicated = self.refused = 0
 
     def publish(self, snapshot: AnySnapshot) -> None:
         event_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))

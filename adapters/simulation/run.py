@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -33,9 +33,10 @@ from adapters.sandbox.world import World
 from adapters.service.card_ledger import CardLedger
 from adapters.simulation import schedule as s
 from adapters.simulation.invariants import Violation, check_all, check_capture_window
-from adapters.simulation.network import Crashed, Mailbox, Network
+from adapters.simulation.network import Crashed, Delivery, Mailbox, Network
 from adapters.simulation.planted import PLANTED, Planted
 from ledger.clock import ManualClock
+from ledger.domain.hold import DEFAULT_POLICY
 from ledger.errors import LedgerError
 from ledger.ids import SeededIds
 from ledger.observations import Address, Merchant
@@ -107,10 +108,9 @@ class Simulation:
 
     async def _start(self) -> None:
         stack = self._incarnation = AsyncExitStack()
-        policy = self.planted.policy if self.planted else None
+        policy = self.planted.policy if self.planted and self.planted.policy else DEFAULT_POLICY
         self.ledger = await stack.enter_async_context(CardLedger.open(
-            self.db, processor=self.client, clock=self.clock, ids=self.ids,
-            **({"policy": policy} if policy else {})))
+            self.db, policy=policy, processor=self.client, clock=self.clock, ids=self.ids))
         self.outbox = Outbox(self.ledger.store, self.client, clock=self.clock,
                              rng=random.Random(f"{self.seed}:outbox:{self.restarts}"))
         self.hooks = await stack.enter_async_context(httpx.AsyncClient(
@@ -148,7 +148,7 @@ class Simulation:
         config = ClientConfig(base_url="http://processor.test",
                               api_key=self.sandbox.credentials.api_key,
                               api_secret=self.sandbox.credentials.api_secret, deadline=120.0)
-        with self.planted.applied() if self.planted else _nothing():
+        with self.planted.applied() if self.planted else nullcontext():
             async with ProcessorClient(config, new_signing_key(), transport=self.network,
                                        rng=random.Random(self.seed + 2), timer=self.clock,
                                        ids=SeededIds(self.seed + 3, self.clock)) as client:
@@ -168,7 +168,7 @@ class Simulation:
         for n, step in enumerate(self.replay.steps):
             self.clock.advance(STEP_TIME)  # the processor's reports of two steps never tie
             try:
-                outcome.outcomes.append(await self._survive(self._do, step))
+                outcome.outcomes.append(await self._survive(step))
             except Violation as broken:
                 outcome.outcomes.append(f"VIOLATION: {broken}")
                 return self._failed(outcome, n, broken)
@@ -185,12 +185,11 @@ class Simulation:
     def _failed(outcome: Outcome, at: int, broken: Violation) -> None:
         outcome.ok, outcome.failure, outcome.failed_at = False, str(broken), at
 
-    async def _survive(self, work: Callable[[s.AnyStep], Awaitable[str]],
-                       step: s.AnyStep) -> str:
+    async def _survive(self, step: s.AnyStep) -> str:
         """Run one step; a crash restarts the ledger from its file; a typed refusal is an
         outcome; any other exception is a broken invariant (every error must be typed)."""
         try:
-            return await work(step)
+            return await self._do(step)
         except Violation:
             raise
         except BaseException as exc:
@@ -345,7 +344,6 @@ class Simulation:
         if chosen:
             self.counts["webhook-reordered"] += 1
         if fate == "drop":
-            mailbox.dropped += 1
             self.counts["webhook-dropped"] += 1
             return f"{delivery.event_id[:8]} dropped"
         status = await self._post(delivery)
@@ -355,7 +353,7 @@ class Simulation:
             mailbox.pending.remove(delivery)
         return f"{delivery.event_id[:8]} answered {status}"
 
-    async def _post(self, delivery: Any) -> int:
+    async def _post(self, delivery: Delivery) -> int:
         response = await self.hooks.post("/webhooks", content=delivery.body,
                                          headers=self.mailbox.headers(delivery))
         if 200 <= response.status_code < 300:
@@ -384,7 +382,6 @@ class Simulation:
             while self.mailbox.pending:
                 delivery = self.mailbox.pending.pop(0)
                 if not 200 <= await self._post(delivery) < 300:
-                    self.mailbox.refused += 1
                     raise Violation("healed delivery", f"webhook {delivery.event_id} refused "
                                     "once the network healed")
             self.outbox.backoff.clear()  # the processor is reachable: try every one now
@@ -473,14 +470,6 @@ def _is_crash(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(_is_crash(e) for e in exc.exceptions)
     return False
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 async def simulate(replay: s.Replay, directory: Path | None = None) -> Outcome:
