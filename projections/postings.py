@@ -57,16 +57,27 @@ def _entry(at: datetime, before: Balance | None, after: Balance) -> Entry | None
 
 def journal(book: AccountBook, times: Sequence[datetime],
             policy: HoldPolicy = DEFAULT_POLICY) -> list[Entry]:
-    """The entries that take the account from nothing to its state at each of ``times``."""
+    """The entries that take the account from nothing to its state at each of ``times``,
+    and at each moment between them when a hold expired (its figures change then with no
+    event to say so)."""
     entries: list[Entry] = []
     previous: dict[str, Balance] = {}
-    for moment in sorted(set(times)):
+    for moment in _with_expiries(book, times, policy):
         for balance in view(book, moment, policy).balances:
             entry = _entry(moment, previous.get(balance.currency), balance)
             if entry is not None:
                 entries.append(entry)
             previous[balance.currency] = balance
     return entries
+
+
+def _with_expiries(book: AccountBook, times: Sequence[datetime],
+                   policy: HoldPolicy) -> list[datetime]:
+    if not times:
+        return []
+    last = max(times)
+    expiries = {h.expires_at for h in view(book, last, policy).holds if h.expires_at <= last}
+    return sorted(set(times) | expiries)
 
 
 def totals(entries: Sequence[Entry]) -> dict[tuple[str, str], Decimal]:

@@ -28,6 +28,7 @@ from ledger.events import (
     DomainEvent,
     HoldExpired,
     HoldObserved,
+    Observed,
     TransactionObserved,
 )
 from ledger.logs import get_logger
@@ -474,6 +475,12 @@ class ProjectionRunner:
         book, times = await self._book_known_at(account_id, known_at)
         return journal(book, [t for t in times if t <= as_of] + [as_of], self.policy)
 
+    async def history(self, account_id: str, known_at: datetime | None = None,
+                      ) -> tuple[AccountBook, set[datetime]]:
+        """The account's book from everything recorded by ``known_at`` (default: all), and
+        the business times of its events: what a journal or a statement is made from."""
+        return await self._book_known_at(account_id, known_at)
+
     async def _book_known_at(self, account_id: str, known_at: datetime | None,
                              ) -> tuple[AccountBook, set[datetime]]:
         """The account's book from its events recorded by ``known_at``, and their business
@@ -485,7 +492,7 @@ class ProjectionRunner:
         for stored in self.store.registry.decode_records(records):
             if isinstance(stored.payload, DomainEvent):
                 apply_or_skip(book, stored.payload)
-                times.add(stored.payload.at)
+                times |= _moments_of(stored.payload)
         # Events after the checkpoint are not indexed yet: read them from the log.
         async for batch in self.store.read_batches(position):
             for stored in batch:
@@ -493,7 +500,7 @@ class ProjectionRunner:
                         and account_of(stored.payload) == account_id
                         and (known_at is None or stored.recorded_at <= known_at)):
                     apply_or_skip(book, stored.payload)
-                    times.add(stored.payload.at)
+                    times |= _moments_of(stored.payload)
         return book, times
 
 
@@ -514,6 +521,13 @@ def _bug_guard(what: str) -> Iterator[None]:
             f"the projections cannot apply {what} ({detail} at "
             f"{Path(frame.filename).name}:{frame.lineno}): a bug in cardledger; the log is "
             "intact and nothing of it was written") from exc
+
+
+def _moments_of(event: DomainEvent) -> set[datetime]:
+    """When an event can change its account's figures: its business time and, for a report
+    dated at its entity's creation, the time of the report itself (the state rule orders by
+    that one)."""
+    return {event.at, event.reported_at} if isinstance(event, Observed) else {event.at}
 
 
 def _positions(span: _Span) -> str:

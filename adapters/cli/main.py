@@ -324,24 +324,60 @@ def verify(db: str) -> None:
 @db_option
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
               help="File to write (default: standard output).")
-def export(db: str, output: Path | None) -> None:
-    """The log as JSON Lines: positions, hashes, canonical records and readable payloads."""
+@click.option("--format", "form", type=click.Choice(["jsonl", "beancount", "csv"]),
+              default="jsonl", show_default=True,
+              help="jsonl: the log itself; beancount: the journal, with a balance assertion "
+              "after every day with activity (check it with bean-check); csv: journal lines.")
+@click.option("--as-of", type=MOMENT, help="Journal up to this business time (default: all).")
+def export(db: str, output: Path | None, form: str, as_of: datetime | None) -> None:
+    """The log as JSON Lines (positions, hashes, canonical records and readable payloads),
+    or the double-entry journal as Beancount or CSV."""
 
     async def write() -> None:
-        from adapters.cli.audit import export_line
-
-        async with existing_store(db) as store:
-            sink = output.open("wb") if output else sys.stdout.buffer
-            try:
-                with bar("exporting", await store.head(), output is not None) as advance:
-                    async for rows in store.raw_rows():
-                        sink.write(b"".join(export_line(store.registry, row) for row in rows))
-                        advance(len(rows))
-            finally:
-                if output:
-                    sink.close()
+        sink = output.open("wb") if output else sys.stdout.buffer
+        try:
+            if form == "jsonl":
+                await _export_log(db, sink, output is not None)
+            else:
+                await _export_journal(db, sink, form, as_of)
+        finally:
+            if output:
+                sink.close()
 
     run(write)
+
+
+async def _export_log(db: str, sink: Any, progress: bool) -> None:
+    from adapters.cli.audit import export_line
+
+    async with existing_store(db) as store:
+        with bar("exporting", await store.head(), progress) as advance:
+            async for rows in store.raw_rows():
+                sink.write(b"".join(export_line(store.registry, row) for row in rows))
+                advance(len(rows))
+
+
+async def _export_journal(db: str, sink: Any, form: str, as_of: datetime | None) -> None:
+    from adapters.cli import beancount
+    from adapters.cli.journal_csv import csv_lines
+    from projections.journal import days
+
+    async with front_door(db) as ledger:
+        await ledger.wait_until_visible()
+        runner = ledger.runner
+
+        async def each_account() -> list[tuple[str, list[Any]]]:
+            found = []
+            for account_id in runner.account_ids():
+                book, times = await runner.history(account_id)
+                found.append((account_id, list(days(book, sorted(times), as_of,
+                                                    runner.policy))))
+            return found
+
+        accounts = await each_account()
+        lines = beancount.document(accounts) if form == "beancount" else csv_lines(accounts)
+        for text in lines:
+            sink.write(text.encode())
 
 
 @main.command()

@@ -1,0 +1,110 @@
+"""The programme's books, double entry, as its finance team keeps them.
+
+The chart of accounts is the operator's. The programme's money sits at the processor, in
+``Assets:Processor:Settlement``: deposits arrive there on chain, and card spending and
+withdrawals leave from it. What each customer account holds is what the programme owes its
+customer, a liability, kept in two parts: ``Liabilities:Customers:<account>:Available`` and
+``...:Held`` (authorised, not yet captured or released). So:
+
+- a deposit moves money into Settlement and into what is owed, available;
+- a hold moves what is owed from available to held, and its release or expiry back;
+- a debit (a capture) leaves Settlement and what is owed, available; a credit (a refund)
+  comes back into both; a reversal undoes its debit.
+
+Every entry is ``projections.postings``'s entry, seen from the operator's side, and sums to
+zero per currency. Liabilities carry negative balances (Beancount's convention): an account
+with 80 available and 20 held shows -80 and -20, and Settlement +100.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC as _UTC
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+import msgspec
+
+from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
+from ledger.money import EXACT
+from projections.book import AccountBook
+from projections.postings import AVAILABLE, CHAIN, HELD, MERCHANTS, Entry, journal
+from projections.views import Balance, view
+
+SETTLEMENT = "Assets:Processor:Settlement"
+_TICK = timedelta(microseconds=1)
+_NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9-]")
+
+
+def customer_ledger(account_id: str, part: str) -> str:
+    """``Liabilities:Customers:<account>:<part>``. An account name's parts start with a
+    capital or a digit and hold letters, digits and dashes: the id is upper-cased, any other
+    character becomes a dash (the id itself is in each account's ``open`` metadata)."""
+    name = _NOT_IN_A_NAME.sub("-", account_id.upper())
+    return f"Liabilities:Customers:{name if name[:1].isalnum() else 'X' + name}:{part}"
+
+
+class Line(msgspec.Struct, frozen=True):
+    ledger_account: str
+    currency: str
+    amount: Decimal
+    """Beancount's sign: positive debits an asset or reduces a liability."""
+
+
+class JournalEntry(msgspec.Struct, frozen=True):
+    at: datetime
+    account_id: str
+    narration: str
+    lines: tuple[Line, ...]
+
+
+def _operator_side(account_id: str, entry: Entry) -> JournalEntry:
+    sides = {AVAILABLE: customer_ledger(account_id, "Available"),
+             HELD: customer_ledger(account_id, "Held"), CHAIN: SETTLEMENT,
+             MERCHANTS: SETTLEMENT}
+    summed: dict[tuple[str, str], Decimal] = {}
+    for posting in entry.postings:  # the customer's side, negated: what the operator owes
+        key = (sides[posting.ledger_account], posting.currency)
+        summed[key] = EXACT.subtract(summed.get(key, Decimal(0)), posting.amount)
+    return JournalEntry(entry.at, account_id, _narration(entry), tuple(
+        Line(account, currency, amount) for (account, currency), amount in summed.items()
+        if amount))
+
+
+def _narration(entry: Entry) -> str:
+    moved = {p.ledger_account: p.amount for p in entry.postings}
+    words = []
+    if moved.get(CHAIN):
+        words.append("deposit" if moved[CHAIN] < 0 else "withdrawal")
+    if moved.get(MERCHANTS):
+        words.append("card debit" if moved[MERCHANTS] > 0 else "credit or reversal")
+    if moved.get(HELD):
+        words.append("held" if moved[HELD] > 0 else "hold released")
+    return ", ".join(words) or "change"
+
+
+class Day(msgspec.Struct, frozen=True):
+    """One day with activity on an account: its entries, and the balances at its end."""
+
+    day: date
+    entries: list[JournalEntry]
+    closing: list[Balance]
+
+
+def days(book: AccountBook, times: Sequence[datetime], as_of: datetime | None = None,
+         policy: HoldPolicy = DEFAULT_POLICY) -> Iterator[Day]:
+    """The account's journal, day by day (UTC) up to ``as_of``, each day with its closing
+    balances: what Beancount's ``balance`` assertions check the entries against."""
+    kept = sorted(t for t in set(times) if as_of is None or t <= as_of)
+    entries = [_operator_side(book.account_id, e)
+               for e in journal(book, kept, policy)]
+    by_day: dict[date, list[JournalEntry]] = {}
+    for entry in entries:
+        by_day.setdefault(entry.at.astimezone(_UTC).date(), []).append(entry)
+    for day, todays in sorted(by_day.items()):
+        end = datetime.combine(day + timedelta(days=1), time(), _UTC) - _TICK
+        if as_of is not None:
+            end = min(end, as_of)
+        yield Day(day, todays, view(book, end, policy).balances)
+
