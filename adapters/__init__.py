@@ -33,6 +33,7 @@ from adapters.service.commands import (
     CardAction,
     MoneyRecorded,
 )
+from adapters.service.statements import Statement
 from ledger.clock import (
     Clock,
     ManualClock,
@@ -106,6 +107,7 @@ from projections.postings import (
     Entry,
     Posting,
 )
+from projections.statement import Figures, StatementLine
 from projections.views import (
     AccountView,
     AnomalyView,
@@ -186,6 +188,9 @@ __all__ = [
     "VerifyReport",
     "Entry",
     "Posting",
+    "Statement",
+    "StatementLine",
+    "Figures",
     "AccountView",
     "AnomalyView",
     "Balance",

@@ -485,23 +485,27 @@ class ProjectionRunner:
                              ) -> tuple[AccountBook, set[datetime]]:
         """The account's book from its events recorded by ``known_at``, and their business
         times."""
+        book, times = AccountBook(account_id), set()
+        for stored in await self.account_events(account_id, known_at):
+            assert isinstance(stored.payload, DomainEvent)
+            apply_or_skip(book, stored.payload)
+            times |= _moments_of(stored.payload)
+        return book, times
+
+    async def account_events(self, account_id: str, known_at: datetime | None = None,
+                             ) -> list[StoredEvent[Event]]:
+        """The account's events recorded by ``known_at`` (default: all), in log order: those
+        the projection indexes, then those the log gained since its checkpoint."""
         position = self.position
         records = await self.backend.account_records(
             account_id, position, _NEVER if known_at is None else micros(known_at))
-        book, times = AccountBook(account_id), set()
-        for stored in self.store.registry.decode_records(records):
-            if isinstance(stored.payload, DomainEvent):
-                apply_or_skip(book, stored.payload)
-                times |= _moments_of(stored.payload)
-        # Events after the checkpoint are not indexed yet: read them from the log.
+        found = [stored for stored in self.store.registry.decode_records(records)
+                 if isinstance(stored.payload, DomainEvent)]
         async for batch in self.store.read_batches(position):
-            for stored in batch:
-                if (isinstance(stored.payload, DomainEvent)
-                        and account_of(stored.payload) == account_id
-                        and (known_at is None or stored.recorded_at <= known_at)):
-                    apply_or_skip(book, stored.payload)
-                    times |= _moments_of(stored.payload)
-        return book, times
+            found += [stored for stored in batch if isinstance(stored.payload, DomainEvent)
+                      and account_of(stored.payload) == account_id
+                      and (known_at is None or stored.recorded_at <= known_at)]
+        return found
 
 
 @contextmanager

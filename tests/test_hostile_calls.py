@@ -105,6 +105,7 @@ RAISES: dict[str, tuple[type[LedgerError], ...]] = {
     "holds": (InvalidInputError, NotFoundError),
     "cards": (InvalidInputError, NotFoundError),
     "journal": (InvalidInputError, NotFoundError),
+    "statement": (InvalidInputError, NotFoundError),
     "anomalies": (InvalidInputError,),
     "wait_until_visible": (InvalidInputError,),
     "webhook_app": (InvalidInputError,),

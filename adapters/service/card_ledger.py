@@ -24,12 +24,15 @@ import anyio
 import msgspec
 from starlette.types import ASGIApp
 
+import projections.statement
 from adapters.metrics import Metrics
 from adapters.processor.client import ProcessorClient
 from adapters.processor.observer import Observer
 from adapters.processor.outbox import Outbox
 from adapters.processor.sync import SyncReport, pull
+from adapters.service import statements
 from adapters.service.commands import CardAction, Commands, MoneyRecorded
+from adapters.service.statements import Statement
 from adapters.service.sweeper import sweep
 from adapters.webhooks.receiver import WebhookReceiver
 from ledger import open_store
@@ -52,7 +55,7 @@ from ledger.ids import Ids, uuid7
 from ledger.interop import JSONReady
 from ledger.logs import get_logger
 from ledger.moments import check_moment
-from ledger.money import Money, currency_amount
+from ledger.money import MINOR_UNITS, Money, currency_amount
 from ledger.observations import Address, AnySnapshot
 from ledger.store import EventStore, VerifyReport
 from projections import ProjectionRunner
@@ -302,6 +305,40 @@ class CardLedger:
         moment, known = self._moments(as_of, known_at)
         await self._require_account(account_id)
         return await self.runner.journal_as_of(account_id, moment, known)
+
+    async def statement(self, account_id: str, currency: str, start: datetime,
+                        end: datetime, *, known_at: datetime | None = None, limit: int = 100,
+                        cursor: str | None = None) -> Statement:
+        """The account's statement in ``currency`` for the period after ``start`` up to
+        ``end`` (``projections.statement``): the opening balance, a page of ``limit`` lines
+        with their running balance, the closing balance and the cursor of the next page. The
+        first page pins what the statement knows (``known_at``, default: now), so new
+        events never move its lines; a later report about the period is a correction line.
+        ``NotFoundError`` for an unknown account; ``InvalidInputError`` for an unknown
+        currency, ``start`` after ``end``, a naive moment, or a cursor this statement did
+        not give."""
+        start, end = check_moment(start, "start"), check_moment(end, "end")
+        if start > end:
+            raise InvalidInputError(f"start {start.isoformat()} is after end {end.isoformat()}")
+        if currency not in MINOR_UNITS:
+            raise InvalidInputError(f"currency: {currency!r} is not an ISO 4217 currency")
+        limit = statements.check_limit(limit)
+        await self._require_account(account_id)
+        offset = 0
+        if cursor is not None:
+            known_at, offset = statements.read_cursor(cursor, account_id, currency, start, end)
+        known = check_moment(self.clock() if known_at is None else known_at, "known_at")
+        await self.wait_until_visible()
+        events = await self.runner.account_events(account_id, known)
+        printed = projections.statement.statement(account_id, events, currency, start, end,
+                                                  known, self.runner.policy)
+        page = printed.lines[offset:offset + limit]
+        more = offset + limit < len(printed.lines)
+        return statements.Statement(
+            account_id=account_id, currency=currency, start=start, end=end, known_at=known,
+            opening=printed.opening, lines=page, closing=printed.closing,
+            next_cursor=statements.make_cursor(account_id, currency, start, end, known,
+                                               offset + limit) if more else None)
 
     async def balances(self, account_id: str | None = None, *, as_of: datetime | None = None,
                        known_at: datetime | None = None) -> list[Balance]:

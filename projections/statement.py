@@ -1,0 +1,175 @@
+"""An account's statement for a period: the opening balance, one line per change in
+business-time order with the running balance after it, and the closing balance.
+
+A statement's regular lines are what the ledger knew when the period closed (reports
+recorded by its end). A report learnt later about that period is never a silent rewrite: it
+shows, after them, as a **correction** line dated when it was learnt (``known_at``), with the
+change it made to the closing figures. So a statement printed again later repeats every line
+it printed before, and the statement as known at a past moment is the one printed then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
+from ledger.events import (
+    DomainEvent,
+    FundsDeposited,
+    FundsWithdrawn,
+    HoldAmended,
+    HoldCaptured,
+    HoldCaptureStarted,
+    HoldExpired,
+    HoldPlaced,
+    HoldReleased,
+    HoldReleaseStarted,
+    Observed,
+    TransactionPosted,
+    TransactionProcessed,
+    TransactionReversalStarted,
+    TransactionReversed,
+)
+from ledger.interop import JSONReady
+from ledger.money import EXACT
+from ledger.store import Event, StoredEvent
+from projections.book import AccountBook, apply_or_skip
+from projections.views import view
+
+
+class Figures(msgspec.Struct, JSONReady, frozen=True):
+    posted: Decimal
+    held: Decimal
+    available: Decimal
+
+
+ZERO = Figures(Decimal(0), Decimal(0), Decimal(0))
+
+
+class StatementLine(msgspec.Struct, JSONReady, frozen=True, kw_only=True, rename="camel"):
+    at: datetime
+    """The change's business time."""
+    recorded_at: datetime | None
+    """When the ledger recorded what made it (None: a hold's expiry, which no report makes)."""
+    kind: str
+    """deposit, withdrawal, hold placed, hold amended, captured, released, expired, debit,
+    credit, cleared, reversal (see ``kind_of``)."""
+    authorisation_id: str | None = None
+    transaction_id: str | None = None
+    card_id: str | None = None
+    chain_transaction: str | None = None
+    change: Figures
+    """The signed change to each figure."""
+    balance: Figures
+    """The running balance after it."""
+    correction: bool = False
+    """Learnt after the period closed: its change is to the closing figures."""
+    known_at: datetime | None = None
+    """When a correction was learnt."""
+
+
+def figures(book: AccountBook, moment: datetime, currency: str,
+            policy: HoldPolicy) -> Figures:
+    for balance in view(book, moment, policy).balances:
+        if balance.currency == currency:
+            return Figures(balance.posted, balance.held, balance.available)
+    return ZERO
+
+
+def _change(before: Figures, after: Figures) -> Figures:
+    return Figures(EXACT.subtract(after.posted, before.posted),
+                   EXACT.subtract(after.held, before.held),
+                   EXACT.subtract(after.available, before.available))
+
+
+_KINDS: tuple[tuple[type, str], ...] = (
+    (FundsDeposited, "deposit"), (FundsWithdrawn, "withdrawal"),
+    (TransactionReversed, "reversal"), (TransactionReversalStarted, "reversal"),
+    (HoldCaptured, "captured"), (HoldCaptureStarted, "captured"),
+    (HoldReleased, "released"), (HoldReleaseStarted, "released"),
+    (HoldExpired, "expired"), (HoldAmended, "hold amended"), (HoldPlaced, "hold placed"),
+    (TransactionProcessed, "cleared"))
+
+
+def kind_of(events: Sequence[DomainEvent]) -> str:
+    """What a change was, from the events behind it (the first that names it): a capture
+    and its debit at one moment are one ``captured`` line; a debit with no hold is a
+    ``debit``, a credit (a refund) a ``credit``; a change with no event is an expiry."""
+    for event_type, kind in _KINDS:
+        if any(type(e) is event_type for e in events):
+            return kind
+    for event in events:
+        if isinstance(event, TransactionPosted):
+            return "debit" if event.direction == "debit" else "credit"
+    return "expired" if not events else type(events[0]).__name__
+
+
+def _references(events: Iterable[DomainEvent]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for event in events:
+        for field in ("authorisation_id", "transaction_id", "card_id", "chain_transaction"):
+            value = getattr(event, field, None)
+            if isinstance(value, str):
+                found.setdefault(field, value)
+    return found
+
+
+def _moments(event: DomainEvent) -> set[datetime]:
+    return {event.at, event.reported_at} if isinstance(event, Observed) else {event.at}
+
+
+def _line(moment: datetime, stored: Sequence[StoredEvent[Event]], before: Figures,
+          after: Figures, **extra: object) -> StatementLine:
+    events = [s.payload for s in stored if isinstance(s.payload, DomainEvent)]
+    return StatementLine(at=moment, recorded_at=max((s.recorded_at for s in stored),
+                                                    default=None),
+                         kind=kind_of(events), change=_change(before, after), balance=after,
+                         **_references(events), **extra)  # type: ignore[arg-type]
+
+
+class Printed(msgspec.Struct, frozen=True):
+    opening: Figures
+    lines: list[StatementLine]
+    closing: Figures
+
+
+def statement(account_id: str, events: Sequence[StoredEvent[Event]], currency: str,
+              start: datetime, end: datetime, known_at: datetime,
+              policy: HoldPolicy = DEFAULT_POLICY) -> Printed:
+    """The statement of ``events`` (the account's, in log order, recorded by ``known_at``)
+    for the period after ``start`` up to ``end``, in ``currency``."""
+    closed = min(end, known_at)
+    regular = [s for s in events if s.recorded_at <= closed]
+    late = [s for s in events if s.recorded_at > closed]
+    book = AccountBook(account_id)
+    for stored in regular:
+        assert isinstance(stored.payload, DomainEvent)
+        apply_or_skip(book, stored.payload)
+    opening = previous = figures(book, start, currency, policy)
+    at_moment: dict[datetime, list[StoredEvent[Event]]] = {}
+    for stored in regular:
+        assert isinstance(stored.payload, DomainEvent)
+        for moment in _moments(stored.payload):
+            if start < moment <= end:
+                at_moment.setdefault(moment, []).append(stored)
+    expiries = {h.expires_at for h in view(book, end, policy).holds
+                if start < h.expires_at <= end}
+    lines = []
+    for moment in sorted(set(at_moment) | expiries):
+        now = figures(book, moment, currency, policy)
+        if now != previous:
+            lines.append(_line(moment, at_moment.get(moment, []), previous, now))
+            previous = now
+    for stored in late:  # learnt after the period closed: each a correction of its close
+        assert isinstance(stored.payload, DomainEvent)
+        apply_or_skip(book, stored.payload)
+        now = figures(book, end, currency, policy)
+        if now != previous:
+            lines.append(_line(stored.payload.at, [stored], previous, now, correction=True,
+                               known_at=stored.recorded_at))
+            previous = now
+    return Printed(opening, lines, previous)
