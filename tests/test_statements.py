@@ -189,3 +189,40 @@ async def test_bad_input_is_refused(tmp_path: Path, clock: ManualClock) -> None:
         with pytest.raises(InvalidInputError, match="another statement"):
             await ledger.statement("a1", "EUR", START - 2 * day, START + day,
                                    cursor=page.next_cursor)
+
+
+def test_the_command_line_streams_a_statement_as_csv_json_and_a_table(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    async def seed() -> None:
+        clock = ManualClock(START)
+        async with CardLedger.open(tmp_path / "l.db", clock=clock) as ledger:
+            for snapshot in one_hold(START, "12.50"):
+                await ledger.record(snapshot)
+            await ledger.wait_until_visible()
+            for n in range(1_500):  # more than a page
+                clock.advance(timedelta(seconds=30))
+                await ledger.record_deposit("a1", Decimal(1), "EUR", f"eip155:1:0x{n:x}")
+
+    anyio.run(seed)
+    cli = [str(Path(sys.executable).parent / "cardledger"), "statement", "--db",
+           str(tmp_path / "l.db"), "--account", "a1", "--currency", "EUR",
+           "--from", "2026-02-01", "--to", "2026-03-15"]
+    rows = subprocess.run([*cli, "--format", "csv"], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+    assert rows[1].split(",")[2] == "opening" and rows[-1].split(",")[2] == "closing"
+    assert len(rows) == 1 + 1 + 1_501 + 1
+    closing = [Decimal(v) for v in rows[-1].split(",")[-3:]]
+    assert closing == [1500, Decimal("12.5"), Decimal("1487.5")]
+    lines = [json.loads(x) for x in subprocess.run(
+        [*cli, "--format", "json"], capture_output=True, text=True, check=True).stdout.splitlines()]
+    assert Decimal(lines[0]["opening"]["posted"]) == 0
+    assert Decimal(lines[-1]["closing"]["available"]) == Decimal("1487.50")
+    assert len(lines) == 1_503
+    table = subprocess.run([*cli, "--format", "table"], capture_output=True, text=True,
+                           check=True).stdout
+    assert "closing" in table and "hold placed" in table
+    bad = subprocess.run([*cli[:-2], "--to", "2026-01-01"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "after end" in bad.stderr

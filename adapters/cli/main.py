@@ -625,3 +625,28 @@ def create_card(db: str, account: str, first_line: str, city: str, post_code: st
 
 
 main.add_command(simulate_command)
+
+
+@main.command()
+@db_option
+@click.option("--account", required=True)
+@click.option("--currency", required=True, help="ISO 4217, e.g. EUR.")
+@click.option("--from", "start", type=MOMENT, required=True,
+              help="The period starts after this business time...")
+@click.option("--to", "end", type=MOMENT, required=True, help="...and ends at this one.")
+@click.option("--known-at", type=MOMENT, help="What was recorded by then (default: now).")
+@click.option("--format", "form", type=click.Choice(["table", "json", "csv"]),
+              default="table", show_default=True,
+              help="json: JSON Lines (the opening, each line, the closing).")
+def statement(db: str, account: str, currency: str, start: datetime, end: datetime,
+              known_at: datetime | None, form: str) -> None:
+    """ACCOUNT's statement for a period: the opening balance, every change with its running
+    balance, the closing balance. A report learnt after the period closed is a correction,
+    dated when it was learnt: a statement printed again repeats what it printed."""
+    from adapters.cli.statement import write
+
+    async def show() -> None:
+        async with front_door(db) as ledger:
+            await write(ledger, form, account, currency, start, end, known_at)
+
+    run(show)

@@ -1,0 +1,95 @@
+"""``cardledger statement``'s output: an account's statement, page after page
+(``CardLedger.statement``), written as it comes: a table, JSON Lines or CSV."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from adapters.cli import output
+from adapters.service.card_ledger import CardLedger
+from adapters.service.statements import Statement
+from ledger.money import format_amount
+from projections.statement import Figures, StatementLine
+
+PAGE = 1_000
+COLUMNS = ("at", "recorded_at", "kind", "correction", "known_at", "authorisation_id",
+           "transaction_id", "card_id", "chain_transaction", "posted_change", "held_change",
+           "available_change", "posted", "held", "available")
+
+
+async def pages(ledger: CardLedger, account: str, currency: str, start: datetime,
+                end: datetime, known_at: datetime | None) -> AsyncIterator[Statement]:
+    page = await ledger.statement(account, currency, start, end, known_at=known_at, limit=PAGE)
+    yield page
+    while page.next_cursor is not None:
+        page = await ledger.statement(account, currency, start, end, limit=PAGE,
+                                      cursor=page.next_cursor)
+        yield page
+
+
+def _row(line: StatementLine) -> list[Any]:
+    return [line.at.isoformat(), line.recorded_at.isoformat() if line.recorded_at else "",
+            line.kind, "yes" if line.correction else "",
+            line.known_at.isoformat() if line.known_at else "", line.authorisation_id or "",
+            line.transaction_id or "", line.card_id or "", line.chain_transaction or "",
+            *(format_amount(v) for v in (line.change.posted, line.change.held,
+                                         line.change.available, line.balance.posted,
+                                         line.balance.held, line.balance.available))]
+
+
+def _figures(label: str, at: datetime, figures: Figures) -> list[Any]:
+    return [at.isoformat(), "", label, "", "", "", "", "", "", "", "", "",
+            *(format_amount(v) for v in (figures.posted, figures.held, figures.available))]
+
+
+async def write(ledger: CardLedger, form: str, account: str, currency: str,
+                start: datetime, end: datetime, known_at: datetime | None) -> None:
+    """The statement, page after page, as ``form`` (table, json, csv)."""
+    writers = {"csv": _csv, "json": _json, "table": _table}
+    await writers[form](ledger, account, currency, start, end, known_at)
+
+
+async def _csv(ledger: CardLedger, *args: Any) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    last = None
+    async for page in pages(ledger, *args):
+        if last is None:
+            writer.writerow(_figures("opening", page.start, page.opening))
+        writer.writerows(_row(line) for line in page.lines)
+        last = page
+    assert last is not None
+    writer.writerow(_figures("closing", last.end, last.closing))
+
+
+async def _json(ledger: CardLedger, *args: Any) -> None:
+    last = None
+    async for page in pages(ledger, *args):
+        if last is None:
+            output.emit_json({"accountId": page.account_id, "currency": page.currency,
+                              "start": page.start, "end": page.end, "knownAt": page.known_at,
+                              "opening": page.opening})
+        for line in page.lines:
+            output.emit_json(line)
+        last = page
+    assert last is not None
+    output.emit_json({"closing": last.closing})
+
+
+async def _table(ledger: CardLedger, *args: Any) -> None:
+    rows, last = [], None
+    async for page in pages(ledger, *args):
+        if last is None:
+            rows.append(_figures("opening", page.start, page.opening))
+        rows += [_row(line) for line in page.lines]
+        last = page
+    assert last is not None
+    rows.append(_figures("closing", last.end, last.closing))
+    shown = (0, 2, 3, 5, 6, 8, 9, 10, 12, 13, 14)  # a table leaves out what CSV keeps
+    output.table(f"Statement of {last.account_id} ({last.currency}), as known at "
+                 f"{last.known_at.isoformat()}", [COLUMNS[i] for i in shown],
+                 [[row[i] for i in shown] for row in rows])
