@@ -25,10 +25,12 @@ from ledger.events import (
     HoldCaptured,
     HoldCaptureStarted,
     HoldExpired,
+    HoldObserved,
     HoldPlaced,
     HoldReleased,
     HoldReleaseStarted,
     Observed,
+    TransactionObserved,
     TransactionPosted,
     TransactionProcessed,
     TransactionReversalStarted,
@@ -122,9 +124,14 @@ def _moments(event: DomainEvent) -> set[datetime]:
     return {event.at, event.reported_at} if isinstance(event, Observed) else {event.at}
 
 
+_MONEY = (FundsDeposited, FundsWithdrawn, HoldObserved, HoldExpired, TransactionObserved)
+"""The events that move an account's figures (a card's or the account's own reports at the
+same moment do not: they are not what a line is about)."""
+
+
 def _line(moment: datetime, stored: Sequence[StoredEvent[Event]], before: Figures,
           after: Figures, **extra: object) -> StatementLine:
-    events = [s.payload for s in stored if isinstance(s.payload, DomainEvent)]
+    events = [s.payload for s in stored if isinstance(s.payload, _MONEY)]
     return StatementLine(at=moment, recorded_at=max((s.recorded_at for s in stored),
                                                     default=None),
                          kind=kind_of(events), change=_change(before, after), balance=after,

@@ -53,8 +53,9 @@ def emit_json(value: Any) -> None:
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     view = Table(title=title, title_justify="left")
     for column in columns:
-        numeric = column in ("deposits", "debits", "credits", "posted", "held", "available",
-                             "amount", "remaining", "tokenAmount")
+        numeric = column.removeprefix("Δ ") in (
+            "deposits", "debits", "credits", "posted", "held", "available", "amount",
+            "remaining", "tokenAmount")
         view.add_column(column, justify="right" if numeric else "left")
     for row in rows:
         view.add_row(*("" if cell is None else str(cell) for cell in row))

@@ -84,12 +84,22 @@ async def _table(ledger: CardLedger, *args: Any) -> None:
     rows, last = [], None
     async for page in pages(ledger, *args):
         if last is None:
-            rows.append(_figures("opening", page.start, page.opening))
-        rows += [_row(line) for line in page.lines]
+            rows.append([f"{page.start:%Y-%m-%d %H:%M}", "opening", "", "", "", "",
+                         *_amounts(page.opening), ""])
+        rows += [[f"{line.at:%Y-%m-%d %H:%M}", line.kind,
+                  line.authorisation_id or line.transaction_id or line.chain_transaction or "",
+                  *_amounts(line.change), *_amounts(line.balance),
+                  f"{line.known_at:%Y-%m-%d %H:%M}" if line.known_at else ""]
+                 for line in page.lines]
         last = page
     assert last is not None
-    rows.append(_figures("closing", last.end, last.closing))
-    shown = (0, 2, 3, 5, 6, 8, 9, 10, 12, 13, 14)  # a table leaves out what CSV keeps
+    rows.append([f"{last.end:%Y-%m-%d %H:%M}", "closing", "", "", "", "",
+                 *_amounts(last.closing), ""])
     output.table(f"Statement of {last.account_id} ({last.currency}), as known at "
-                 f"{last.known_at.isoformat()}", [COLUMNS[i] for i in shown],
-                 [[row[i] for i in shown] for row in rows])
+                 f"{last.known_at:%Y-%m-%d %H:%M}", [
+                     "at", "kind", "reference", "Δ posted", "Δ held", "Δ available", "posted",
+                     "held", "available", "correction, learnt"], rows)
+
+
+def _amounts(figures: Figures) -> list[str]:
+    return [format_amount(v) for v in (figures.posted, figures.held, figures.available)]
