@@ -94,9 +94,12 @@ class Day(msgspec.Struct, frozen=True):
 
 def days(book: AccountBook, times: Sequence[datetime], as_of: datetime | None = None,
          policy: HoldPolicy = DEFAULT_POLICY) -> Iterator[Day]:
-    """The account's journal, day by day (UTC) up to ``as_of``, each day with its closing
-    balances: what Beancount's ``balance`` assertions check the entries against."""
+    """The account's journal, day by day (UTC) up to ``as_of`` (default: its last report),
+    each day with its closing balances: what Beancount's ``balance`` assertions check the
+    entries against."""
     kept = sorted(t for t in set(times) if as_of is None or t <= as_of)
+    if as_of is not None:  # up to it: a hold may expire after the last report
+        kept.append(as_of)
     entries = [_operator_side(book.account_id, e)
                for e in journal(book, kept, policy)]
     by_day: dict[date, list[JournalEntry]] = {}
@@ -104,7 +107,7 @@ def days(book: AccountBook, times: Sequence[datetime], as_of: datetime | None = 
         by_day.setdefault(entry.at.astimezone(_UTC).date(), []).append(entry)
     for day, todays in sorted(by_day.items()):
         end = datetime.combine(day + timedelta(days=1), time(), _UTC) - _TICK
-        if as_of is not None:
-            end = min(end, as_of)
+        if kept:  # the journal's own cut: as_of, or the last report
+            end = min(end, kept[-1])
         yield Day(day, todays, view(book, end, policy).balances)
 

@@ -20,7 +20,8 @@ from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.interop import JSONReady
 from ledger.money import EXACT
 from projections.book import AccountBook
-from projections.views import Balance, view
+from projections.running import Running
+from projections.views import Balance
 
 AVAILABLE, HELD, CHAIN, MERCHANTS = "available", "held", "chain", "merchants"
 
@@ -57,27 +58,20 @@ def _entry(at: datetime, before: Balance | None, after: Balance) -> Entry | None
 
 def journal(book: AccountBook, times: Sequence[datetime],
             policy: HoldPolicy = DEFAULT_POLICY) -> list[Entry]:
-    """The entries that take the account from nothing to its state at each of ``times``,
-    and at each moment between them when a hold expired (its figures change then with no
-    event to say so)."""
+    """The entries that take the account from nothing to its state at the last of
+    ``times``: one at each moment its figures changed (a report, a movement, a hold's
+    expiry), walked forward once (``projections.running``)."""
     entries: list[Entry] = []
+    if not times:
+        return entries
     previous: dict[str, Balance] = {}
-    for moment in _with_expiries(book, times, policy):
-        for balance in view(book, moment, policy).balances:
+    for moment, balances in Running(book, policy).walk(until=max(times)):
+        for balance in balances:
             entry = _entry(moment, previous.get(balance.currency), balance)
             if entry is not None:
                 entries.append(entry)
             previous[balance.currency] = balance
     return entries
-
-
-def _with_expiries(book: AccountBook, times: Sequence[datetime],
-                   policy: HoldPolicy) -> list[datetime]:
-    if not times:
-        return []
-    last = max(times)
-    expiries = {h.expires_at for h in view(book, last, policy).holds if h.expires_at <= last}
-    return sorted(set(times) | expiries)
 
 
 def totals(entries: Sequence[Entry]) -> dict[tuple[str, str], Decimal]:

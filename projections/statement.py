@@ -40,7 +40,8 @@ from ledger.interop import JSONReady
 from ledger.money import EXACT
 from ledger.store import Event, StoredEvent
 from projections.book import AccountBook, apply_or_skip
-from projections.views import view
+from projections.running import Running
+from projections.views import Balance, view
 
 
 class Figures(msgspec.Struct, JSONReady, frozen=True):
@@ -76,7 +77,11 @@ class StatementLine(msgspec.Struct, JSONReady, frozen=True, kw_only=True, rename
 
 def figures(book: AccountBook, moment: datetime, currency: str,
             policy: HoldPolicy) -> Figures:
-    for balance in view(book, moment, policy).balances:
+    return _in(view(book, moment, policy).balances, currency)
+
+
+def _in(balances: Sequence[Balance], currency: str) -> Figures:
+    for balance in balances:
         if balance.currency == currency:
             return Figures(balance.posted, balance.held, balance.available)
     return ZERO
@@ -156,19 +161,19 @@ def statement(account_id: str, events: Sequence[StoredEvent[Event]], currency: s
     for stored in regular:
         assert isinstance(stored.payload, DomainEvent)
         apply_or_skip(book, stored.payload)
-    opening = previous = figures(book, start, currency, policy)
     at_moment: dict[datetime, list[StoredEvent[Event]]] = {}
     for stored in regular:
         assert isinstance(stored.payload, DomainEvent)
         for moment in _moments(stored.payload):
             if start < moment <= end:
                 at_moment.setdefault(moment, []).append(stored)
-    expiries = {h.expires_at for h in view(book, end, policy).holds
-                if start < h.expires_at <= end}
+    opening = previous = ZERO
     lines = []
-    for moment in sorted(set(at_moment) | expiries):
-        now = figures(book, moment, currency, policy)
-        if now != previous:
+    for moment, balances in Running(book, policy).walk(until=end):
+        now = _in(balances, currency)
+        if moment <= start:
+            opening = previous = now
+        elif now != previous:
             lines.append(_line(moment, at_moment.get(moment, []), previous, now))
             previous = now
     for stored in late:  # learnt after the period closed: each a correction of its close

@@ -364,7 +364,7 @@ async def _export_journal(db: str, sink: Any, form: str, as_of: datetime | None)
 
     async with front_door(db) as ledger:
         await ledger.wait_until_visible()
-        runner = ledger.runner
+        runner, as_of = ledger.runner, as_of or ledger.clock()  # never a future expiry
 
         async def each_account() -> list[tuple[str, list[Any]]]:
             found = []

@@ -15,7 +15,7 @@ from adapters.service.statements import Statement
 from ledger.money import format_amount
 from projections.statement import Figures, StatementLine
 
-PAGE = 1_000
+PAGE = 10_000  # the most a page holds: each page walks the account once
 COLUMNS = ("at", "recorded_at", "kind", "correction", "known_at", "authorisation_id",
            "transaction_id", "card_id", "chain_transaction", "posted_change", "held_change",
            "available_change", "posted", "held", "available")
