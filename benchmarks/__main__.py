@@ -21,6 +21,7 @@ from benchmarks import (  # noqa: F401
     projections,
     report,
     simulation,
+    statements,
     store,
     sync,
 )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC as _UTC
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 import msgspec
@@ -29,11 +29,12 @@ import msgspec
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.money import EXACT
 from projections.book import AccountBook
-from projections.postings import AVAILABLE, CHAIN, HELD, MERCHANTS, Entry, journal
-from projections.views import Balance, view
+from projections.postings import AVAILABLE, CHAIN, HELD, MERCHANTS, Entry
+from projections.postings import entry as posting_entry
+from projections.running import Running
+from projections.views import Balance
 
 SETTLEMENT = "Assets:Processor:Settlement"
-_TICK = timedelta(microseconds=1)
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9-]")
 
 
@@ -96,18 +97,23 @@ def days(book: AccountBook, times: Sequence[datetime], as_of: datetime | None = 
          policy: HoldPolicy = DEFAULT_POLICY) -> Iterator[Day]:
     """The account's journal, day by day (UTC) up to ``as_of`` (default: its last report),
     each day with its closing balances: what Beancount's ``balance`` assertions check the
-    entries against."""
-    kept = sorted(t for t in set(times) if as_of is None or t <= as_of)
-    if as_of is not None:  # up to it: a hold may expire after the last report
-        kept.append(as_of)
-    entries = [_operator_side(book.account_id, e)
-               for e in journal(book, kept, policy)]
-    by_day: dict[date, list[JournalEntry]] = {}
-    for entry in entries:
-        by_day.setdefault(entry.at.astimezone(_UTC).date(), []).append(entry)
-    for day, todays in sorted(by_day.items()):
-        end = datetime.combine(day + timedelta(days=1), time(), _UTC) - _TICK
-        if kept:  # the journal's own cut: as_of, or the last report
-            end = min(end, kept[-1])
-        yield Day(day, todays, view(book, end, policy).balances)
-
+    entries against. One walk through the account (``projections.running``)."""
+    cut = as_of if as_of is not None else max(times, default=None)
+    if cut is None:
+        return
+    previous: dict[str, Balance] = {}
+    today: date | None = None
+    entries: list[JournalEntry] = []
+    for moment, balances in Running(book, policy).walk(until=cut):
+        day = moment.astimezone(_UTC).date()
+        if today is not None and day != today and entries:
+            yield Day(today, entries, list(previous.values()))
+            entries = []
+        today = day
+        for balance in balances:
+            entry = posting_entry(moment, previous.get(balance.currency), balance)
+            if entry is not None:
+                entries.append(_operator_side(book.account_id, entry))
+            previous[balance.currency] = balance
+    if today is not None and entries:
+        yield Day(today, entries, list(previous.values()))

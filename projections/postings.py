@@ -38,7 +38,8 @@ class Entry(msgspec.Struct, JSONReady, frozen=True):
     postings: tuple[Posting, ...]
 
 
-def _entry(at: datetime, before: Balance | None, after: Balance) -> Entry | None:
+def entry(at: datetime, before: Balance | None, after: Balance) -> Entry | None:
+    """The entry that takes one currency's figures from ``before`` to ``after``."""
     zero = Decimal(0)
     b_dep, b_deb, b_cre, b_held = ((before.deposits, before.debits, before.credits, before.held)
                                    if before else (zero, zero, zero, zero))
@@ -67,9 +68,9 @@ def journal(book: AccountBook, times: Sequence[datetime],
     previous: dict[str, Balance] = {}
     for moment, balances in Running(book, policy).walk(until=max(times)):
         for balance in balances:
-            entry = _entry(moment, previous.get(balance.currency), balance)
-            if entry is not None:
-                entries.append(entry)
+            made = entry(moment, previous.get(balance.currency), balance)
+            if made is not None:
+                entries.append(made)
             previous[balance.currency] = balance
     return entries
 

@@ -1,0 +1,116 @@
+"""Statements and the journal on one busy account: the first page, a whole statement as CSV
+(lines a second and peak memory), and the Beancount export (entries a second), each beside
+raw ``sqlite3`` reading and decoding the same account's events in the same run."""
+
+from __future__ import annotations
+
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+
+from adapters.service.card_ledger import CardLedger
+from benchmarks.harness import Figure, benchmark
+from benchmarks.projections import T0, hold_life
+from ledger import NewEvent, open_store
+from ledger.domain.programme import stream_for
+from ledger.events import DOMAIN_REGISTRY, FundsDeposited
+from projections import ProjectionRunner
+from projections.backends.sqlite import projection_file
+
+ACCOUNT = "acc00000"
+CLI = str(Path(sys.executable).parent / "cardledger")
+
+
+async def _build(db: Path, holds: int) -> None:
+    """One account: a deposit, then ``holds`` holds captured (two statement lines each)."""
+    from decimal import Decimal
+
+    async with open_store(db) as store:
+        deposit = FundsDeposited(account_id=ACCOUNT, amount=Decimal("10000000"),
+                                 currency="EUR", chain_transaction="eip155:1:0x1", at=T0)
+        await store.append(stream_for(deposit), [NewEvent(payload=deposit)])
+        for n in range(holds):
+            for batch in hold_life(ACCOUNT, n, T0 + timedelta(minutes=7 * n)):
+                await store.append(stream_for(batch[0]), [NewEvent(payload=e) for e in batch])
+    async with CardLedger.open(db) as ledger:  # the projection catches up once, here
+        await ledger.wait_until_visible()
+
+
+async def _first_pages(db: Path, rounds: int) -> tuple[list[float], list[float]]:
+    ours, raw_ms = [], []
+    end = T0 + timedelta(days=3650)
+    async with CardLedger.open(db) as ledger:
+        raw = sqlite3.connect(projection_file(db, ledger.runner.name))
+        raw.execute("ATTACH DATABASE ? AS log", (str(db),))
+        for _ in range(rounds):
+            started = time.perf_counter()
+            page = await ledger.statement(ACCOUNT, "EUR", T0 - timedelta(days=1), end)
+            ours.append((time.perf_counter() - started) * 1000)
+            assert len(page.lines) == 100
+            started = time.perf_counter()
+            rows = raw.execute("SELECT e.record FROM account_events a JOIN log.events e ON "
+                               "e.position = a.position WHERE a.account_id = ? ORDER BY "
+                               "a.position LIMIT 100", (ACCOUNT,)).fetchall()
+            DOMAIN_REGISTRY.decode_records(r[0] for r in rows)
+            raw_ms.append((time.perf_counter() - started) * 1000)
+        raw.close()
+    return ours, raw_ms
+
+
+def _read_all_seconds(db: Path) -> tuple[float, int]:
+    raw = sqlite3.connect(projection_file(db, ProjectionRunner.name))
+    raw.execute("ATTACH DATABASE ? AS log", (str(db),))
+    started = time.perf_counter()
+    rows = raw.execute("SELECT e.record FROM account_events a JOIN log.events e ON "
+                       "e.position = a.position WHERE a.account_id = ?", (ACCOUNT,)).fetchall()
+    decoded = list(DOMAIN_REGISTRY.decode_records(r[0] for r in rows))
+    raw.close()
+    return time.perf_counter() - started, len(decoded)
+
+
+def _timed(command: list[str]) -> tuple[float, int, float]:
+    """Seconds, output lines, and the child's peak RSS in MB."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, check=True)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, done.stdout.count(b"\n"), max(peak, before) / 1024
+
+
+@benchmark("statements")
+def statement_figures(quick: bool) -> list[Figure]:
+    holds = 500 if quick else 50_000
+    with tempfile.TemporaryDirectory() as directory:
+        db = Path(directory) / "l.db"
+        anyio.run(_build, db, holds)
+        ours, raw_ms = anyio.run(_first_pages, db, 5 if quick else 10)
+        read_seconds, events = _read_all_seconds(db)
+        period = ["--from", (T0 - timedelta(days=1)).isoformat(),
+                  "--to", (T0 + timedelta(days=3650)).isoformat()]
+        csv_seconds, csv_lines, csv_rss = _timed([CLI, "statement", "--db", str(db),
+                                                  "--account", ACCOUNT, "--currency", "EUR",
+                                                  *period, "--format", "csv"])
+        bean_seconds, bean_lines, _ = _timed([CLI, "export", "--db", str(db), "--format",
+                                              "beancount", "--as-of", period[3]])
+    entries = 2 * holds + 1
+    return [
+        Figure("statements.first_page_ms", statistics.median(ours), "ms",
+               "raw 100 rows by index", statistics.median(raw_ms),
+               f"goal: 10 ms; an account with {2 * holds + 1:,} lines, limit 100"),
+        Figure("statements.csv_lines_per_s", csv_lines / csv_seconds, "lines/s",
+               "raw read+decode, events/s", events / read_seconds,
+               f"goal: 100,000; peak RSS {csv_rss:.0f} MB for {csv_lines:,} lines "
+               "(the whole command)"),
+        Figure("statements.beancount_entries_per_s", entries / bean_seconds, "entries/s",
+               "raw read+decode, events/s", events / read_seconds,
+               f"goal: 50,000; {bean_lines:,} lines of Beancount"),
+    ]
