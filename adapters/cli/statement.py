@@ -1,5 +1,5 @@
-"""``cardledger statement``'s output: an account's statement, page after page
-(``CardLedger.statement``), written as it comes: a table, JSON Lines or CSV."""
+"""``cardledger statement``'s output: an account's statement (``CardLedger.statement``) as
+a table, JSON Lines or CSV."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from adapters.cli import output
 from adapters.service.card_ledger import CardLedger
 from adapters.service.statements import Statement
 from ledger.money import format_amount
-from projections.statement import Figures, StatementLine
+from projections.statement import Figures, StatementLine, statement
 
-PAGE = 10_000  # the most a page holds: each page walks the account once
 COLUMNS = ("at", "recorded_at", "kind", "correction", "known_at", "authorisation_id",
            "transaction_id", "card_id", "chain_transaction", "posted_change", "held_change",
            "available_change", "posted", "held", "available")
@@ -23,12 +24,17 @@ COLUMNS = ("at", "recorded_at", "kind", "correction", "known_at", "authorisation
 
 async def pages(ledger: CardLedger, account: str, currency: str, start: datetime,
                 end: datetime, known_at: datetime | None) -> AsyncIterator[Statement]:
-    page = await ledger.statement(account, currency, start, end, known_at=known_at, limit=PAGE)
-    yield page
-    while page.next_cursor is not None:
-        page = await ledger.statement(account, currency, start, end, limit=PAGE,
-                                      cursor=page.next_cursor)
-        yield page
+    """The statement, in one walk through the account: the first page (which checks the
+    request and pins ``known_at``), then, if there is more, every line (paging through the
+    cursors would walk the account once a page)."""
+    first = await ledger.statement(account, currency, start, end, known_at=known_at, limit=1)
+    if first.next_cursor is None:
+        yield first
+        return
+    events = await ledger.runner.account_events(account, first.known_at)
+    printed = statement(account, events, currency, start, end, first.known_at,
+                        ledger.runner.policy)
+    yield msgspec.structs.replace(first, lines=printed.lines, next_cursor=None)
 
 
 def _row(line: StatementLine) -> list[Any]:
