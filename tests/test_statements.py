@@ -80,6 +80,10 @@ async def _property(url: str, programme: FundedProgramme, delivered: list[AnySna
             for currency in accounts[account_id].currencies if account_id in accounts else []:
                 first, lines = await _all_lines(ledger, account_id, currency, start, end,
                                                 limit)
+                whole = await ledger.whole_statement(account_id, currency, start, end,
+                                                     known_at=first.known_at)
+                assert (whole.opening, whole.lines, whole.closing, whole.next_cursor) == (
+                    first.opening, lines, first.closing, None)
                 known = min(end, first.known_at)
                 assert first.opening == _figures(await ledger.balances(
                     account_id, as_of=start, known_at=known), currency)

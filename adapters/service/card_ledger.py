@@ -317,28 +317,47 @@ class CardLedger:
         ``NotFoundError`` for an unknown account; ``InvalidInputError`` for an unknown
         currency, ``start`` after ``end``, a naive moment, or a cursor this statement did
         not give."""
+        start, end = await self._check_statement(account_id, currency, start, end)
+        limit = statements.check_limit(limit)
+        offset = 0
+        if cursor is not None:
+            known_at, offset = statements.read_cursor(cursor, account_id, currency, start, end)
+        whole = await self._statement(account_id, currency, start, end, known_at)
+        more = offset + limit < len(whole.lines)
+        return msgspec.structs.replace(
+            whole, lines=whole.lines[offset:offset + limit],
+            next_cursor=statements.make_cursor(account_id, currency, start, end,
+                                               whole.known_at, offset + limit)
+            if more else None)
+
+    async def whole_statement(self, account_id: str, currency: str, start: datetime,
+                              end: datetime, *, known_at: datetime | None = None) -> Statement:
+        """``statement`` with every line and no cursor, from one walk through the account
+        (what ``cardledger statement`` writes); the same checks and errors."""
+        start, end = await self._check_statement(account_id, currency, start, end)
+        return await self._statement(account_id, currency, start, end, known_at)
+
+    async def _check_statement(self, account_id: str, currency: str, start: datetime,
+                               end: datetime) -> tuple[datetime, datetime]:
         start, end = check_moment(start, "start"), check_moment(end, "end")
         if start > end:
             raise InvalidInputError(f"start {start.isoformat()} is after end {end.isoformat()}")
         if currency not in MINOR_UNITS:
             raise InvalidInputError(f"currency: {currency!r} is not an ISO 4217 currency")
-        limit = statements.check_limit(limit)
         await self._require_account(account_id)
-        offset = 0
-        if cursor is not None:
-            known_at, offset = statements.read_cursor(cursor, account_id, currency, start, end)
+        return start, end
+
+    async def _statement(self, account_id: str, currency: str, start: datetime,
+                         end: datetime, known_at: datetime | None) -> Statement:
         known = check_moment(self.clock() if known_at is None else known_at, "known_at")
         await self.wait_until_visible()
         events = await self.runner.account_events(account_id, known)
         printed = projections.statement.statement(account_id, events, currency, start, end,
                                                   known, self.runner.policy)
-        page = printed.lines[offset:offset + limit]
-        more = offset + limit < len(printed.lines)
         return statements.Statement(
             account_id=account_id, currency=currency, start=start, end=end, known_at=known,
-            opening=printed.opening, lines=page, closing=printed.closing,
-            next_cursor=statements.make_cursor(account_id, currency, start, end, known,
-                                               offset + limit) if more else None)
+            opening=printed.opening, lines=printed.lines, closing=printed.closing,
+            next_cursor=None)
 
     async def balances(self, account_id: str | None = None, *, as_of: datetime | None = None,
                        known_at: datetime | None = None) -> list[Balance]:
