@@ -106,6 +106,7 @@ RAISES: dict[str, tuple[type[LedgerError], ...]] = {
     "cards": (InvalidInputError, NotFoundError),
     "journal": (InvalidInputError, NotFoundError),
     "statement": (InvalidInputError, NotFoundError),
+    "whole_statement": (InvalidInputError, NotFoundError),
     "anomalies": (InvalidInputError,),
     "wait_until_visible": (InvalidInputError,),
     "webhook_app": (InvalidInputError,),
