@@ -34,6 +34,7 @@ from ledger.errors import (
     DuplicateInBatchError,
     EmptyBatchError,
     InvalidAppendError,
+    InvalidPositionError,
     LimitExceededError,
     StoreClosedError,
     StoreError,
@@ -42,9 +43,9 @@ from ledger.errors import (
 )
 from ledger.logs import get_logger
 from ledger.store import limits
-from ledger.store.chain import check_row
+from ledger.store.chain import LogWalk
 from ledger.store.limits import check_category, check_position, check_stream_name
-from ledger.store.planner import GENESIS_HASH, PreparedAppend, PreparedEvent, Row
+from ledger.store.planner import PreparedAppend, PreparedEvent, Row
 from ledger.store.records import (
     AppendResult,
     Event,
@@ -55,7 +56,10 @@ from ledger.store.records import (
     VerifyReport,
 )
 from ledger.store.registry import EventRegistry
+from ledger.store.tree import leaves
 from ledger.tracing import span
+from ledger.transparency.merkle import NodeKey
+from ledger.transparency.reader import TreeReader
 
 log = get_logger("store")
 
@@ -364,21 +368,61 @@ class EventStore(abc.ABC):
     # --- verification -------------------------------------------------------------------
 
     async def verify(self) -> VerifyReport:
-        """Walk the hash chain from position 1; report the first row that does not match.
+        """Walk the log from position 1; report the first row that does not match.
 
         A row matches when it sits at the next position, its columns agree with its record,
-        and its hash is SHA-256 of the previous row's hash and its record. ``last_hash`` in the
-        report lets an auditor anchor the head outside the database.
+        and its hash is SHA-256 of the previous row's hash and its record. Then every stored
+        node of the Merkle tree must be the one the records make. ``root`` in the report is
+        the tree's root, which a checkpoint anchors outside the database.
         """
         self._require_open()
-        previous, checked = GENESIS_HASH, 0
+        walk = LogWalk(self.registry)
         async for rows in self._verify_rows():
-            for row in rows:
-                problem = check_row(self.registry, row, checked + 1, previous)
-                if problem is not None:
-                    return VerifyReport(False, checked, checked + 1, problem, previous.hex())
-                previous, checked = row.hash, checked + 1
-        return VerifyReport(True, checked, None, None, previous.hex())
+            walk.feed(rows)
+            if walk.failed:
+                return walk.failed
+        async for nodes in self._stored_nodes():
+            for level, index, digest in nodes:
+                walk.compare_node(level, index, digest)
+        return walk.report()
+
+    # --- the Merkle tree (ledger.transparency) ------------------------------------------
+
+    async def origin(self) -> str:
+        """The ledger's name, made when its database was created: the first line of its
+        checkpoints, so that a checkpoint of one ledger never vouches for another."""
+        self._require_open()
+        return await self._origin()
+
+    async def tree_root(self, size: int | None = None) -> tuple[int, bytes]:
+        """The size and RFC 9162 root hash of the tree over the first ``size`` events
+        (default: all of them)."""
+        self._require_open()
+        head = await self.head()
+        size = head if size is None else _within(size, "size", 0, head)
+        return size, await self._tree.root(size)
+
+    async def inclusion_proof(self, position: int, size: int) -> list[bytes]:
+        """The RFC 9162 proof that the event at ``position`` is in the tree of ``size``."""
+        self._require_open()
+        size = _within(size, "size", 1, await self.head())
+        position = _within(position, "position", 1, size)
+        return await self._tree.inclusion_proof(position - 1, size)
+
+    async def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """The RFC 9162 proof that the tree of ``new`` events extends the tree of ``old``."""
+        self._require_open()
+        new = _within(new, "size", 1, await self.head())
+        old = _within(old, "old size", 1, new)
+        return await self._tree.consistency_proof(old, new)
+
+    @functools.cached_property
+    def _tree(self) -> TreeReader:
+        return TreeReader(self._nodes, self._leaves)
+
+    async def _leaves(self, lo: int, hi: int) -> list[bytes]:
+        records, _ = await self._fetch(lo, hi, LogFilter(), hi - lo)
+        return leaves(records)
 
     async def raw_rows(self) -> AsyncIterator[list[Row]]:
         """Every row exactly as stored (position, stream, version, event id, wire name,
@@ -420,3 +464,22 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def _verify_rows(self) -> AsyncIterator[list[Row]]:
         """Every row, in position order, in batches."""
+
+    @abc.abstractmethod
+    async def _origin(self) -> str: ...
+
+    @abc.abstractmethod
+    async def _nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        """The stored tree nodes among ``keys``."""
+
+    @abc.abstractmethod
+    def _stored_nodes(self) -> AsyncIterator[list[tuple[int, int, bytes]]]:
+        """Every stored tree node (level, index, hash), in batches."""
+
+
+def _within(value: object, name: str, least: int, most: int) -> int:
+    if type(value) is not int or value < least:
+        raise InvalidPositionError(f"{name} must be a whole number from {least}, not {value!r}")
+    if value > most:
+        raise InvalidPositionError(f"{name} {value} is past the end of the log ({most} events)")
+    return value

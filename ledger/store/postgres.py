@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from ledger.errors import SchemaError, StoreError, StoreUnavailableError
-from ledger.store import limits
+from ledger.store import limits, tree
 from ledger.store.base import EventStore, LogFilter, driver_errors
 from ledger.store.planner import (
     ChainHead,
@@ -35,6 +35,7 @@ from ledger.store.planner import (
     plan_group,
 )
 from ledger.store.records import AppendResult
+from ledger.transparency.merkle import STORED_LEVEL, Frontier, NodeKey, frontier_keys
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 """A connection, or the pool's proxy of one: both run the same queries."""
@@ -61,6 +62,20 @@ MIGRATIONS: tuple[str, ...] = (
         BEGIN RAISE EXCEPTION 'the event log is append-only'; END $$;
     CREATE TRIGGER events_no_change BEFORE UPDATE OR DELETE ON events
         FOR EACH ROW EXECUTE FUNCTION events_append_only();
+    """,
+    # The Merkle tree's stored nodes (ledger.transparency.merkle), and the ledger's name.
+    """
+    CREATE TABLE merkle_nodes (
+        level SMALLINT NOT NULL,
+        idx   BIGINT   NOT NULL,
+        hash  BYTEA    NOT NULL,
+        PRIMARY KEY (level, idx)
+    );
+    CREATE TRIGGER merkle_nodes_no_change BEFORE UPDATE OR DELETE ON merkle_nodes
+        FOR EACH ROW EXECUTE FUNCTION events_append_only();
+    CREATE TABLE ledger_identity (origin TEXT NOT NULL);
+    INSERT INTO ledger_identity
+        VALUES ('cardledger/' || md5(random()::text || clock_timestamp()::text));
     """,
 )
 
@@ -97,6 +112,7 @@ class PostgresEventStore(EventStore):
         self.dsn = dsn
         self._pool: asyncpg.Pool | None = None
         self._stored_types: set[str] = set()
+        self._frontier = tree.FrontierCache()
 
     @property
     def _p(self) -> asyncpg.Pool:
@@ -111,6 +127,7 @@ class PostgresEventStore(EventStore):
         try:
             async with self._p.acquire() as db:
                 await migrate(db)
+                await _complete_the_tree(db)
                 self._stored_types = {r[0] for r in await db.fetch("SELECT type FROM event_types")}
             self.registry.check_stored(self._stored_types)
         except BaseException:
@@ -142,18 +159,28 @@ class PostgresEventStore(EventStore):
                         if plan.has_version_conflict and not look_up_ids:
                             plan = plan_group(appends, head, versions, await _known(db, appends),
                                               now)
+                        frontier = self._frontier.at(head) or await _frontier(db, head.position)
                         if plan.rows:
                             await db.copy_records_to_table("events", records=plan.rows,
                                                            columns=_COLUMNS)
+                        completed = tree.extend(frontier, plan.rows)
+                        if completed:
+                            await db.executemany("INSERT INTO merkle_nodes VALUES ($1, $2, $3)",
+                                                 completed)
                         new_types = {row.type for row in plan.rows} - self._stored_types
                         if new_types:
                             await db.executemany(
                                 "INSERT INTO event_types VALUES ($1) ON CONFLICT DO NOTHING",
                                 [(t,) for t in new_types])
                 except asyncpg.UniqueViolationError:
+                    self._frontier.clear()
                     if look_up_ids:
                         raise
                     continue
+                except BaseException:
+                    self._frontier.clear()
+                    raise
+                self._frontier.committed(frontier, plan.head)
                 self._stored_types |= new_types
                 return plan.outcomes
         raise AssertionError("unreachable")
@@ -198,6 +225,29 @@ class PostgresEventStore(EventStore):
                                    f"LIMIT $3", after, upto, limit, *params)
         return [bytes(r[1]) for r in rows], (rows[-1][0] if len(rows) == limit else upto)
 
+    @_driver_errors
+    async def _origin(self) -> str:
+        return str(await self._p.fetchval("SELECT origin FROM ledger_identity"))
+
+    @_driver_errors
+    async def _nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        rows = await self._p.fetch(
+            "SELECT n.level, n.idx, n.hash FROM merkle_nodes n JOIN unnest($1::smallint[], "
+            "$2::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx",
+            [k[0] for k in keys], [k[1] for k in keys])
+        return {(r[0], r[1]): bytes(r[2]) for r in rows}
+
+    async def _stored_nodes(self) -> AsyncIterator[list[tuple[int, int, bytes]]]:
+        after = (-1, -1)
+        while True:
+            rows = await self._p.fetch("SELECT level, idx, hash FROM merkle_nodes WHERE "
+                                       "(level, idx) > ($1, $2) ORDER BY level, idx LIMIT $3",
+                                       *after, limits.READ_BATCH_EVENTS)
+            if not rows:
+                return
+            yield [(r[0], r[1], bytes(r[2])) for r in rows]
+            after = rows[-1][0], rows[-1][1]
+
     async def _verify_rows(self) -> AsyncIterator[list[Row]]:
         after = 0
         while True:
@@ -209,6 +259,35 @@ class PostgresEventStore(EventStore):
             yield [Row(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], bytes(r[6]), bytes(r[7]))
                    for r in rows]
             after = rows[-1][0]
+
+
+async def _frontier(db: Connection, size: int) -> Frontier:
+    """The tree's right edge at ``size``, from its stored nodes and the last records."""
+    keys, start = frontier_keys(size)
+    rows = await db.fetch("SELECT n.level, n.idx, n.hash FROM merkle_nodes n JOIN unnest("
+                          "$1::smallint[], $2::bigint[]) AS k(level, idx) ON n.level = k.level "
+                          "AND n.idx = k.idx", [k[0] for k in keys], [k[1] for k in keys])
+    tail = await db.fetch("SELECT record FROM events WHERE position > $1 ORDER BY position",
+                          start)
+    return tree.resumed(size, start, {(r[0], r[1]): bytes(r[2]) for r in rows}, keys,
+                        [bytes(r[0]) for r in tail])
+
+
+async def _complete_the_tree(db: Connection) -> None:
+    """Store the tree's nodes for a log written before it was kept, or whose newest nodes
+    are missing: recomputed from the records, under the write lock."""
+    async with db.transaction():
+        await db.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+        head = await db.fetchval("SELECT COALESCE(max(position), 0) FROM events")
+        newest = await db.fetchval("SELECT max(idx) FROM merkle_nodes WHERE level = $1",
+                                   STORED_LEVEL)
+        if (newest if newest is not None else -1) + 1 >= head >> STORED_LEVEL:
+            return
+        frontier, completed = Frontier(), []
+        async for row in db.cursor("SELECT record FROM events ORDER BY position"):
+            completed += frontier.extend(tree.leaves([bytes(row[0])]))
+        await db.executemany("INSERT INTO merkle_nodes VALUES ($1, $2, $3) ON CONFLICT DO "
+                             "NOTHING", completed)
 
 
 def _versions(rows: Sequence[asyncpg.Record]) -> dict[str, int | None]:

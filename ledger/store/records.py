@@ -145,5 +145,7 @@ class VerifyReport(msgspec.Struct, frozen=True):
     first_bad_position: int | None = None
     reason: str | None = None
     last_hash: str | None = None
-    """Hex hash of the last row that matched: anchor it outside the database to detect a
-    rewrite of the whole tail."""
+    """Hex hash of the last row that matched."""
+    root: str | None = None
+    """When ``ok``: the hex root of the Merkle tree over the ``checked`` events, which a
+    signed checkpoint anchors outside the database (``ledger.transparency``)."""

@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from ledger.errors import SchemaError, StoreError, StoreUrlError
-from ledger.store import limits
+from ledger.store import limits, tree
 from ledger.store.base import EventStore, LogFilter, driver_errors
 from ledger.store.planner import (
     ChainHead,
@@ -39,6 +39,7 @@ from ledger.store.planner import (
     plan_group,
 )
 from ledger.store.records import AppendResult
+from ledger.transparency.merkle import STORED_LEVEL, Frontier, NodeKey, frontier_keys
 
 T = TypeVar("T")
 
@@ -65,9 +66,25 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER events_no_delete BEFORE DELETE ON events
         BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
     """,
+    # The Merkle tree's stored nodes (ledger.transparency.merkle), and the ledger's name.
+    """
+    CREATE TABLE merkle_nodes (
+        level INTEGER NOT NULL,
+        idx   INTEGER NOT NULL,
+        hash  BLOB    NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER merkle_nodes_no_update BEFORE UPDATE ON merkle_nodes
+        BEGIN SELECT RAISE(ABORT, 'the Merkle tree is append-only'); END;
+    CREATE TRIGGER merkle_nodes_no_delete BEFORE DELETE ON merkle_nodes
+        BEGIN SELECT RAISE(ABORT, 'the Merkle tree is append-only'); END;
+    CREATE TABLE ledger_identity (origin TEXT NOT NULL);
+    INSERT INTO ledger_identity VALUES ('cardledger/' || lower(hex(randomblob(16))));
+    """,
 )
 
 _INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_NODES = "INSERT INTO merkle_nodes VALUES (?, ?, ?)"
 _TYPE_OF = operator.attrgetter("type")  # a row's wire name
 # Verification reads every column as raw bytes: a tampered row may hold any type anywhere
 # (in SQL, record || x'00' is TEXT, and invalid UTF-8 would stop the walk instead of being
@@ -150,6 +167,7 @@ class SqliteEventStore(EventStore):
         self._reader: aiosqlite.Connection | None = None
         self._stored_types: set[str] = set()
         self._versions = _StreamVersionCache()
+        self._frontier = tree.FrontierCache()
 
     # --- connections --------------------------------------------------------------------
 
@@ -169,6 +187,7 @@ class SqliteEventStore(EventStore):
             for pragma in writer_pragmas(self.synchronous):
                 db.execute(pragma)
             migrate(db)
+            _complete_the_tree(db)
             self._stored_types = {row[0] for row in db.execute("SELECT type FROM event_types")}
             self.registry.check_stored(self._stored_types)
         except BaseException:
@@ -215,23 +234,30 @@ class SqliteEventStore(EventStore):
                     if plan.has_version_conflict and not look_up_ids:
                         plan = plan_group(appends, head, versions, _known_events(db, appends),
                                           now)
+                    frontier = self._frontier.at(head) or _frontier(db, head.position)
                     db.executemany(_INSERT, plan.rows)
+                    db.executemany(_INSERT_NODES, tree.extend(frontier, plan.rows))
                     new_types = set(map(_TYPE_OF, plan.rows)) - self._stored_types
                     if new_types:
                         db.executemany("INSERT OR IGNORE INTO event_types VALUES (?)",
                                        [(t,) for t in new_types])
             except sqlite3.IntegrityError:
-                self._versions.clear()
+                self._forget()
                 if look_up_ids:
                     raise
                 continue
             except BaseException:
-                self._versions.clear()
+                self._forget()
                 raise
             self._versions.committed(plan)
+            self._frontier.committed(frontier, plan.head)
             self._stored_types |= new_types
             return plan.outcomes
         raise AssertionError("unreachable")
+
+    def _forget(self) -> None:
+        self._versions.clear()
+        self._frontier.clear()
 
     # --- reading ------------------------------------------------------------------------
 
@@ -278,6 +304,33 @@ class SqliteEventStore(EventStore):
             f"AND ({where}) ORDER BY position LIMIT ?", (after, upto, *params, limit))
         return [r[1] for r in rows], (rows[-1][0] if len(rows) == limit else upto)
 
+    @_driver_errors
+    async def _origin(self) -> str:
+        return str((await self._query("SELECT origin FROM ledger_identity"))[0][0])
+
+    @_driver_errors
+    async def _nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        found: dict[NodeKey, bytes] = {}
+        for i in range(0, len(keys), _ID_CHUNK // 2):
+            chunk = keys[i : i + _ID_CHUNK // 2]
+            where = " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
+            for level, idx, digest in await self._query(
+                    f"SELECT level, idx, hash FROM merkle_nodes WHERE {where}",
+                    [n for key in chunk for n in key]):
+                found[level, idx] = digest
+        return found
+
+    async def _stored_nodes(self) -> AsyncIterator[list[tuple[int, int, bytes]]]:
+        after: tuple[int, int] = (-1, -1)
+        while True:
+            rows = await self._query(
+                "SELECT level, idx, CAST(hash AS BLOB) FROM merkle_nodes WHERE (level, idx) > "
+                "(?, ?) ORDER BY level, idx LIMIT ?", (*after, limits.READ_BATCH_EVENTS))
+            if not rows:
+                return
+            yield [(level, idx, digest) for level, idx, digest in rows]
+            after = rows[-1][0], rows[-1][1]
+
     async def _verify_rows(self) -> AsyncIterator[list[Row]]:
         after = 0
         while True:
@@ -299,6 +352,31 @@ def _chain_head(db: sqlite3.Connection) -> ChainHead:
     row = db.execute("SELECT position, hash, recorded_at FROM events "
                      "ORDER BY position DESC LIMIT 1").fetchone()
     return ChainHead() if row is None else ChainHead(row[0], row[1], row[2])
+
+
+def _frontier(db: sqlite3.Connection, size: int) -> Frontier:
+    """The tree's right edge at ``size``, from its stored nodes and the last records."""
+    keys, start = frontier_keys(size)
+    stored = {(level, idx): digest for key in keys for level, idx, digest in db.execute(
+        "SELECT level, idx, hash FROM merkle_nodes WHERE level = ? AND idx = ?", key)}
+    tail = [r[0] for r in db.execute("SELECT record FROM events WHERE position > ? ORDER BY "
+                                     "position", (start,))]
+    return tree.resumed(size, start, stored, keys, tail)
+
+
+def _complete_the_tree(db: sqlite3.Connection) -> None:
+    """Store the tree's nodes for a log written before it was kept (schema version 1), or
+    whose newest nodes are missing: recomputed from the records, in one transaction."""
+    head = db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0]
+    newest = db.execute("SELECT MAX(idx) FROM merkle_nodes WHERE level = ?",
+                        (STORED_LEVEL,)).fetchone()[0]
+    if (newest if newest is not None else -1) + 1 >= head >> STORED_LEVEL:
+        return
+    with transaction(db):
+        frontier, completed = Frontier(), []
+        for (record,) in db.execute("SELECT record FROM events ORDER BY position"):
+            completed += frontier.extend(tree.leaves([record]))
+        db.executemany("INSERT OR IGNORE INTO merkle_nodes VALUES (?, ?, ?)", completed)
 
 
 def _known_events(db: sqlite3.Connection,

@@ -31,6 +31,7 @@ from ledger.errors import (
     EventIdConflictError,
     InvalidAppendError,
     InvalidPayloadError,
+    InvalidPositionError,
     InvalidStreamNameError,
     LimitExceededError,
     PartialDuplicateError,
@@ -40,6 +41,7 @@ from ledger.errors import (
     WrongExpectedVersionError,
 )
 from ledger.store import Event, limits
+from tests.support import rfc9162
 from tests.support.sample_events import Deposited, Fee, Noted, note
 
 StoreFactory = Callable[..., AbstractAsyncContextManager[EventStore]]
@@ -429,6 +431,38 @@ class StoreConformance:
         assert empty.ok and empty.checked == 0
         assert report.ok and report.checked == 24 and report.first_bad_position is None
         assert report.last_hash is not None and len(report.last_hash) == 64
+
+    async def test_the_merkle_tree_is_the_rfcs_over_the_records(
+        self, store_factory: StoreFactory
+    ) -> None:
+        """Appended in groups of odd sizes across reopenings (the writer resumes the tree
+        from the database), the tree's roots and proofs at every size asked equal a naive
+        RFC 9162 computation over the stored records."""
+        for group in (3, 250, 1, 300, 17):
+            async with store_factory() as store:
+                await store.append("note-t", [new(str(i)) for i in range(group)])
+        async with store_factory() as store:
+            records = [row.record async for rows in store.raw_rows() for row in rows]
+            size = len(records)
+            report = await store.verify()
+            assert report.ok and report.root == rfc9162.mth(records).hex()
+            for n in (1, 3, 255, 256, 257, 554, size):
+                assert await store.tree_root(n) == (n, rfc9162.mth(records[:n]))
+            for position in (1, 256, 257, 553, size):
+                assert await store.inclusion_proof(position, size) == rfc9162.path(
+                    position - 1, records)
+            for old in (1, 253, 256, 512, size):
+                assert await store.consistency_proof(old, size) == rfc9162.proof(old, records)
+            assert (await store.tree_root(0))[1] == rfc9162.mth([])
+            with pytest.raises(InvalidPositionError, match="past the end"):
+                await store.inclusion_proof(size + 1, size)
+            with pytest.raises(InvalidPositionError, match="past the end"):
+                await store.consistency_proof(1, size + 1)
+            with pytest.raises(InvalidPositionError):
+                await store.inclusion_proof(0, size)
+            origin = await store.origin()
+        async with store_factory() as store:
+            assert await store.origin() == origin and origin.startswith("cardledger/")
 
     async def test_a_closed_store_says_so(self, store_factory: StoreFactory) -> None:
         async with store_factory() as store:
