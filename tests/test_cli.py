@@ -80,8 +80,9 @@ def test_verify_intact_then_tampered(ledger: Path) -> None:
 def test_export_then_replay_from_the_file_alone(ledger: Path, tmp_path: Path) -> None:
     exported = tmp_path / "log.jsonl"
     assert cli("export", "--db", str(ledger), "--output", str(exported)).returncode == 0
-    lines = exported.read_text().splitlines()
+    *lines, last = exported.read_text().splitlines()
     assert len(lines) > 10 and all("hash" in json.loads(line) for line in lines)
+    assert json.loads(last)["checkpoint"].split("\n")[1] == str(len(lines))
     from_db = cli("replay", "--db", str(ledger), "--json")
     assert from_db.returncode == 0, from_db.stdout
     assert json.loads(from_db.stdout)["drift"] == []
@@ -120,7 +121,7 @@ def test_bad_input_exits_2_with_a_one_line_reason(ledger: Path, args: list[str],
 def test_every_command_has_help() -> None:
     for command in ("demo", "sandbox", "serve", "sync", "reconcile", "deposit", "ingest",
                     "balances", "holds", "anomalies", "verify", "export", "replay", "card",
-                    "outbox", "report"):
+                    "outbox", "report", "keygen", "checkpoint", "prove", "check-proof"):
         result = cli(command, "--help")
         assert result.returncode == 0 and "Usage:" in result.stdout, command
 

@@ -12,11 +12,15 @@ import msgspec
 
 from adapters.cli import output
 from adapters.cli.locations import existing_store
+from adapters.cli.proofs import verifier_key
 from ledger.errors import InvalidInputError
 from ledger.events import DOMAIN_REGISTRY
-from ledger.store import Event, EventRegistry, StoredEvent, VerifyReport
+from ledger.store import Event, EventRegistry, EventStore, StoredEvent, VerifyReport
 from ledger.store.chain import verify_rows
 from ledger.store.planner import Row
+from ledger.transparency import prover
+from ledger.transparency.checkpoint import Checkpoint, open_checkpoint
+from ledger.transparency.note import SigningKey, VerifierKey, unverified_text
 from projections import ProjectionRunner
 from projections.backends import Snapshot
 from projections.replay import Replay, ReplayBuilder, drift, replay
@@ -56,13 +60,43 @@ class ExportDisagreement(msgspec.Struct, frozen=True):
                 "the hashed record")
 
 
-def rows_of_export(lines: Iterator[bytes]) -> tuple[list[Row], ExportDisagreement | None]:
-    """The export's rows, and the first line whose readable copy (``payload``, ``metadata``,
-    ``eventId``...) is not exactly what its hashed record holds: an auditor reads those."""
+async def checkpoint_line(store: EventStore, size: int, key: SigningKey | None) -> bytes:
+    """An export's last line: the checkpoint of the rows before it, signed with ``key``."""
+    checkpoint = await prover.checkpoint(store, size)
+    return msgspec.json.encode({"checkpoint": checkpoint.signed(key) if key
+                                else checkpoint.text()}) + b"\n"
+
+
+class _CheckpointLine(msgspec.Struct, forbid_unknown_fields=True):
+    checkpoint: str
+
+
+class Export(msgspec.Struct):
+    rows: list[Row]
+    disagreement: ExportDisagreement | None
+    """The first line whose readable copy is not what its hashed record holds."""
+    checkpoint: str | None
+    """Its last line's checkpoint (a signed note, or a checkpoint's bare text)."""
+
+
+def rows_of_export(lines: Iterator[bytes]) -> Export:
+    """The export's rows, the first line whose readable copy (``payload``, ``metadata``,
+    ``eventId``...) is not exactly what its hashed record holds (an auditor reads those), and
+    its checkpoint."""
     rows: list[Row] = []
     disagreement: ExportDisagreement | None = None
+    checkpoint: str | None = None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
+            continue
+        if checkpoint is not None:
+            raise InvalidInputError(f"line {number} of the export follows its checkpoint")
+        if line.startswith(b'{"checkpoint":'):
+            try:
+                checkpoint = msgspec.json.decode(line, type=_CheckpointLine).checkpoint
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise InvalidInputError(f"line {number} of the export is not a checkpoint: "
+                                        f"{exc}") from None
             continue
         try:
             found = msgspec.json.decode(line, type=ExportRow)
@@ -79,28 +113,54 @@ def rows_of_export(lines: Iterator[bytes]) -> tuple[list[Row], ExportDisagreemen
                             if shown.get(k) != derived.get(k))
             disagreement = ExportDisagreement(number, found.position, fields)
         rows.append(row)
-    return rows, disagreement
+    return Export(rows, disagreement, checkpoint)
 
 
-def verified_export(source: Path) -> tuple[list[Row], VerifyReport]:
+def verified_export(source: Path, key: VerifierKey | None = None) -> tuple[list[Row],
+                                                                           VerifyReport]:
     """An export's rows, and its chain verified: broken at the first bad row, or at the first
-    line whose readable fields disagree with its hashed record, whichever comes first."""
+    line whose readable fields disagree with its hashed record, whichever comes first; then
+    its rows must make the tree of its checkpoint, signed by ``key`` when one is given."""
     with source.open("rb") as lines:
-        rows, disagreement = rows_of_export(lines)
+        export = rows_of_export(lines)
+    rows, disagreement = export.rows, export.disagreement
     report = verify_rows(DOMAIN_REGISTRY, rows)
     if disagreement is not None and (report.ok or disagreement.position
                                      < (report.first_bad_position or 0)):
         report = VerifyReport(False, disagreement.position - 1, disagreement.position,
                               disagreement.reason())
+    if report.ok:
+        problem = _checkpoint_problem(export, report, key)
+        if problem is not None:
+            report = VerifyReport(False, len(rows), None, problem, report.last_hash)
     return rows, report
 
 
+def _checkpoint_problem(export: Export, report: VerifyReport,
+                        key: VerifierKey | None) -> str | None:
+    """Why the export's rows are not what its checkpoint says (None: they are)."""
+    if export.checkpoint is None:
+        return ("the export carries no checkpoint, so nothing vouches for it" if key else None)
+    text = export.checkpoint
+    if key is not None:
+        checkpoint = open_checkpoint(text, key)
+    else:
+        checkpoint = Checkpoint.parse(unverified_text(text) if "\n\n" in text else text)
+    if checkpoint.size != len(export.rows):
+        return (f"the export holds {len(export.rows)} events, its checkpoint "
+                f"{checkpoint.size}: it was cut or extended")
+    if report.root != checkpoint.root.hex():
+        return "the export's events are not the ones its checkpoint signed"
+    return None
+
+
 async def audit(db: str, as_of: datetime | None, known_at: datetime | None,
-                source: Path | None, as_json: bool) -> int:
-    """Recompute, verify, compare; 1 on a broken chain or any drift."""
+                source: Path | None, as_json: bool, key_file: Path | None = None) -> int:
+    """Recompute, verify, compare; 1 on a broken chain, an export its checkpoint does not
+    vouch for, or any drift."""
     problems: list[str] | None = None
     if source is not None:
-        rows, report = verified_export(source)
+        rows, report = verified_export(source, verifier_key(key_file) if key_file else None)
         builder = ReplayBuilder(as_of, known_at)
         builder.add(DOMAIN_REGISTRY.decode_record(row.record) for row in rows)
         recomputed = builder.result()
@@ -140,7 +200,8 @@ def _show(report: VerifyReport, recomputed: Replay, problems: list[str] | None,
         return
     output.records("Balances recomputed from the log", balances, False)
     chain = (f"intact over {report.checked} events, head {report.last_hash}" if report.ok
-             else f"BROKEN at position {report.first_bad_position}: {report.reason}")
+             else f"BROKEN at position {report.first_bad_position}: {report.reason}"
+             if report.first_bad_position else f"BROKEN: {report.reason}")
     click.echo(f"chain: {chain}")
     click.echo(f"replayed {recomputed.events} events into {len(recomputed.views)} accounts"
                + (f" from {source}" if source else ""))

@@ -188,10 +188,23 @@ def sandbox(host: str, port: int, api_key: str | None, api_secret: str | None,
 @click.option("--port", default=8710, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--webhook-secret", envvar="CARDLEDGER_WEBHOOK_SECRET",
               help="Verify Standard Webhooks signatures with this whsec_... secret.")
+@click.option("--checkpoint-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Sign checkpoints with this private key: GET /checkpoint serves the latest.")
+@click.option("--checkpoint-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --checkpoint-key: also write one to this file...")
+@click.option("--checkpoint-every-minutes", type=click.FloatRange(min=0.01), default=10.0,
+              show_default=True, help="...at least this often when the log grew...")
+@click.option("--checkpoint-every-events", type=click.IntRange(1), default=10_000,
+              show_default=True, help="...or as soon as it grew by this many events.")
 @processor_options.options
-def serve(db: str, host: str, port: int, webhook_secret: str | None, **kwargs: Any) -> None:
-    """Webhook receiver (POST /webhooks, GET /health), projection runner, outbox dispatcher
-    and expiry sweeper in one process; stops gracefully on SIGTERM."""
+def serve(db: str, host: str, port: int, webhook_secret: str | None,
+          checkpoint_key: Path | None, checkpoint_file: Path | None,
+          checkpoint_every_minutes: float, checkpoint_every_events: int,
+          **kwargs: Any) -> None:
+    """Webhook receiver (POST /webhooks, GET /health, GET /checkpoint), projection runner,
+    outbox dispatcher and expiry sweeper in one process; stops gracefully on SIGTERM."""
+    from adapters.cli.proofs import signing_key
+    from adapters.cli.serve import Checkpoints
     from adapters.cli.serve import serve as serve_forever
 
     connection = processor_options.connection(kwargs)
@@ -202,7 +215,15 @@ def serve(db: str, host: str, port: int, webhook_secret: str | None, **kwargs: A
     if webhook_secret is None and not connection.configured:
         raise click.UsageError("give --webhook-secret, or a processor connection to verify "
                                "deliveries by fetching")
-    run(serve_forever, db, host, port, webhook_secret, connection)
+    if checkpoint_file is not None and checkpoint_key is None:
+        raise click.UsageError("--checkpoint-file needs --checkpoint-key to sign with")
+    try:
+        checkpoints = None if checkpoint_key is None else Checkpoints(
+            signing_key(checkpoint_key), checkpoint_file, checkpoint_every_minutes * 60,
+            checkpoint_every_events)
+    except LedgerError as exc:
+        raise click.BadParameter(str(exc), param_hint="--checkpoint-key") from None
+    run(serve_forever, db, host, port, webhook_secret, connection, checkpoints)
 
 
 # --- reports ----------------------------------------------------------------------------------
@@ -302,20 +323,103 @@ def report(db: str, source: Path | None, as_of: datetime | None, known_at: datet
     run(write)
 
 
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
 @main.command()
 @db_option
-def verify(db: str) -> None:
-    """Walk the hash chain: exit 0 when intact, 1 naming the first bad position."""
+@click.option("--against", "checkpoints", multiple=True, type=FILE, metavar="CHECKPOINT",
+              help="A signed checkpoint published earlier (repeatable): the database must be "
+              "that ledger's log, or an extension of it.")
+@click.option("--key", "key_file", type=FILE, help="The ledger's public key (FILE.pub).")
+def verify(db: str, checkpoints: tuple[Path, ...], key_file: Path | None) -> None:
+    """Walk the hash chain and the Merkle tree: exit 0 when intact, 1 naming the first bad
+    position. With --against, also exit 1 unless the database extends each checkpoint: a
+    rewritten history, a cut tail or another ledger's database all pass the walk alone."""
+    from adapters.cli.proofs import verify_against
 
     async def check() -> int:
         async with existing_store(db) as store:
             report = await store.verify()
-        if report.ok:
-            click.echo(f"chain intact: {report.checked} events, head {report.last_hash}")
-            return 0
-        click.echo(f"chain broken at position {report.first_bad_position}: {report.reason} "
-                   f"({report.checked} events before it verify)")
-        return EXIT_PROBLEM
+        if not report.ok:
+            click.echo(f"chain broken at position {report.first_bad_position}: {report.reason} "
+                       f"({report.checked} events before it verify)")
+            return EXIT_PROBLEM
+        click.echo(f"chain intact: {report.checked} events, head {report.last_hash}, "
+                   f"tree root {report.root}")
+        problems = await verify_against(db, checkpoints, key_file)
+        for problem in problems:
+            click.echo(f"NOT AN EXTENSION of {problem}")
+        if checkpoints and not problems:
+            click.echo(f"extends every checkpoint given ({len(checkpoints)})")
+        return EXIT_PROBLEM if problems else 0
+
+    run(check)
+
+
+@main.command()
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The private key's file (mode 0600); the public key goes to FILE.pub.")
+@click.option("--name", help="The key's name (default: the ledger's origin, from --db).")
+@db_option
+def keygen(output: Path, name: str | None, db: str) -> None:
+    """Make an Ed25519 key pair for signing checkpoints (C2SP signed-note format)."""
+    from adapters.cli import proofs
+
+    run(proofs.keygen, db, output, name)
+
+
+@main.command()
+@db_option
+@click.option("--key", "key_file", required=True, type=FILE, help="The private key.")
+@click.option("--size", type=click.IntRange(0), help="Events covered (default: all).")
+def checkpoint(db: str, key_file: Path, size: int | None) -> None:
+    """Print a signed checkpoint (C2SP tlog-checkpoint): the ledger's origin, its size and
+    its Merkle tree root. Keep it outside the database."""
+    from adapters.cli import proofs
+
+    run(proofs.checkpoint, db, key_file, size)
+
+
+@main.command()
+@db_option
+@click.option("--position", type=click.IntRange(1), help="Prove this event is in the log.")
+@click.option("--from-size", type=click.IntRange(1), help="Prove the log extends its tree "
+              "of this many events...")
+@click.option("--to-size", type=click.IntRange(1), help="...in its tree of this many "
+              "(default: all).")
+@click.option("--key", "key_file", type=FILE, help="Sign the checkpoint(s) with this key.")
+@click.option("--checkpoint", "against", type=FILE,
+              help="Prove against this published checkpoint instead of a new one.")
+def prove(db: str, position: int | None, from_size: int | None, to_size: int | None,
+          key_file: Path | None, against: Path | None) -> None:
+    """Print an inclusion proof (--position N) or a consistency proof (--from-size A
+    [--to-size B]) as JSON, with the signed checkpoints it is against: check it anywhere with
+    check-proof."""
+    from adapters.cli import proofs
+
+    if (position is None) == (from_size is None):
+        raise click.UsageError("give exactly one of --position and --from-size")
+    if from_size is not None and against is not None:
+        raise click.UsageError("a consistency proof signs both of its checkpoints: give --key")
+    run(proofs.prove, db, position, from_size, to_size, key_file, against)
+
+
+@main.command("check-proof")
+@click.argument("proof_file", metavar="PROOF", type=FILE)
+@click.option("--key", "key_file", required=True, type=FILE, help="The ledger's public key.")
+@click.option("--event", type=FILE, help="The event's line of cardledger export: it must be "
+              "the event the proof is about.")
+@click.option("--kept", type=FILE, help="A checkpoint kept earlier: a consistency proof must "
+              "start from it.")
+def check_proof(proof_file: Path, key_file: Path, event: Path | None,
+                kept: Path | None) -> None:
+    """Check a proof offline (no database, no network): exit 0 proven, 1 not, 2 not a
+    proof or key."""
+    from adapters.cli import proofs
+
+    async def check() -> int:
+        return proofs.check_proof(proof_file, key_file, event, kept)
 
     run(check)
 
@@ -329,15 +433,18 @@ def verify(db: str) -> None:
               help="jsonl: the log itself; beancount: the journal, with a balance assertion "
               "after every day with activity (check it with bean-check); csv: journal lines.")
 @click.option("--as-of", type=MOMENT, help="Journal up to this business time (default: all).")
-def export(db: str, output: Path | None, form: str, as_of: datetime | None) -> None:
-    """The log as JSON Lines (positions, hashes, canonical records and readable payloads),
-    or the double-entry journal as Beancount or CSV."""
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="jsonl: sign the export's closing checkpoint with this private key.")
+def export(db: str, output: Path | None, form: str, as_of: datetime | None,
+           key_file: Path | None) -> None:
+    """The log as JSON Lines (positions, hashes, canonical records and readable payloads,
+    then the checkpoint of what it holds), or the double-entry journal as Beancount or CSV."""
 
     async def write() -> None:
         sink = output.open("wb") if output else sys.stdout.buffer
         try:
             if form == "jsonl":
-                await _export_log(db, sink, output is not None)
+                await _export_log(db, sink, output is not None, key_file)
             else:
                 await _export_journal(db, sink, form, as_of)
         finally:
@@ -347,14 +454,19 @@ def export(db: str, output: Path | None, form: str, as_of: datetime | None) -> N
     run(write)
 
 
-async def _export_log(db: str, sink: Any, progress: bool) -> None:
-    from adapters.cli.audit import export_line
+async def _export_log(db: str, sink: Any, progress: bool, key_file: Path | None) -> None:
+    from adapters.cli.audit import checkpoint_line, export_line
+    from adapters.cli.proofs import signing_key
 
+    key = signing_key(key_file) if key_file else None
     async with existing_store(db) as store:
+        exported = 0
         with bar("exporting", await store.head(), progress) as advance:
             async for rows in store.raw_rows():
                 sink.write(b"".join(export_line(store.registry, row) for row in rows))
                 advance(len(rows))
+                exported += len(rows)
+        sink.write(await checkpoint_line(store, exported, key))
 
 
 async def _export_journal(db: str, sink: Any, form: str, as_of: datetime | None) -> None:
@@ -386,14 +498,17 @@ async def _export_journal(db: str, sink: Any, form: str, as_of: datetime | None)
 @click.option("--known-at", type=MOMENT, help="Only what was recorded by then.")
 @click.option("--from", "source", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="Replay an export file instead of the database.")
+@click.option("--key", "key_file", type=FILE, help="With --from: the ledger's public key; the "
+              "export's checkpoint must be signed by it.")
 @json_option
 def replay(db: str, as_of: datetime | None, known_at: datetime | None, source: Path | None,
-           as_json: bool) -> None:
+           key_file: Path | None, as_json: bool) -> None:
     """The audit tool: recompute every balance, hold and anomaly from the log alone, verify
-    the chain, compare with the stored projections; exit 1 on a broken chain or any drift."""
+    the chain (and an export's checkpoint), compare with the stored projections; exit 1 on a
+    broken chain, a checkpoint the export does not match, or any drift."""
     from adapters.cli.audit import audit
 
-    run(audit, db, as_of, known_at, source, as_json)
+    run(audit, db, as_of, known_at, source, as_json, key_file)
 
 
 # --- getting facts in --------------------------------------------------------------------------

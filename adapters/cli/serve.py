@@ -11,6 +11,8 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
+from typing import NamedTuple
 
 import anyio
 import uvicorn
@@ -18,7 +20,9 @@ import uvicorn
 from adapters.processor.client import ProcessorClient
 from adapters.processor.connection import Connection
 from adapters.service.card_ledger import CardLedger
+from adapters.service.checkpoints import publish_checkpoints
 from ledger.logs import get_logger
+from ledger.transparency.note import SigningKey
 
 log = get_logger("serve")
 OUTBOX_EVERY = 1.0
@@ -26,12 +30,22 @@ SWEEP_EVERY = 60.0
 FOLLOW_RETRY = 1.0  # seconds, after the runner lost its database connection
 
 
+class Checkpoints(NamedTuple):
+    """What ``serve`` publishes: ``GET /checkpoint`` signed with ``key``, and a file."""
+
+    key: SigningKey
+    path: Path | None
+    every_seconds: float
+    every_events: int
+
+
 async def serve(db: str, host: str, port: int, webhook_secret: str | None,
-                connection: Connection) -> None:
+                connection: Connection, checkpoints: Checkpoints | None = None) -> None:
     client: ProcessorClient | None = await connection.open() if connection.configured else None
     async with CardLedger.open(db, processor=client) as ledger:
-        server = _Server(uvicorn.Config(ledger.webhook_app(webhook_secret), host=host,
-                                        port=port, log_level="warning"))
+        app = ledger.webhook_app(webhook_secret,
+                                 checkpoint_key=checkpoints.key if checkpoints else None)
+        server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
         log.info("serving", host=host, port=port, processor=connection.configured)
         async with anyio.create_task_group() as group:
 
@@ -48,6 +62,11 @@ async def serve(db: str, host: str, port: int, webhook_secret: str | None,
 
             group.start_soon(until_stopped)
             group.start_soon(on_signal)
+            if checkpoints is not None and checkpoints.path is not None:
+                group.start_soon(partial(publish_checkpoints, ledger, checkpoints.key,
+                                         checkpoints.path,
+                                         every_seconds=checkpoints.every_seconds,
+                                         every_events=checkpoints.every_events))
             group.start_soon(partial(ledger.run_background, sweep_every=SWEEP_EVERY,
                                      dispatch_every=OUTBOX_EVERY, retry_after=FOLLOW_RETRY))
     if client is not None:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from os import PathLike, fspath
 
 import anyio
@@ -58,6 +59,8 @@ from ledger.moments import check_moment
 from ledger.money import MINOR_UNITS, Money, currency_amount
 from ledger.observations import Address, AnySnapshot
 from ledger.store import EventStore, VerifyReport
+from ledger.transparency import prover
+from ledger.transparency.note import SigningKey
 from projections import ProjectionRunner
 from projections.backends.lead import Lead
 from projections.book import account_of
@@ -394,6 +397,14 @@ class CardLedger:
                 f"chain broken at position {report.first_bad_position}: {report.reason}")
         return report
 
+    async def checkpoint(self, key: SigningKey) -> str:
+        """A checkpoint of the log now (C2SP tlog-checkpoint: the ledger's origin, its size,
+        its Merkle root), signed by ``key``: publish it, so that a later rewrite of the
+        database shows (``cardledger verify --against``)."""
+        if not isinstance(key, SigningKey):
+            raise InvalidInputError(f"key: a SigningKey, not {type(key).__name__}")
+        return await prover.signed_checkpoint(self.store, key)
+
     # --- following ----------------------------------------------------------------------
 
     async def changes(self, after: int = 0) -> AsyncIterator[Change]:
@@ -407,12 +418,17 @@ class CardLedger:
                     yield Change(stored.position, account_id, type(payload).__name__,
                                  payload.at)
 
-    def webhook_app(self, secret: str | None = None) -> ASGIApp:
+    def webhook_app(self, secret: str | None = None, *,
+                    checkpoint_key: SigningKey | None = None) -> ASGIApp:
         """The webhook receiver, an ASGI app to mount (``POST /webhooks``, ``GET /health``,
-        ``GET /openapi.json``). With ``secret`` it checks Standard Webhooks signatures;
-        without, it verifies by fetching each entity from the processor."""
+        ``GET /openapi.json``; ``GET /checkpoint`` with a ``checkpoint_key``). With
+        ``secret`` it checks Standard Webhooks signatures; without, it verifies by fetching
+        each entity from the processor."""
+        checkpoint = None if checkpoint_key is None else partial(self.checkpoint,
+                                                                  checkpoint_key)
         return WebhookReceiver(self.observer, secret=secret, fetcher=self.processor,
-                               problems=self.problems, metrics=self.metrics).app
+                               problems=self.problems, metrics=self.metrics,
+                               checkpoint=checkpoint).app
 
     def problems(self) -> list[str]:
         """What keeps the ledger from being fully well (empty: ok)."""

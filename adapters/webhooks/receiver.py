@@ -1,5 +1,5 @@
 """The webhook receiver: an ASGI endpoint at ``POST /webhooks`` (and ``GET /health``,
-``GET /openapi.json``, and ``GET /metrics`` with metrics).
+``GET /openapi.json``, ``GET /metrics`` with metrics, ``GET /checkpoint`` with a signing key).
 
 Each delivery goes through the one path (``adapters.webhooks.intake``): with a secret, its
 signature is verified; without one, it is verified by fetching. A refusal is answered by its
@@ -12,7 +12,7 @@ It answers 2xx only once what the delivery taught is durably in the log.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from starlette.applications import Starlette
@@ -41,7 +41,8 @@ class WebhookReceiver:
     def __init__(self, observer: Observer, *, secret: str | None = None,
                  fetcher: ProcessorClient | None = None,
                  problems: Callable[[], list[str]] = list,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None,
+                 checkpoint: Callable[[], Awaitable[str]] | None = None) -> None:
         self.intake = WebhookIntake(observer, secret=secret, fetcher=fetcher)
         if not self.intake.verifies:
             raise InvalidInputError("a webhook receiver needs a secret to verify signatures, "
@@ -56,6 +57,9 @@ class WebhookReceiver:
                   Route("/openapi.json", _openapi, methods=["GET"])]
         if metrics is not None:
             routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
+        if checkpoint is not None:
+            self.checkpoint = checkpoint
+            routes.append(Route("/checkpoint", self.latest_checkpoint, methods=["GET"]))
         self.app = Starlette(routes=routes)
 
     async def health(self, request: Request) -> Response:
@@ -66,6 +70,14 @@ class WebhookReceiver:
             problems, position = [*problems, f"database unreachable: {exc}"], None
         return _json(200, Health("degraded" if problems else "ok", problems, self.received,
                                  position))
+
+    async def latest_checkpoint(self, request: Request) -> Response:
+        """The log's signed checkpoint now, as a C2SP signed note."""
+        try:
+            note = await self.checkpoint()
+        except StoreUnavailableError as exc:
+            return _json(503, Problem("unavailable", str(exc)))
+        return Response(note, media_type="text/plain; charset=utf-8")
 
     async def receive(self, request: Request) -> Response:
         started = time.perf_counter()

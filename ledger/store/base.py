@@ -416,6 +416,13 @@ class EventStore(abc.ABC):
         old = _within(old, "old size", 1, new)
         return await self._tree.consistency_proof(old, new)
 
+    async def record(self, position: int) -> bytes:
+        """The canonical record stored at ``position``: what the tree's leaf hashes."""
+        self._require_open()
+        position = _within(position, "position", 1, await self.head())
+        records, _ = await self._fetch(position - 1, position, LogFilter(), 1)
+        return records[0]
+
     @functools.cached_property
     def _tree(self) -> TreeReader:
         return TreeReader(self._nodes, self._leaves)

@@ -29,8 +29,8 @@ def path(m: int, leaves: list[bytes]) -> list[bytes]:
         return []
     k = _k(len(leaves))
     if m < k:
-        return path(m, leaves[:k]) + [mth(leaves[k:])]
-    return path(m - k, leaves[k:]) + [mth(leaves[:k])]
+        return [*path(m, leaves[:k]), mth(leaves[k:])]
+    return [*path(m - k, leaves[k:]), mth(leaves[:k])]
 
 
 def proof(m: int, leaves: list[bytes]) -> list[bytes]:
@@ -43,5 +43,5 @@ def _subproof(m: int, leaves: list[bytes], whole: bool) -> list[bytes]:
         return [] if whole else [mth(leaves)]
     k = _k(len(leaves))
     if m <= k:
-        return _subproof(m, leaves[:k], whole) + [mth(leaves[k:])]
-    return _subproof(m - k, leaves[k:], False) + [mth(leaves[:k])]
+        return [*_subproof(m, leaves[:k], whole), mth(leaves[k:])]
+    return [*_subproof(m - k, leaves[k:], False), mth(leaves[:k])]

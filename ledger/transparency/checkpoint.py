@@ -1,0 +1,60 @@
+"""Checkpoints in the C2SP ``tlog-checkpoint`` format (https://c2sp.org/tlog-checkpoint): the
+origin line naming the ledger, the tree size, the base64 root hash, each ending in a newline;
+published as signed notes (``ledger.transparency.note``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import msgspec
+
+from ledger.errors import VerificationFailedError
+from ledger.transparency.merkle import HASH_SIZE
+from ledger.transparency.note import NoteError, SigningKey, VerifierKey, open_note
+
+
+class Checkpoint(msgspec.Struct, frozen=True):
+    origin: str
+    """The ledger's name (``EventStore.origin``)."""
+    size: int
+    root: bytes
+
+    def text(self) -> str:
+        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
+
+    def signed(self, key: SigningKey) -> str:
+        return key.sign(self.text())
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """A checkpoint's text (extension lines after the root are allowed, and ignored)."""
+        lines = text.split("\n")
+        if len(lines) < 4 or lines[-1] != "":
+            raise NoteError("not a checkpoint: expected origin, size and root lines")
+        origin, size, root = lines[:3]
+        if not origin or not origin.isprintable() or " " in origin:
+            raise NoteError("checkpoint: the origin line is empty or not printable")
+        if not size.isdigit() or (size != "0" and size.startswith("0")) or len(size) > 19:
+            raise NoteError(f"checkpoint: the size {size[:30]!r} is not a decimal number")
+        try:
+            digest = base64.b64decode(root, validate=True)
+        except (binascii.Error, ValueError):
+            digest = b""
+        if len(digest) != HASH_SIZE:
+            raise NoteError("checkpoint: the root hash is not 32 bytes of base64")
+        return cls(origin, int(size), digest)
+
+
+class OtherLedgerError(VerificationFailedError):
+    """A checkpoint of another ledger (its origin line names another)."""
+
+
+def open_checkpoint(note: str, key: VerifierKey, origin: str | None = None) -> Checkpoint:
+    """The checkpoint a signed note carries, once ``key``'s signature is verified; with
+    ``origin``, it must be that ledger's."""
+    checkpoint = Checkpoint.parse(open_note(note, key))
+    if origin is not None and checkpoint.origin != origin:
+        raise OtherLedgerError(f"the checkpoint names another ledger ({checkpoint.origin}), "
+                               f"not this one ({origin})")
+    return checkpoint
