@@ -19,6 +19,7 @@ from benchmarks import (  # noqa: F401
     leads,
     postgres,
     projections,
+    proofs,
     report,
     simulation,
     statements,

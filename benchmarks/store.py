@@ -18,7 +18,10 @@ import msgspec
 
 from benchmarks.harness import Figure, benchmark, timed
 from ledger import Event, EventRegistry, NewEvent, StoredEvent, open_store
+from ledger.store import tree
+from ledger.store.planner import Row
 from ledger.store.sqlite import MIGRATIONS, statements, writer_pragmas
+from ledger.transparency.merkle import Frontier
 
 
 class HoldPlaced(Event, frozen=True):
@@ -72,6 +75,17 @@ async def _append_batched(path: Path, total: int) -> float:
             for i in range(0, total, 1000):
                 await store.append(f"card-{i // 1000}", events[i : i + 1000])
     return total / watch.seconds
+
+
+def _tree_cost_us(rows: list[tuple[object, ...]]) -> float:
+    """Microseconds an event of the Merkle tree's upkeep at append: its leaf hash and its
+    share of node hashes (``ledger.store.tree.extend``, as the writer runs it)."""
+    typed = [Row(*row) for row in rows]  # type: ignore[arg-type]
+    frontier = Frontier()
+    with timed() as watch:
+        for i in range(0, len(typed), 1000):
+            tree.extend(frontier, typed[i : i + 1000])
+    return watch.seconds / len(typed) * 1e6
 
 
 def _baseline_batched(rows: list[tuple[object, ...]], path: Path) -> float:
@@ -147,6 +161,7 @@ def store_figures(quick: bool) -> list[Figure]:
             rows = _rows(work / f"batched{run}.db")
             batched_bases.append(_baseline_batched(rows, work / f"batched-raw{run}.db"))
         batched, batched_base = statistics.median(batched_runs), statistics.median(batched_bases)
+        tree_us = statistics.median(_tree_cost_us(rows) for _ in range(_ROUNDS))
 
         concurrent = anyio.run(_append_concurrent, work / "concurrent.db", tasks, per_task)
         single_rows = _rows(work / "concurrent.db")[: 2_000 if quick else 10_000]
@@ -158,6 +173,9 @@ def store_figures(quick: bool) -> list[Figure]:
         Figure("store.append_batched", batched, "events/s",
                "sqlite3 executemany, same rows, 1,000 per transaction", batched_base,
                f"median of {_ROUNDS} alternating rounds"),
+        Figure("store.append_tree_us", tree_us, "us/event",
+               "the whole batched append, per event", 1e6 / batched,
+               "the Merkle tree's leaf and node hashes, included in store.append_batched"),
         Figure("store.append_concurrent", concurrent, "events/s",
                "sqlite3, same rows, one transaction per row", concurrent_base,
                f"{tasks} tasks x {per_task} single-event appends, synchronous=FULL"),
