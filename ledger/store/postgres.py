@@ -73,12 +73,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TRIGGER merkle_nodes_no_change BEFORE UPDATE OR DELETE ON merkle_nodes
         FOR EACH ROW EXECUTE FUNCTION events_append_only();
+    CREATE TABLE merkle_frontier (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        size  BIGINT  NOT NULL,
+        stack BYTEA   NOT NULL
+    );
     CREATE TABLE ledger_identity (origin TEXT NOT NULL);
     INSERT INTO ledger_identity
         VALUES ('cardledger/' || md5(random()::text || clock_timestamp()::text));
     """,
 )
 
+_SAVE_FRONTIER = ("INSERT INTO merkle_frontier VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE "
+                  "SET size = EXCLUDED.size, stack = EXCLUDED.stack")
+_SAVE_TREE = (f"WITH saved AS ({_SAVE_FRONTIER}) INSERT INTO merkle_nodes "
+              "SELECT * FROM unnest($3::smallint[], $4::bigint[], $5::bytea[])")
+"""A commit's new tree nodes and its frontier, in one statement (one round trip)."""
+_HEAD_AND_FRONTIER = (
+    "SELECT e.position, e.hash, e.recorded_at, f.size, f.stack FROM (SELECT 1) AS one "
+    "LEFT JOIN LATERAL (SELECT position, hash, recorded_at FROM events ORDER BY position "
+    "DESC LIMIT 1) AS e ON TRUE LEFT JOIN merkle_frontier AS f ON TRUE")
 _COLUMNS = ("position", "stream", "version", "event_id", "type", "recorded_at", "record", "hash")
 _STREAM_VERSIONS = ("SELECT s, (SELECT max(version) FROM events WHERE stream = s) "
                     "FROM unnest($1::text[]) AS s")
@@ -152,21 +166,22 @@ class PostgresEventStore(EventStore):
                 try:
                     async with db.transaction():
                         await db.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
-                        head = await self._chain_head(db)
+                        head, saved = await _chain_head_and_frontier(db)
                         versions = _versions(await db.fetch(_STREAM_VERSIONS, streams))
                         known = await _known(db, appends) if look_up_ids else {}
                         plan = plan_group(appends, head, versions, known, now)
                         if plan.has_version_conflict and not look_up_ids:
                             plan = plan_group(appends, head, versions, await _known(db, appends),
                                               now)
-                        frontier = self._frontier.at(head) or await _frontier(db, head.position)
+                        frontier = (self._frontier.at(head) or saved
+                                    or await _frontier(db, head.position))
                         if plan.rows:
                             await db.copy_records_to_table("events", records=plan.rows,
                                                            columns=_COLUMNS)
                         completed = tree.extend(frontier, plan.rows)
-                        if completed:
-                            await db.executemany("INSERT INTO merkle_nodes VALUES ($1, $2, $3)",
-                                                 completed)
+                        await db.execute(_SAVE_TREE, *tree.encoded(frontier),
+                                         *map(list, zip(*completed, strict=True)) if completed
+                                         else ([], [], []))
                         new_types = {row.type for row in plan.rows} - self._stored_types
                         if new_types:
                             await db.executemany(
@@ -185,11 +200,6 @@ class PostgresEventStore(EventStore):
                 return plan.outcomes
         raise AssertionError("unreachable")
 
-    @staticmethod
-    async def _chain_head(db: Connection) -> ChainHead:
-        row = await db.fetchrow("SELECT position, hash, recorded_at FROM events "
-                                "ORDER BY position DESC LIMIT 1")
-        return ChainHead() if row is None else ChainHead(row[0], bytes(row[1]), row[2])
 
     # --- reading ------------------------------------------------------------------------
 
@@ -261,8 +271,19 @@ class PostgresEventStore(EventStore):
             after = rows[-1][0]
 
 
+async def _chain_head_and_frontier(db: Connection) -> tuple[ChainHead, Frontier | None]:
+    """The log's last row, and the tree's frontier the last commit stored if it is at that
+    row (one round trip under the write lock)."""
+    row = await db.fetchrow(_HEAD_AND_FRONTIER)
+    assert row is not None  # one row, always
+    head = ChainHead() if row[0] is None else ChainHead(row[0], bytes(row[1]), row[2])
+    saved = (tree.decoded(row[3], bytes(row[4])) if row[3] is not None
+             and row[3] == head.position else None)
+    return head, saved
+
+
 async def _frontier(db: Connection, size: int) -> Frontier:
-    """The tree's right edge at ``size``, from its stored nodes and the last records."""
+    """The tree's right edge at ``size``, resumed from the stored nodes and the last records."""
     keys, start = frontier_keys(size)
     rows = await db.fetch("SELECT n.level, n.idx, n.hash FROM merkle_nodes n JOIN unnest("
                           "$1::smallint[], $2::bigint[]) AS k(level, idx) ON n.level = k.level "
@@ -288,6 +309,7 @@ async def _complete_the_tree(db: Connection) -> None:
             completed += frontier.extend(tree.leaves([bytes(row[0])]))
         await db.executemany("INSERT INTO merkle_nodes VALUES ($1, $2, $3) ON CONFLICT DO "
                              "NOTHING", completed)
+        await db.execute(_SAVE_FRONTIER, *tree.encoded(frontier))
 
 
 def _versions(rows: Sequence[asyncpg.Record]) -> dict[str, int | None]:

@@ -78,6 +78,11 @@ MIGRATIONS: tuple[str, ...] = (
         BEGIN SELECT RAISE(ABORT, 'the Merkle tree is append-only'); END;
     CREATE TRIGGER merkle_nodes_no_delete BEFORE DELETE ON merkle_nodes
         BEGIN SELECT RAISE(ABORT, 'the Merkle tree is append-only'); END;
+    CREATE TABLE merkle_frontier (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        size  INTEGER NOT NULL,
+        stack BLOB    NOT NULL
+    );
     CREATE TABLE ledger_identity (origin TEXT NOT NULL);
     INSERT INTO ledger_identity VALUES ('cardledger/' || lower(hex(randomblob(16))));
     """,
@@ -85,6 +90,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 _INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_NODES = "INSERT INTO merkle_nodes VALUES (?, ?, ?)"
+_SAVE_FRONTIER = "INSERT OR REPLACE INTO merkle_frontier VALUES (1, ?, ?)"
 _TYPE_OF = operator.attrgetter("type")  # a row's wire name
 # Verification reads every column as raw bytes: a tampered row may hold any type anywhere
 # (in SQL, record || x'00' is TEXT, and invalid UTF-8 would stop the walk instead of being
@@ -237,6 +243,7 @@ class SqliteEventStore(EventStore):
                     frontier = self._frontier.at(head) or _frontier(db, head.position)
                     db.executemany(_INSERT, plan.rows)
                     db.executemany(_INSERT_NODES, tree.extend(frontier, plan.rows))
+                    db.execute(_SAVE_FRONTIER, tree.encoded(frontier))
                     new_types = set(map(_TYPE_OF, plan.rows)) - self._stored_types
                     if new_types:
                         db.executemany("INSERT OR IGNORE INTO event_types VALUES (?)",
@@ -355,7 +362,12 @@ def _chain_head(db: sqlite3.Connection) -> ChainHead:
 
 
 def _frontier(db: sqlite3.Connection, size: int) -> Frontier:
-    """The tree's right edge at ``size``, from its stored nodes and the last records."""
+    """The tree's right edge at ``size``: the one the last commit stored, or else resumed
+    from the stored nodes and the last records."""
+    row = db.execute("SELECT size, stack FROM merkle_frontier").fetchone()
+    saved = tree.decoded(*row) if row is not None and row[0] == size else None
+    if saved is not None:
+        return saved
     keys, start = frontier_keys(size)
     stored = {(level, idx): digest for key in keys for level, idx, digest in db.execute(
         "SELECT level, idx, hash FROM merkle_nodes WHERE level = ? AND idx = ?", key)}
@@ -377,6 +389,7 @@ def _complete_the_tree(db: sqlite3.Connection) -> None:
         for (record,) in db.execute("SELECT record FROM events ORDER BY position"):
             completed += frontier.extend(tree.leaves([record]))
         db.executemany("INSERT OR IGNORE INTO merkle_nodes VALUES (?, ?, ?)", completed)
+        db.execute(_SAVE_FRONTIER, tree.encoded(frontier))
 
 
 def _known_events(db: sqlite3.Connection,

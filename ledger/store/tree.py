@@ -32,6 +32,20 @@ def resumed(size: int, start: int, stored: dict[NodeKey, bytes], keys: list[Node
     return frontier
 
 
+def encoded(frontier: Frontier) -> tuple[int, bytes]:
+    """The frontier as its stored row: its size and its subtree hashes, one after another.
+    Stored with every commit, so that a writer whose own copy is stale (another process
+    wrote since) reads one row instead of rehashing what the others wrote."""
+    return frontier.size, b"".join(frontier.stack)
+
+
+def decoded(size: int, stack: bytes) -> Frontier | None:
+    """A stored frontier, or None if the row is not one."""
+    if len(stack) != 32 * size.bit_count():
+        return None
+    return Frontier(size, [stack[i : i + 32] for i in range(0, len(stack), 32)])
+
+
 class FrontierCache:
     """The writer's frontier, trusted only while the log's head is the one it extended last
     (as ``_StreamVersionCache``: another process may have written since)."""

@@ -50,9 +50,28 @@ def test_an_edited_tree_node_fails_verify(tmp_path: Path, change: str, why: str)
 def test_a_log_written_before_the_tree_gets_it_when_opened(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     anyio.run(_fill, path, 700)
-    _sql(path, "DROP TABLE merkle_nodes", "DROP TABLE ledger_identity", "PRAGMA user_version = 1")
+    _sql(path, "DROP TABLE merkle_nodes", "DROP TABLE merkle_frontier",
+         "DROP TABLE ledger_identity", "PRAGMA user_version = 1")
     ok, _, root = anyio.run(_verify, path)
     records = [r[0] for r in sqlite3.connect(path).execute(
         "SELECT record FROM events ORDER BY position")]
     assert ok and root == rfc9162.mth(records).hex()
     assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM merkle_nodes").fetchone()[0] == 3
+
+
+def test_writer_processes_sharing_a_file_keep_one_tree(tmp_path: Path) -> None:
+    """Each writer catches its tree up with what the others wrote: the stored nodes are the
+    ones the records make, and the root is the naive RFC computation's."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/shared.db"
+    writers = [subprocess.Popen([sys.executable, "-m", "tests.store.pg_writer", url, str(n),
+                                 "1.5"], cwd=Path(__file__).parents[2],
+                                stdout=subprocess.DEVNULL) for n in range(3)]
+    assert [w.wait(timeout=60) for w in writers] == [0, 0, 0]
+    ok, reason, root = anyio.run(_verify, tmp_path / "shared.db")
+    records = [r[0] for r in sqlite3.connect(tmp_path / "shared.db").execute(
+        "SELECT record FROM events ORDER BY position")]
+    assert ok, reason
+    assert len(records) > 1_000 and root == rfc9162.mth(records).hex()
