@@ -18,7 +18,7 @@ from adapters.cli.locations import check_exists, existing_store
 from ledger.errors import InvalidInputError
 from ledger.transparency import evidence, prover
 from ledger.transparency.checkpoint import OtherLedgerError, open_checkpoint
-from ledger.transparency.note import NoteError, SigningKey, VerifierKey
+from ledger.transparency.note import NoteError, SigningKey, VerifierKey, decode_b64
 
 
 def read_text(path: Path, what: str) -> str:
@@ -116,7 +116,7 @@ def _record_of_export_line(path: Path) -> bytes:
     line = next((raw for raw in path.read_bytes().splitlines() if raw.strip()), b"")
     try:
         found = json.loads(line)
-        return evidence.decode_b64(found["record"], "the export line's record")
+        return decode_b64(found["record"], "the export line's record")
     except (ValueError, KeyError, TypeError):
         raise NoteError(f"{path}: not a line of cardledger export (no record)") from None
 

@@ -5,13 +5,12 @@ published as signed notes (``ledger.transparency.note``)."""
 from __future__ import annotations
 
 import base64
-import binascii
 
 import msgspec
 
 from ledger.errors import VerificationFailedError
 from ledger.transparency.merkle import HASH_SIZE
-from ledger.transparency.note import NoteError, SigningKey, VerifierKey, open_note
+from ledger.transparency.note import NoteError, SigningKey, VerifierKey, decode_b64, open_note
 
 
 class Checkpoint(msgspec.Struct, frozen=True):
@@ -37,13 +36,9 @@ class Checkpoint(msgspec.Struct, frozen=True):
             raise NoteError("checkpoint: the origin line is empty or not printable")
         if not size.isdigit() or (size != "0" and size.startswith("0")) or len(size) > 19:
             raise NoteError(f"checkpoint: the size {size[:30]!r} is not a decimal number")
-        try:
-            digest = base64.b64decode(root, validate=True)
-        except (binascii.Error, ValueError):
-            digest = b""
-        if len(digest) != HASH_SIZE:
+        if len(decode_b64(root, "checkpoint: the root hash")) != HASH_SIZE:
             raise NoteError("checkpoint: the root hash is not 32 bytes of base64")
-        return cls(origin, int(size), digest)
+        return cls(origin, int(size), base64.b64decode(root))
 
 
 class OtherLedgerError(VerificationFailedError):

@@ -11,7 +11,6 @@ what it claims. Each names what it found.
 from __future__ import annotations
 
 import base64
-import binascii
 
 import msgspec
 
@@ -24,7 +23,7 @@ from ledger.transparency.merkle import (
     root_from_inclusion,
     verify_consistency,
 )
-from ledger.transparency.note import NoteError, VerifierKey
+from ledger.transparency.note import NoteError, VerifierKey, decode_b64
 
 MAX_PROOF_HASHES = 64
 """A tree of 2**63 events needs 63 hashes at most (consistency: at most about 2 log n)."""
@@ -83,13 +82,6 @@ def _hashes(path: list[str]) -> list[bytes]:
     if any(len(h) != HASH_SIZE for h in found):
         raise NoteError("a proof hash is not 32 bytes")
     return found
-
-
-def decode_b64(text: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise NoteError(f"{what} is not base64") from None
 
 
 def check_inclusion(proof: InclusionProof, key: VerifierKey, *,

@@ -47,11 +47,12 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _b64(text: str, what: str) -> bytes:
+def decode_b64(text: str, what: str) -> bytes:
+    """Standard base64 (RFC 4648 section 4), strictly; ``NoteError`` naming ``what``."""
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise NoteError(f"{what}: not base64") from None
+        raise NoteError(f"{what} is not base64") from None
 
 
 class VerifierKey:
@@ -72,7 +73,7 @@ class VerifierKey:
         if len(parts) != 3 or len(parts[1]) != 8:
             raise NoteError("not a public key (name+id+key)")
         name, key_id, material = parts
-        raw = _b64(material, "public key")
+        raw = decode_b64(material, "public key")
         if len(raw) != 33 or raw[:1] != _ED25519:
             raise NoteError("public key: not an Ed25519 key")
         key = cls(name, raw[1:])
@@ -118,7 +119,7 @@ class SigningKey:
         parts = text.strip().split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"] or len(parts[3]) != 8:
             raise NoteError("not a private key (PRIVATE+KEY+name+id+key)")
-        raw = _b64(parts[4], "private key")
+        raw = decode_b64(parts[4], "private key")
         if len(raw) != 33 or raw[:1] != _ED25519:
             raise NoteError("private key: not an Ed25519 key")
         key = cls(parts[2], raw[1:])
@@ -176,7 +177,7 @@ def _signature_line(line: str) -> tuple[str, bytes]:
     if not line.startswith(_DASH):
         raise NoteError(f"not a signature line: {line[:40]!r}")
     name, space, encoded = line[len(_DASH):].partition(" ")
-    raw = _b64(encoded, "signature") if space else b""
+    raw = decode_b64(encoded, "signature") if space else b""
     if not name or len(raw) < 5:
         raise NoteError(f"not a signature line: {line[:40]!r}")
     return name, raw
