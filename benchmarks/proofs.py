@@ -23,10 +23,12 @@ from ledger.transparency.note import SigningKey, open_note
 _QUERIES = 200
 
 
-async def _build(db: Path, total: int) -> None:
+async def _build(db: Path, total: int) -> str:
+    """The log, and its origin (the name of the key that signs its checkpoints)."""
     async with open_store(db, registry=REGISTRY) as store:
         for i in range(0, total, 1000):
             await store.append(f"card-{i // 1000}", [hold(n) for n in range(i, i + 1000)])
+        return await store.origin()
 
 
 def _us(seconds: list[float]) -> float:
@@ -82,10 +84,9 @@ def _checks(proof: evidence.InclusionProof, key: SigningKey) -> tuple[float, flo
 @benchmark("proofs")
 def proof_figures(quick: bool) -> list[Figure]:
     total = 20_000 if quick else 1_000_000
-    key = SigningKey.generate("cardledger/benchmark")
     with tempfile.TemporaryDirectory() as directory:
         db = Path(directory) / "proofs.db"
-        anyio.run(_build, db, total)
+        key = SigningKey.generate(anyio.run(_build, db, total))
         made = anyio.run(_prove, db, total, key)
         raw_us = _raw_row_us(db, made["positions"])  # type: ignore[arg-type]
     proof, consistent = made["proof"], made["consistent"]

@@ -292,3 +292,10 @@ def test_serve_publishes_checkpoints_over_http_and_to_a_file(audited: Path,
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=20) == 0
+
+
+def test_a_key_signs_for_its_own_ledger_only(audited: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    assert cli("demo", "--db", str(other), "--payments", "1").returncode == 0
+    refused = cli("checkpoint", "--db", str(other), "--key", str(audited / "key"))
+    assert refused.returncode == 2 and "the key signs for cardledger/" in refused.stderr

@@ -360,13 +360,13 @@ def verify(db: str, checkpoints: tuple[Path, ...], key_file: Path | None) -> Non
 @main.command()
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The private key's file (mode 0600); the public key goes to FILE.pub.")
-@click.option("--name", help="The key's name (default: the ledger's origin, from --db).")
 @db_option
-def keygen(output: Path, name: str | None, db: str) -> None:
-    """Make an Ed25519 key pair for signing checkpoints (C2SP signed-note format)."""
+def keygen(output: Path, db: str) -> None:
+    """Make an Ed25519 key pair for signing the ledger's checkpoints (C2SP signed-note
+    format), named after the ledger's origin: a key signs for one ledger."""
     from adapters.cli import proofs
 
-    run(proofs.keygen, db, output, name)
+    run(proofs.keygen, db, output)
 
 
 @main.command()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from adapters.cli.locations import check_exists, existing_store
+from adapters.cli.locations import existing_store
 from ledger.errors import InvalidInputError
 from ledger.transparency import evidence, prover
 from ledger.transparency.checkpoint import OtherLedgerError, open_checkpoint
@@ -36,13 +36,11 @@ def verifier_key(path: Path) -> VerifierKey:
     return VerifierKey.parse(read_text(path, "a public key"))
 
 
-async def keygen(db: str, output: Path, name: str | None) -> int:
-    """FILE (the private key, mode 0600, never overwritten) and FILE.pub; the key's name is
-    the ledger's origin unless ``name`` is given."""
-    if name is None:
-        check_exists(db)
-        async with existing_store(db) as store:
-            name = await store.origin()
+async def keygen(db: str, output: Path) -> int:
+    """FILE (the private key, mode 0600, never overwritten) and FILE.pub, named after the
+    ledger's origin."""
+    async with existing_store(db) as store:
+        name = await store.origin()
     _write_keys(SigningKey.generate(name), output)
     return 0
 

@@ -23,6 +23,9 @@ class Checkpoint(msgspec.Struct, frozen=True):
         return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
 
     def signed(self, key: SigningKey) -> str:
+        """The signed note; a key signs for one ledger, the one it is named after."""
+        if key.name != self.origin:
+            raise NoteError(f"the key signs for {key.name}, not for {self.origin}")
         return key.sign(self.text())
 
     @classmethod
@@ -45,11 +48,11 @@ class OtherLedgerError(VerificationFailedError):
     """A checkpoint of another ledger (its origin line names another)."""
 
 
-def open_checkpoint(note: str, key: VerifierKey, origin: str | None = None) -> Checkpoint:
-    """The checkpoint a signed note carries, once ``key``'s signature is verified; with
-    ``origin``, it must be that ledger's."""
+def open_checkpoint(note: str, key: VerifierKey) -> Checkpoint:
+    """The checkpoint a signed note carries, once ``key``'s signature is verified. It must be
+    of the ledger the key is named after (C2SP: the origin is the key's name)."""
     checkpoint = Checkpoint.parse(open_note(note, key))
-    if origin is not None and checkpoint.origin != origin:
-        raise OtherLedgerError(f"the checkpoint names another ledger ({checkpoint.origin}), "
-                               f"not this one ({origin})")
+    if checkpoint.origin != key.name:
+        raise OtherLedgerError(f"the checkpoint names another ledger ({checkpoint.origin}) "
+                               f"than its key's ({key.name})")
     return checkpoint

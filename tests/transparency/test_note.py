@@ -59,9 +59,12 @@ def test_checkpoints_parse_strictly_and_name_their_ledger() -> None:
     checkpoint = Checkpoint("cardledger/a", 5, bytes(range(32)))
     assert Checkpoint.parse(checkpoint.text()) == checkpoint
     assert Checkpoint.parse(checkpoint.text() + "extension\n") == checkpoint
-    assert open_checkpoint(checkpoint.signed(key), key.verifier, "cardledger/a") == checkpoint
-    with pytest.raises(OtherLedgerError, match="another ledger"):
-        open_checkpoint(checkpoint.signed(key), key.verifier, "cardledger/b")
+    assert open_checkpoint(checkpoint.signed(key), key.verifier) == checkpoint
+    other = Checkpoint("cardledger/b", 5, bytes(32))
+    with pytest.raises(NoteError, match="signs for cardledger/a, not for cardledger/b"):
+        other.signed(key)
+    with pytest.raises(OtherLedgerError, match="another ledger"):  # signed by hand
+        open_checkpoint(key.sign(other.text()), key.verifier)
     root = checkpoint.text().split("\n")[2]
     for text, reason in [("cardledger/a\n05\n" + root + "\n", "not a decimal"),
                          ("cardledger/a\n5\n", "expected origin, size and root"),
