@@ -103,6 +103,9 @@ from ledger.observations import (
 from ledger.store import (
     VerifyReport,
 )
+from ledger.transparency.checkpoint import OtherLedgerError
+from ledger.transparency.evidence import ProofError
+from ledger.transparency.note import NoteError, SignatureError, SigningKey, VerifierKey
 from projections.postings import (
     Entry,
     Posting,
@@ -186,6 +189,12 @@ __all__ = [
     "Merchant",
     "TransactionSnapshot",
     "VerifyReport",
+    "SigningKey",
+    "VerifierKey",
+    "NoteError",
+    "SignatureError",
+    "ProofError",
+    "OtherLedgerError",
     "Entry",
     "Posting",
     "Statement",
