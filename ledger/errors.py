@@ -121,6 +121,10 @@ class InvalidPayloadError(InvalidAppendError):
     """The payload cannot be stored as it is: a wrong type, a float for an amount, ..."""
 
 
+class DuplicateStreamError(InvalidAppendError):
+    """An atomic append names one stream twice (put its events in one batch)."""
+
+
 class DuplicateInBatchError(InvalidAppendError):
     """One batch names the same event id twice."""
 
@@ -138,6 +142,17 @@ class WrongExpectedVersionError(StoreError, ConflictError):
         self.actual = actual  # None: the stream does not exist
         shown = "no stream" if actual is None else f"version {actual}"
         super().__init__(f"stream {stream!r}: expected {expected}, found {shown}")
+
+
+class TrackingConflictError(StoreError, ConflictError):
+    """A consumer's position is already recorded at or beyond the one committed: the work
+    was committed before (by this consumer after a crash, or by another instance). Nothing
+    was written."""
+
+    def __init__(self, consumer: str, position: int, recorded: int) -> None:
+        self.consumer, self.position, self.recorded = consumer, position, recorded
+        super().__init__(f"consumer {consumer!r} has recorded position {recorded} already; "
+                         f"committing {position} again would repeat its work")
 
 
 class EventIdConflictError(StoreError, ConflictError):

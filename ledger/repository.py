@@ -3,20 +3,29 @@ version that was read, so that a concurrent change is noticed and decided again.
 
 ``decide_and_append`` is the only place that retries a decision. Every path that decides goes
 through it: observations of the processor (``adapters.processor.observer``), the back
-office's requests and transfers (``adapters.service.commands``).
+office's requests and transfers (``adapters.service.commands``). A decision that spans
+entities (a card and its account) goes through ``decide_and_append_many``: the same loop over
+several streams, appended all or nothing.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from ledger.domain.programme import evolve_all
-from ledger.errors import WrongExpectedVersionError
-from ledger.store import AppendResult, EventStore, ExpectedVersion, NewEvent, StreamState
+from ledger.errors import InvalidAppendError, WrongExpectedVersionError
+from ledger.store import (
+    AppendResult,
+    EventStore,
+    ExpectedVersion,
+    NewEvent,
+    StreamAppend,
+    StreamState,
+)
 from ledger.store.records import StoredEvent
 
 MAX_ATTEMPTS = 20
@@ -90,3 +99,43 @@ async def decide_and_append(store: EventStore, stream: str, decide: Decide, *,
             continue
         return Decided(loaded, batch, result)
     raise WrongExpectedVersionError(stream, f"the version read, {MAX_ATTEMPTS} times", None)
+
+
+DecideMany = Callable[[dict[str, Any]], Mapping[str, Sequence[NewEvent[Any]]]
+                      | Awaitable[Mapping[str, Sequence[NewEvent[Any]]]]]
+"""A decision over several entities: their states by stream -> the batch for each stream
+that changes (streams left out, or with an empty batch, are not written)."""
+
+
+class DecidedMany(msgspec.Struct, frozen=True):
+    loaded: dict[str, Loaded]
+    """The states the batches were decided on, by stream."""
+    batches: dict[str, list[NewEvent[Any]]]
+    results: list[AppendResult]
+    """Where each written stream's batch went, in the order of ``batches``."""
+
+
+async def decide_and_append_many(store: EventStore, streams: Sequence[str],
+                                 decide: DecideMany) -> DecidedMany:
+    """``decide_and_append`` over several streams: load each, decide on all their states,
+    append every stream's batch in one transaction at the version read
+    (``EventStore.append_many``); when any of them moved meanwhile, nothing was written, and
+    all are loaded and decided again."""
+    for _ in range(MAX_ATTEMPTS):
+        loaded = {stream: await load(store, stream) for stream in streams}
+        decision = decide({stream: found.state for stream, found in loaded.items()})
+        decided = await decision if inspect.isawaitable(decision) else decision
+        batches = {stream: list(batch) for stream, batch in decided.items() if batch}
+        if set(batches) - set(loaded):
+            raise InvalidAppendError(f"the decision writes streams it did not load: "
+                                     f"{sorted(set(batches) - set(loaded))}")
+        if not batches:
+            return DecidedMany(loaded, {}, [])
+        try:
+            results = await store.append_many([StreamAppend(s, b, loaded[s].expected)
+                                               for s, b in batches.items()])
+        except WrongExpectedVersionError:
+            continue  # one of them moved meanwhile: decide again on their new states
+        return DecidedMany(loaded, batches, results)
+    raise WrongExpectedVersionError(", ".join(streams), f"the versions read, {MAX_ATTEMPTS} "
+                                    "times", None)

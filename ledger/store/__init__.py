@@ -6,6 +6,7 @@ import os
 
 from ledger.clock import Clock, utc_now
 from ledger.store.base import EventStore, LogFilter
+from ledger.store.consumer import Handle, consume
 from ledger.store.location import StoreLocation, parse_store_url
 from ledger.store.records import (
     AppendResult,
@@ -14,7 +15,9 @@ from ledger.store.records import (
     Metadata,
     NewEvent,
     StoredEvent,
+    StreamAppend,
     StreamState,
+    Tracking,
     VerifyReport,
 )
 from ledger.store.registry import EventRegistry, Upcaster
@@ -25,13 +28,17 @@ __all__ = [
     "Event",
     "EventRegistry",
     "EventStore",
+    "Handle",
+    "consume",
     "ExpectedVersion",
     "LogFilter",
     "Metadata",
     "NewEvent",
     "StoredEvent",
     "StoreLocation",
+    "StreamAppend",
     "StreamState",
+    "Tracking",
     "Upcaster",
     "VerifyReport",
     "open_store",

@@ -32,6 +32,7 @@ import msgspec
 from ledger.clock import Clock, utc_now
 from ledger.errors import (
     DuplicateInBatchError,
+    DuplicateStreamError,
     EmptyBatchError,
     InvalidAppendError,
     InvalidPositionError,
@@ -44,15 +45,22 @@ from ledger.errors import (
 from ledger.logs import get_logger
 from ledger.store import limits
 from ledger.store.chain import LogWalk
-from ledger.store.limits import check_category, check_position, check_stream_name
-from ledger.store.planner import PreparedAppend, PreparedEvent, Row
+from ledger.store.limits import (
+    check_category,
+    check_consumer,
+    check_position,
+    check_stream_name,
+)
+from ledger.store.planner import Outcome, PreparedAppend, PreparedEvent, PreparedWrite, Row
 from ledger.store.records import (
     AppendResult,
     Event,
     ExpectedVersion,
     NewEvent,
     StoredEvent,
+    StreamAppend,
     StreamState,
+    Tracking,
     VerifyReport,
 )
 from ledger.store.registry import EventRegistry
@@ -75,14 +83,14 @@ class LogFilter(msgspec.Struct, frozen=True):
 
 
 class _Pending:
-    """An append waiting for the writer: its request, and the slot for its outcome."""
+    """A write waiting for the writer: its request, and the slot for its outcome."""
 
-    __slots__ = ("append", "done", "outcome")
+    __slots__ = ("done", "outcome", "write")
 
-    def __init__(self, append: PreparedAppend) -> None:
-        self.append = append
+    def __init__(self, write: PreparedWrite) -> None:
+        self.write = write
         self.done = anyio.Event()
-        self.outcome: AppendResult | BaseException | None = None
+        self.outcome: tuple[AppendResult, ...] | BaseException | None = None
 
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -164,7 +172,8 @@ class EventStore(abc.ABC):
     # --- appending ----------------------------------------------------------------------
 
     async def append(self, stream: str, events: Sequence[NewEvent[Event]], *,
-                     expected: ExpectedVersion = StreamState.ANY) -> AppendResult:
+                     expected: ExpectedVersion = StreamState.ANY,
+                     tracking: Tracking | None = None) -> AppendResult:
         """Append ``events`` to ``stream`` atomically, after checking ``expected``.
 
         Returns once the events are durably committed. Appending a batch whose event ids are
@@ -174,16 +183,68 @@ class EventStore(abc.ABC):
         ``EventIdConflictError``, ``PartialDuplicateError`` or an ``InvalidAppendError``; in
         every case nothing was written. If the calling task is cancelled while waiting, the
         append may or may not have been committed: retry it with the same event ids.
+        ``tracking`` records a consumer's position in the same transaction (``track``).
         """
         self._require_open()
         prepared = self.prepare(stream, events, expected)
+        write = PreparedWrite((prepared,), await self._checked_tracking(tracking))
         with span("cardledger.append", stream=stream, events=len(events)):
-            while len(self._queue) >= limits.WRITE_QUEUE_DEPTH:  # back-pressure
-                await self._room.wait()
-            pending = _Pending(prepared)
-            self._queue.append(pending)
-            self._queued.set()
-            await pending.done.wait()
+            (result,) = await self._write(write)
+        return result
+
+    async def append_many(self, appends: Sequence[StreamAppend], *,
+                          tracking: Tracking | None = None) -> list[AppendResult]:
+        """Append to several streams in one transaction: all or nothing, each stream at its
+        own expected version. If any stream has moved, nothing is written and the
+        ``WrongExpectedVersionError`` names that stream. A retry of a committed call returns
+        its results (``duplicate=True``). ``tracking``: as for ``append``.
+
+        The same stream twice, no streams, or more than one append's limits in all (events,
+        bytes) is an ``InvalidAppendError``."""
+        self._require_open()
+        if not isinstance(appends, Sequence) or not appends:
+            raise EmptyBatchError("append_many takes a non-empty list of StreamAppend")
+        streams = [getattr(a, "stream", None) for a in appends]
+        if len(set(streams)) < len(streams):
+            raise DuplicateStreamError(f"append_many names a stream twice ({streams!r}): put "
+                                       "one stream's events in one StreamAppend")
+        prepared = tuple(self.prepare(*_stream_append(a)) for a in appends)
+        _check_write_limits(prepared)
+        write = PreparedWrite(prepared, await self._checked_tracking(tracking))
+        with span("cardledger.append_many", streams=len(prepared)):
+            return list(await self._write(write))
+
+    async def track(self, tracking: Tracking) -> None:
+        """Record a consumer's position alone: it handled the events up to it and had nothing
+        to write. ``TrackingConflictError`` when that position is recorded already."""
+        self._require_open()
+        await self._write(PreparedWrite((), await self._checked_tracking(tracking, True)))
+
+    async def tracked_position(self, consumer: str) -> int:
+        """The position ``consumer`` last committed (0: none yet): resume after it."""
+        self._require_open()
+        return await self._tracked(check_consumer(consumer))
+
+    async def _checked_tracking(self, tracking: Tracking | None,
+                                required: bool = False) -> Tracking | None:
+        if tracking is None and not required:
+            return None
+        if not isinstance(tracking, Tracking):
+            raise InvalidAppendError(f"tracking must be a Tracking, not {tracking!r}")
+        check_consumer(tracking.consumer)
+        check_position(tracking.position, "tracking position", least=1)
+        if tracking.position > await self.head():
+            raise InvalidPositionError(f"tracking position {tracking.position} is past the end "
+                                       "of the log: a consumer records what it has read")
+        return tracking
+
+    async def _write(self, write: PreparedWrite) -> tuple[AppendResult, ...]:
+        while len(self._queue) >= limits.WRITE_QUEUE_DEPTH:  # back-pressure
+            await self._room.wait()
+        pending = _Pending(write)
+        self._queue.append(pending)
+        self._queued.set()
+        await pending.done.wait()
         if isinstance(pending.outcome, BaseException):
             raise pending.outcome
         assert pending.outcome is not None
@@ -246,7 +307,7 @@ class EventStore(abc.ABC):
             group, size = [], 0
             while queue and size < limits.MAX_GROUP_EVENTS:
                 group.append(queue.popleft())
-                size += len(group[-1].append.events)
+                size += sum(len(a.events) for a in group[-1].write.appends)
             room, self._room = self._room, anyio.Event()
             room.set()
             await self._commit_and_settle(group)
@@ -254,22 +315,22 @@ class EventStore(abc.ABC):
     async def _commit_and_settle(self, group: list[_Pending]) -> None:
         # Shielded: once a group is taken, its callers get an answer even at shutdown.
         with anyio.CancelScope(shield=True):
-            outcomes: Sequence[AppendResult | BaseException]
+            outcomes: Sequence[Outcome | BaseException]
             try:
-                outcomes = await self._commit_group([p.append for p in group], self._clock())
+                outcomes = await self._commit_group([p.write for p in group], self._clock())
             except StoreError as exc:
                 outcomes = [exc] * len(group)
             except Exception as exc:  # the backend failed as a whole: isolate the callers
                 log.warning("group commit failed, retrying appends one by one", error=str(exc))
-                outcomes = [await self._commit_alone(p.append) for p in group]
+                outcomes = [await self._commit_alone(p.write) for p in group]
             for pending, outcome in zip(group, outcomes, strict=True):
                 pending.outcome = outcome
                 pending.done.set()
             self._notify_committed()
 
-    async def _commit_alone(self, append: PreparedAppend) -> AppendResult | BaseException:
+    async def _commit_alone(self, write: PreparedWrite) -> Outcome | BaseException:
         try:
-            return (await self._commit_group([append], self._clock()))[0]
+            return (await self._commit_group([write], self._clock()))[0]
         except Exception as exc:
             return exc
 
@@ -448,9 +509,11 @@ class EventStore(abc.ABC):
     async def _disconnect(self) -> None: ...
 
     @abc.abstractmethod
-    async def _commit_group(self, appends: list[PreparedAppend],
-                            now: datetime) -> list[AppendResult | StoreError]:
-        """Plan and commit a group in one transaction; one outcome per append, in order."""
+    async def _commit_group(self, writes: list[PreparedWrite], now: datetime) -> list[Outcome]:
+        """Plan and commit a group in one transaction; one outcome per write, in order."""
+
+    @abc.abstractmethod
+    async def _tracked(self, consumer: str) -> int: ...
 
     @abc.abstractmethod
     async def _max_position(self) -> int: ...
@@ -482,6 +545,27 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def _stored_nodes(self) -> AsyncIterator[list[tuple[int, int, bytes]]]:
         """Every stored tree node (level, index, hash), in batches."""
+
+
+def _stream_append(part: object) -> tuple[str, Sequence[NewEvent[Event]], ExpectedVersion]:
+    if not isinstance(part, StreamAppend):
+        raise InvalidAppendError(f"append_many takes StreamAppend items, not {part!r}")
+    return part.stream, part.events, part.expected
+
+
+def _check_write_limits(appends: tuple[PreparedAppend, ...]) -> None:
+    """An atomic write is held to one append's limits, in all."""
+    events = sum(len(a.events) for a in appends)
+    if events > limits.MAX_BATCH_EVENTS:
+        raise LimitExceededError(f"an atomic append holds at most {limits.MAX_BATCH_EVENTS} "
+                                 f"events in all, this one {events}")
+    size = sum(len(e.payload) + len(e.metadata) for a in appends for e in a.events)
+    if size > limits.MAX_BATCH_BYTES:
+        raise LimitExceededError(f"an atomic append is at most {limits.MAX_BATCH_BYTES} bytes "
+                                 f"encoded in all, this one {size}")
+    ids = [i for a in appends for i in a.ids]
+    if len(set(ids)) < len(ids):
+        raise DuplicateInBatchError("append_many names an event id twice")
 
 
 def _within(value: object, name: str, least: int, most: int) -> int:

@@ -63,3 +63,15 @@ def check_category(category: str) -> str:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", category):
         raise InvalidStreamNameError(f"bad stream category {category!r}")
     return category
+
+
+MAX_CONSUMER_NAME = 200
+
+
+def check_consumer(consumer: str) -> str:
+    """A consumer's name (``Tracking``): printable, 1 to 200 characters."""
+    if (not isinstance(consumer, str) or not 0 < len(consumer) <= MAX_CONSUMER_NAME
+            or not consumer.isprintable()):
+        raise InvalidStreamNameError(f"bad consumer name {consumer!r}: 1 to "
+                                     f"{MAX_CONSUMER_NAME} printable characters")
+    return consumer

@@ -1,17 +1,20 @@
 """Planning a group commit: pure, backend-neutral, no I/O.
 
-The writer hands ``plan_group`` the appends waiting in its queue, what the log holds (its head,
-the versions of the streams concerned, and the stored events that share ids with the group),
-and the time. It decides each caller's outcome on its own, so one caller's version conflict or
-duplicate never fails the others, and it builds the rows of those that go ahead: positions and
-versions gap-free, each row's hash chained to the one before.
+The writer hands ``plan_group`` the writes waiting in its queue (each one caller's appends to
+one or several streams, all or nothing, and maybe a consumer's position), what the log holds
+(its head, the versions of the streams concerned, the stored events that share ids with the
+group, the consumers' recorded positions), and the time. It decides each caller's outcome on
+its own, so one caller's version conflict or duplicate never fails the others, and it builds
+the rows of those that go ahead: positions and versions gap-free, each row's hash chained to
+the one before. A write is checked whole before any of its rows is built, so none of it is
+written unless all of it is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -21,9 +24,10 @@ from ledger.errors import (
     EventIdConflictError,
     PartialDuplicateError,
     StoreError,
+    TrackingConflictError,
     WrongExpectedVersionError,
 )
-from ledger.store.records import AppendResult, ExpectedVersion, StreamState
+from ledger.store.records import AppendResult, ExpectedVersion, StreamState, Tracking
 from ledger.store.registry import RECORD_ENCODER
 
 GENESIS_HASH = bytes(32)
@@ -49,6 +53,23 @@ class PreparedAppend(msgspec.Struct, frozen=True, gc=False):
     events: tuple[PreparedEvent, ...]
     ids: frozenset[bytes]
     """The events' ids as bytes (their hash is computed in C, and cached)."""
+
+
+class PreparedWrite(msgspec.Struct, frozen=True, gc=False):
+    """One caller's write: its appends (one per stream), all or nothing, and the consumer
+    position it records in the same transaction."""
+
+    appends: tuple[PreparedAppend, ...]
+    tracking: Tracking | None = None
+
+    @property
+    def events(self) -> Iterator[PreparedEvent]:
+        for append in self.appends:
+            yield from append.events
+
+
+Outcome = tuple[AppendResult, ...] | StoreError
+"""A write's outcome: one result per append, or the error that wrote none of them."""
 
 
 class KnownEvent(msgspec.Struct, frozen=True, array_like=True):
@@ -94,8 +115,10 @@ class Row(NamedTuple):
 
 class GroupPlan(msgspec.Struct):
     rows: list[Row]
-    outcomes: list[AppendResult | StoreError]
+    outcomes: list[Outcome]
     head: ChainHead
+    tracking: dict[str, int]
+    """Consumers' new positions, to record with the rows."""
 
     @property
     def has_version_conflict(self) -> bool:
@@ -132,57 +155,101 @@ def from_micros(us: int) -> datetime:
 
 
 def plan_group(
-    appends: Sequence[PreparedAppend],
+    writes: Sequence[PreparedWrite],
     head: ChainHead,
     stream_versions: dict[str, int | None],
     known: dict[bytes, KnownEvent],
     now: datetime,
+    tracked: dict[str, int] | None = None,
 ) -> GroupPlan:
-    """Decide every append of the group, in queue order. The inputs are not modified."""
+    """Decide every write of the group, in queue order. ``tracked`` holds the recorded
+    positions of the consumers whose writes carry one. The inputs are not modified."""
     # recorded_at never decreases along the log, even if the wall clock steps back, so that
     # "what was known at K" is a prefix of the log.
     recorded_us = max(micros(now), head.recorded_at_us)
     recorded_at = from_micros(recorded_us)
     position, previous = head.position, head.hash
-    stream_versions, known = dict(stream_versions), dict(known)
-    # Ids planned earlier in the group are tracked only when two appends share one.
-    track = len(appends) > 1 and _ids_repeat(appends)
+    stream_versions, known, tracked = dict(stream_versions), dict(known), dict(tracked or {})
+    # Ids planned earlier in the group are tracked only when two writes share one.
+    track = len(writes) > 1 and _ids_repeat(writes)
     rows: list[Row] = []
-    outcomes: list[AppendResult | StoreError] = []
+    outcomes: list[Outcome] = []
+    tracking: dict[str, int] = {}
     encode, Raw, sha256, add_row = RECORD_ENCODER.encode, msgspec.Raw, hashlib.sha256, rows.append
-    for append in appends:
-        stream = append.stream
-        seen = [known.get(e.id_bytes) for e in append.events] if known else []
-        if any(k is not None for k in seen):
-            outcomes.append(_replay(append, seen))
+    for write in writes:
+        refused = _refusal(write, known, stream_versions, tracked)
+        if refused is not None:
+            outcomes.append(refused)
             continue
-        actual = stream_versions.get(stream)
+        # Every check passed: now nothing can fail, so no part is ever written alone.
+        results = []
+        for append in write.appends:
+            stream = append.stream
+            actual = stream_versions.get(stream)
+            version = -1 if actual is None else actual
+            first_position, first_version = position + 1, version + 1
+            for event in append.events:  # the hot loop of every append: plain locals only
+                position += 1
+                version += 1
+                # The canonical record: a msgpack array in ``StoredEvent`` field order (the id
+                # is the same msgpack bin 16 as the UUID itself).
+                record = encode((position, stream, version, event.id_bytes,
+                                 event.schema_version, Raw(event.payload), Raw(event.metadata),
+                                 recorded_at))
+                previous = sha256(previous + record).digest()
+                add_row(Row(position, stream, version, event.id_bytes, event.wire_name,
+                            recorded_us, record, previous))
+                if track:
+                    known[event.id_bytes] = KnownEvent(position, stream, version,
+                                                       event.payload, event.metadata)
+            stream_versions[stream] = version
+            results.append(AppendResult(stream, tuple(range(first_position, position + 1)),
+                                        tuple(range(first_version, version + 1))))
+        if write.tracking is not None:
+            tracked[write.tracking.consumer] = tracking[write.tracking.consumer] = (
+                write.tracking.position)
+        outcomes.append(tuple(results))
+    return GroupPlan(rows, outcomes, ChainHead(position, previous, recorded_us), tracking)
+
+
+def _refusal(write: PreparedWrite, known: dict[bytes, KnownEvent],
+             stream_versions: dict[str, int | None], tracked: dict[str, int]) -> Outcome | None:
+    """The outcome of a write that is not written: a retry of one stored already, or an
+    error; None when it goes ahead."""
+    if known:
+        seen = [[known.get(e.id_bytes) for e in a.events] for a in write.appends]
+        if any(k is not None for part in seen for k in part):
+            return _replays(write, seen)
+    if write.tracking is not None:
+        recorded = tracked.get(write.tracking.consumer)
+        if recorded is not None and write.tracking.position <= recorded:
+            return TrackingConflictError(write.tracking.consumer, write.tracking.position,
+                                         recorded)
+    for append in write.appends:
+        actual = stream_versions.get(append.stream)
         if not expected_matches(append.expected, actual):
-            outcomes.append(WrongExpectedVersionError(stream, append.expected, actual))
-            continue
-        version = -1 if actual is None else actual
-        first_position, first_version = position + 1, version + 1
-        for event in append.events:  # the hot loop of every append: plain locals only
-            position += 1
-            version += 1
-            # The canonical record: a msgpack array in ``StoredEvent`` field order (the id is
-            # the same msgpack bin 16 as the UUID itself).
-            record = encode((position, stream, version, event.id_bytes, event.schema_version,
-                             Raw(event.payload), Raw(event.metadata), recorded_at))
-            previous = sha256(previous + record).digest()
-            add_row(Row(position, stream, version, event.id_bytes, event.wire_name, recorded_us,
-                        record, previous))
-            if track:
-                known[event.id_bytes] = KnownEvent(position, stream, version, event.payload,
-                                                   event.metadata)
-        stream_versions[stream] = version
-        outcomes.append(AppendResult(stream, tuple(range(first_position, position + 1)),
-                                     tuple(range(first_version, version + 1))))
-    return GroupPlan(rows, outcomes, ChainHead(position, previous, recorded_us))
+            return WrongExpectedVersionError(append.stream, append.expected, actual)
+    return None
 
 
-def _ids_repeat(appends: Sequence[PreparedAppend]) -> bool:
-    return len(frozenset().union(*(a.ids for a in appends))) < sum(len(a.ids) for a in appends)
+def _replays(write: PreparedWrite, seen: list[list[KnownEvent | None]]) -> Outcome:
+    """A write some of whose ids are stored: a retry of it if all are, identically."""
+    results = []
+    for append, found in zip(write.appends, seen, strict=True):
+        if all(k is None for k in found):  # another part is stored, this one is not
+            other = next(a for a, f in zip(write.appends, seen, strict=True)
+                         if any(k is not None for k in f))
+            return PartialDuplicateError(other.stream, tuple(e.event_id for e in other.events))
+        replayed = _replay(append, found)
+        if isinstance(replayed, StoreError):
+            return replayed
+        results.append(replayed)
+    return tuple(results)
+
+
+def _ids_repeat(writes: Sequence[PreparedWrite]) -> bool:
+    ids = [a.ids for w in writes for a in w.appends]
+    return len(frozenset().union(*ids)) < sum(len(i) for i in ids)
 
 
 def _replay(append: PreparedAppend, seen: list[KnownEvent | None]) -> AppendResult | StoreError:

@@ -23,18 +23,18 @@ from typing import Any
 
 import asyncpg
 
-from ledger.errors import SchemaError, StoreError, StoreUnavailableError
+from ledger.errors import SchemaError, StoreUnavailableError
 from ledger.store import limits, tree
 from ledger.store.base import EventStore, LogFilter, driver_errors
 from ledger.store.planner import (
     ChainHead,
     KnownEvent,
-    PreparedAppend,
+    Outcome,
+    PreparedWrite,
     Row,
     known_from_record,
     plan_group,
 )
-from ledger.store.records import AppendResult
 from ledger.transparency.merkle import STORED_LEVEL, Frontier, NodeKey, frontier_keys
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -82,10 +82,17 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO ledger_identity
         VALUES ('cardledger/' || md5(random()::text || clock_timestamp()::text));
     """,
+    # Consumers' positions, committed with what they wrote (EventStore.append's tracking).
+    """
+    CREATE TABLE tracking (consumer TEXT PRIMARY KEY, position BIGINT NOT NULL);
+    """,
 )
 
 _SAVE_FRONTIER = ("INSERT INTO merkle_frontier VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE "
                   "SET size = EXCLUDED.size, stack = EXCLUDED.stack")
+_TRACKED = "SELECT consumer, position FROM tracking WHERE consumer = ANY($1::text[])"
+_SAVE_TRACKING = ("INSERT INTO tracking VALUES ($1, $2) ON CONFLICT (consumer) DO UPDATE SET "
+                  "position = EXCLUDED.position")
 _SAVE_TREE = (f"WITH saved AS ({_SAVE_FRONTIER}) INSERT INTO merkle_nodes "
               "SELECT * FROM unnest($3::smallint[], $4::bigint[], $5::bytea[])")
 """A commit's new tree nodes and its frontier, in one statement (one round trip)."""
@@ -156,9 +163,9 @@ class PostgresEventStore(EventStore):
     # --- writing ------------------------------------------------------------------------
 
     @_driver_errors
-    async def _commit_group(self, appends: list[PreparedAppend],
-                            now: datetime) -> list[AppendResult | StoreError]:
-        streams = sorted({a.stream for a in appends})
+    async def _commit_group(self, writes: list[PreparedWrite], now: datetime) -> list[Outcome]:
+        streams = sorted({a.stream for w in writes for a in w.appends})
+        consumers = sorted({w.tracking.consumer for w in writes if w.tracking is not None})
         async with self._p.acquire() as db:
             # Optimistic first, as in SQLite: ids are looked up only after a version conflict
             # (maybe a retry) or when the unique index refuses a row.
@@ -168,11 +175,13 @@ class PostgresEventStore(EventStore):
                         await db.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
                         head, saved = await _chain_head_and_frontier(db)
                         versions = _versions(await db.fetch(_STREAM_VERSIONS, streams))
-                        known = await _known(db, appends) if look_up_ids else {}
-                        plan = plan_group(appends, head, versions, known, now)
+                        tracked = ({r[0]: r[1] for r in await db.fetch(_TRACKED, consumers)}
+                                   if consumers else {})
+                        known = await _known(db, writes) if look_up_ids else {}
+                        plan = plan_group(writes, head, versions, known, now, tracked)
                         if plan.has_version_conflict and not look_up_ids:
-                            plan = plan_group(appends, head, versions, await _known(db, appends),
-                                              now)
+                            plan = plan_group(writes, head, versions, await _known(db, writes),
+                                              now, tracked)
                         frontier = (self._frontier.at(head) or saved
                                     or await _frontier(db, head.position))
                         if plan.rows:
@@ -182,6 +191,8 @@ class PostgresEventStore(EventStore):
                         await db.execute(_SAVE_TREE, *tree.encoded(frontier),
                                          *map(list, zip(*completed, strict=True)) if completed
                                          else ([], [], []))
+                        if plan.tracking:
+                            await db.executemany(_SAVE_TRACKING, plan.tracking.items())
                         new_types = {row.type for row in plan.rows} - self._stored_types
                         if new_types:
                             await db.executemany(
@@ -234,6 +245,12 @@ class PostgresEventStore(EventStore):
                                    f"AND position <= $2 AND ({where}) ORDER BY position "
                                    f"LIMIT $3", after, upto, limit, *params)
         return [bytes(r[1]) for r in rows], (rows[-1][0] if len(rows) == limit else upto)
+
+    @_driver_errors
+    async def _tracked(self, consumer: str) -> int:
+        found = await self._p.fetchval("SELECT position FROM tracking WHERE consumer = $1",
+                                       consumer)
+        return 0 if found is None else int(found)
 
     @_driver_errors
     async def _origin(self) -> str:
@@ -316,9 +333,8 @@ def _versions(rows: Sequence[asyncpg.Record]) -> dict[str, int | None]:
     return {row[0]: row[1] for row in rows}
 
 
-async def _known(db: Connection,
-                 appends: list[PreparedAppend]) -> dict[bytes, KnownEvent]:
-    ids = [e.id_bytes for a in appends for e in a.events]
+async def _known(db: Connection, writes: list[PreparedWrite]) -> dict[bytes, KnownEvent]:
+    ids = [e.id_bytes for w in writes for e in w.events]
     rows = await db.fetch("SELECT event_id, record FROM events WHERE event_id = ANY($1::bytea[])",
                           ids)
     return {bytes(r[0]): known_from_record(bytes(r[1])) for r in rows}

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, NamedTuple, TypeVar
 
 import msgspec
 
@@ -120,6 +121,22 @@ class StreamState(enum.Enum):
 ExpectedVersion = StreamState | int
 """``StreamState.ANY``, ``NO_STREAM`` or ``EXISTS``, or the exact version of the stream's last
 event."""
+
+
+class StreamAppend(NamedTuple):
+    """One stream's part of an atomic append across streams (``EventStore.append_many``)."""
+
+    stream: str
+    events: Sequence[NewEvent[Event]]
+    expected: ExpectedVersion = StreamState.ANY
+
+
+class Tracking(msgspec.Struct, frozen=True):
+    """A consumer's position in the log, committed in the same transaction as what it wrote
+    after handling the events up to it (pyeventsourcing's tracking record)."""
+
+    consumer: str
+    position: int
 
 
 class AppendResult(msgspec.Struct, frozen=True):

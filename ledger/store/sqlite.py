@@ -26,19 +26,19 @@ import aiosqlite
 import anyio
 import anyio.to_thread
 
-from ledger.errors import SchemaError, StoreError, StoreUrlError
+from ledger.errors import SchemaError, StoreUrlError
 from ledger.store import limits, tree
 from ledger.store.base import EventStore, LogFilter, driver_errors
 from ledger.store.planner import (
     ChainHead,
     GroupPlan,
     KnownEvent,
-    PreparedAppend,
+    Outcome,
+    PreparedWrite,
     Row,
     known_from_record,
     plan_group,
 )
-from ledger.store.records import AppendResult
 from ledger.transparency.merkle import STORED_LEVEL, Frontier, NodeKey, frontier_keys
 
 T = TypeVar("T")
@@ -86,11 +86,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE ledger_identity (origin TEXT NOT NULL);
     INSERT INTO ledger_identity VALUES ('cardledger/' || lower(hex(randomblob(16))));
     """,
+    # Consumers' positions, committed with what they wrote (EventStore.append's tracking).
+    """
+    CREATE TABLE tracking (
+        consumer TEXT    PRIMARY KEY,
+        position INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 _INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_NODES = "INSERT INTO merkle_nodes VALUES (?, ?, ?)"
 _SAVE_FRONTIER = "INSERT OR REPLACE INTO merkle_frontier VALUES (1, ?, ?)"
+_SAVE_TRACKING = "INSERT OR REPLACE INTO tracking VALUES (?, ?)"
 _TYPE_OF = operator.attrgetter("type")  # a row's wire name
 # Verification reads every column as raw bytes: a tampered row may hold any type anywhere
 # (in SQL, record || x'00' is TEXT, and invalid UTF-8 would stop the walk instead of being
@@ -219,12 +227,10 @@ class SqliteEventStore(EventStore):
     # --- writing ------------------------------------------------------------------------
 
     @_driver_errors
-    async def _commit_group(self, appends: list[PreparedAppend],
-                            now: datetime) -> list[AppendResult | StoreError]:
-        return await self._in_writer_thread(self._commit_group_now, appends, now)
+    async def _commit_group(self, writes: list[PreparedWrite], now: datetime) -> list[Outcome]:
+        return await self._in_writer_thread(self._commit_group_now, writes, now)
 
-    def _commit_group_now(self, appends: list[PreparedAppend],
-                          now: datetime) -> list[AppendResult | StoreError]:
+    def _commit_group_now(self, writes: list[PreparedWrite], now: datetime) -> list[Outcome]:
         """One transaction for the whole group (runs in the writer thread)."""
         db = self._writer
         assert db is not None
@@ -234,16 +240,19 @@ class SqliteEventStore(EventStore):
             try:
                 with transaction(db):
                     head = _chain_head(db)
-                    versions = self._versions.read(db, head, {a.stream for a in appends})
-                    known = _known_events(db, appends) if look_up_ids else {}
-                    plan = plan_group(appends, head, versions, known, now)
+                    versions = self._versions.read(
+                        db, head, {a.stream for w in writes for a in w.appends})
+                    tracked = _tracked_positions(db, writes)
+                    known = _known_events(db, writes) if look_up_ids else {}
+                    plan = plan_group(writes, head, versions, known, now, tracked)
                     if plan.has_version_conflict and not look_up_ids:
-                        plan = plan_group(appends, head, versions, _known_events(db, appends),
-                                          now)
+                        plan = plan_group(writes, head, versions, _known_events(db, writes),
+                                          now, tracked)
                     frontier = self._frontier.at(head) or _frontier(db, head.position)
                     db.executemany(_INSERT, plan.rows)
                     db.executemany(_INSERT_NODES, tree.extend(frontier, plan.rows))
                     db.execute(_SAVE_FRONTIER, tree.encoded(frontier))
+                    db.executemany(_SAVE_TRACKING, plan.tracking.items())
                     new_types = set(map(_TYPE_OF, plan.rows)) - self._stored_types
                     if new_types:
                         db.executemany("INSERT OR IGNORE INTO event_types VALUES (?)",
@@ -310,6 +319,11 @@ class SqliteEventStore(EventStore):
             f"SELECT position, record FROM events WHERE position > ? AND position <= ? "
             f"AND ({where}) ORDER BY position LIMIT ?", (after, upto, *params, limit))
         return [r[1] for r in rows], (rows[-1][0] if len(rows) == limit else upto)
+
+    @_driver_errors
+    async def _tracked(self, consumer: str) -> int:
+        rows = await self._query("SELECT position FROM tracking WHERE consumer = ?", (consumer,))
+        return int(rows[0][0]) if rows else 0
 
     @_driver_errors
     async def _origin(self) -> str:
@@ -392,9 +406,20 @@ def _complete_the_tree(db: sqlite3.Connection) -> None:
         db.execute(_SAVE_FRONTIER, tree.encoded(frontier))
 
 
+def _tracked_positions(db: sqlite3.Connection, writes: list[PreparedWrite]) -> dict[str, int]:
+    consumers = {w.tracking.consumer for w in writes if w.tracking is not None}
+    found = {}
+    for consumer in consumers:
+        row = db.execute("SELECT position FROM tracking WHERE consumer = ?", (consumer,)
+                         ).fetchone()
+        if row is not None:
+            found[consumer] = row[0]
+    return found
+
+
 def _known_events(db: sqlite3.Connection,
-                  appends: list[PreparedAppend]) -> dict[bytes, KnownEvent]:
-    ids = [e.id_bytes for a in appends for e in a.events]
+                  writes: list[PreparedWrite]) -> dict[bytes, KnownEvent]:
+    ids = [e.id_bytes for w in writes for e in w.events]
     known: dict[bytes, KnownEvent] = {}
     for i in range(0, len(ids), _ID_CHUNK):
         chunk = ids[i : i + _ID_CHUNK]
@@ -432,8 +457,9 @@ class _StreamVersionCache:
         if len(self._versions) > self.LIMIT:
             self._versions.clear()
         for outcome in plan.outcomes:
-            if isinstance(outcome, AppendResult) and not outcome.duplicate:
-                self._versions[outcome.stream] = outcome.versions[-1]
+            for result in outcome if isinstance(outcome, tuple) else ():
+                if not result.duplicate:
+                    self._versions[result.stream] = result.versions[-1]
         self._head = plan.head
 
     def clear(self) -> None:

@@ -15,7 +15,13 @@ import pytest
 from ledger import NewEvent, open_store
 from ledger.errors import WrongExpectedVersionError
 from ledger.events import FundsDeposited
-from ledger.repository import MAX_ATTEMPTS, UNSEEN, decide_and_append, load
+from ledger.repository import (
+    MAX_ATTEMPTS,
+    UNSEEN,
+    decide_and_append,
+    decide_and_append_many,
+    load,
+)
 
 pytestmark = pytest.mark.anyio
 STREAM = "account-a1"
@@ -78,3 +84,33 @@ async def test_a_stream_that_never_stops_moving_ends_in_a_conflict(tmp_path: Pat
             await decide_and_append(store, STREAM, decide)
         assert calls == MAX_ATTEMPTS
         assert await store.head() == MAX_ATTEMPTS  # only the other writer's events
+
+
+async def test_a_decision_over_two_streams_is_appended_whole_or_made_again(
+        tmp_path: Path) -> None:
+    """A transfer-like decision writes two accounts' streams at once; when the second moved
+    between the read and the append, nothing of the first was written, and the decision is
+    made again on both new states."""
+    other = "account-a2"
+    async with open_store(tmp_path / "ledger.db") as store:
+        await store.append(STREAM, [deposit(1)])
+        await store.append(other, [deposit(2)])
+        attempts: list[dict[str, Any]] = []
+
+        async def decide(states: dict[str, Any]) -> dict[str, list[NewEvent[Any]]]:
+            attempts.append(states)
+            if len(attempts) == 1:
+                await store.append(other, [deposit(3)])  # another writer moves the second
+            return {STREAM: [deposit(10 + len(attempts))], other: [deposit(20 + len(attempts))]}
+
+        decided = await decide_and_append_many(store, [STREAM, other], decide)
+        assert len(attempts) == 2
+        assert [r.stream for r in decided.results] == [STREAM, other]
+        assert await _amounts(store, STREAM) == [1, 12]  # the first attempt wrote nothing
+        assert await _amounts(store, other) == [2, 3, 22]
+        nothing = await decide_and_append_many(store, [STREAM], lambda states: {})
+        assert nothing.results == [] and nothing.loaded[STREAM].version == 1
+
+
+async def _amounts(store: Any, stream: str) -> list[Decimal]:
+    return [e.payload.amount for e in await store.read_stream(stream)]

@@ -51,7 +51,7 @@ def test_a_log_written_before_the_tree_gets_it_when_opened(tmp_path: Path) -> No
     path = tmp_path / "ledger.db"
     anyio.run(_fill, path, 700)
     _sql(path, "DROP TABLE merkle_nodes", "DROP TABLE merkle_frontier",
-         "DROP TABLE ledger_identity", "PRAGMA user_version = 1")
+         "DROP TABLE ledger_identity", "DROP TABLE tracking", "PRAGMA user_version = 1")
     ok, _, root = anyio.run(_verify, path)
     records = [r[0] for r in sqlite3.connect(path).execute(
         "SELECT record FROM events ORDER BY position")]

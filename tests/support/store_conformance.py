@@ -26,10 +26,13 @@ from ledger import (
     Upcaster,
 )
 from ledger.errors import (
+    ConflictError,
     DuplicateInBatchError,
+    DuplicateStreamError,
     EmptyBatchError,
     EventIdConflictError,
     InvalidAppendError,
+    InvalidInputError,
     InvalidPayloadError,
     InvalidPositionError,
     InvalidStreamNameError,
@@ -37,10 +40,11 @@ from ledger.errors import (
     PartialDuplicateError,
     SchemaError,
     StoreClosedError,
+    TrackingConflictError,
     UnknownEventTypeError,
     WrongExpectedVersionError,
 )
-from ledger.store import Event, limits
+from ledger.store import Event, StreamAppend, Tracking, consume, limits
 from tests.support import rfc9162
 from tests.support.sample_events import Deposited, Fee, Noted, note
 
@@ -53,6 +57,11 @@ def new(text: str = "x", **fields: Any) -> NewEvent[Event]:
 
 async def everything(store: EventStore) -> list[StoredEvent[Any]]:
     return [e async for e in store.read_all()]
+
+
+async def _event_at(store: EventStore, position: int) -> StoredEvent[Any]:
+    (found,) = [e for e in await everything(store) if e.position == position]
+    return found
 
 
 def text_of(event: StoredEvent[Event]) -> str:
@@ -463,6 +472,157 @@ class StoreConformance:
             origin = await store.origin()
         async with store_factory() as store:
             assert await store.origin() == origin and origin.startswith("cardledger/")
+
+    # --- atomic appends across streams -------------------------------------------------
+
+    async def test_append_many_writes_every_stream_or_none(
+        self, store_factory: StoreFactory
+    ) -> None:
+        async with store_factory() as store:
+            first = await store.append_many([StreamAppend("note-a", [new("1"), new("2")]),
+                                             StreamAppend("note-b", [new("3")],
+                                                          StreamState.NO_STREAM)])
+            assert [(r.stream, r.positions, r.versions) for r in first] == [
+                ("note-a", (1, 2), (0, 1)), ("note-b", (3,), (0,))]
+            head = await store.head()
+            moved = [StreamAppend("note-c", [new("4")], StreamState.NO_STREAM),
+                     StreamAppend("note-b", [new("5")], 7)]
+            with pytest.raises(WrongExpectedVersionError) as refused:
+                await store.append_many(moved)
+            assert refused.value.stream == "note-b" and refused.value.actual == 0
+            assert await store.head() == head and await store.stream_version("note-c") is None
+            retried = await store.append_many([StreamAppend("note-a", [new("x")])])
+            again = await store.append_many([StreamAppend(
+                "note-a", [NewEvent(payload=e.payload, event_id=e.event_id)
+                           for e in [await _event_at(store, retried[0].positions[0])]])])
+            assert again[0].duplicate and again[0].positions == retried[0].positions
+            assert (await store.verify()).ok
+
+    async def test_append_many_refuses_bad_input_and_writes_nothing(
+        self, store_factory: StoreFactory
+    ) -> None:
+        async with store_factory() as store:
+            over = limits.MAX_BATCH_EVENTS // 2 + 1
+            shared = new("same")
+            for bad, error in [
+                ([StreamAppend("note-a", [new()]), StreamAppend("note-a", [new()])],
+                 DuplicateStreamError),
+                ([], EmptyBatchError),
+                ([StreamAppend("note-a", [])], EmptyBatchError),
+                ([StreamAppend("note-a", [new() for _ in range(over)]),
+                  StreamAppend("note-b", [new() for _ in range(over)])], LimitExceededError),
+                ([StreamAppend("note-a", [shared]), StreamAppend("note-b", [shared])],
+                 DuplicateInBatchError),
+                ([("note-a", [new()])], InvalidAppendError),
+            ]:
+                with pytest.raises(error):
+                    await store.append_many(bad)  # type: ignore[arg-type]
+                assert issubclass(error, InvalidInputError)
+            assert await store.head() == 0
+
+    async def test_an_atomic_append_that_fails_fails_only_its_caller(
+        self, store_factory: StoreFactory
+    ) -> None:
+        """In one group commit: a multi-stream append whose second stream moved writes
+        nothing of its first, and the appends beside it go ahead."""
+        async with store_factory() as store:
+            await store.append("note-b", [new()])
+            outcomes: dict[str, object] = {}
+
+            async def call(name: str, coroutine: Any) -> None:
+                try:
+                    outcomes[name] = await coroutine
+                except WrongExpectedVersionError as exc:
+                    outcomes[name] = exc
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(call, "alone", store.append("note-x", [new()]))
+                group.start_soon(call, "atomic", store.append_many([
+                    StreamAppend("note-a", [new()], StreamState.NO_STREAM),
+                    StreamAppend("note-b", [new()], StreamState.NO_STREAM)]))
+                group.start_soon(call, "after", store.append("note-y", [new()]))
+            assert isinstance(outcomes["atomic"], WrongExpectedVersionError)
+            assert await store.stream_version("note-a") is None
+            assert {e.stream for e in await everything(store)} == {"note-b", "note-x",
+                                                                   "note-y"}
+
+    # --- consumers' positions (tracking) ---------------------------------------------
+
+    async def test_a_consumer_position_is_committed_with_its_writes_once(
+        self, store_factory: StoreFactory
+    ) -> None:
+        async with store_factory() as store:
+            await store.append("note-in", [new("1"), new("2")])
+            assert await store.tracked_position("doubler") == 0
+            await store.append("note-out", [new("1.1")], tracking=Tracking("doubler", 1))
+            assert await store.tracked_position("doubler") == 1
+            head = await store.head()
+            with pytest.raises(TrackingConflictError) as twice:
+                await store.append_many([StreamAppend("note-out", [new("1.1 again")])],
+                                        tracking=Tracking("doubler", 1))
+            assert isinstance(twice.value, ConflictError) and twice.value.recorded == 1
+            assert await store.head() == head  # nothing of the repeated work was written
+            await store.track(Tracking("doubler", 2))  # handled, nothing to write
+            with pytest.raises(TrackingConflictError):
+                await store.track(Tracking("doubler", 2))
+            with pytest.raises(InvalidPositionError, match="past the end"):
+                await store.track(Tracking("doubler", head + 5))
+            with pytest.raises(InvalidInputError):
+                await store.track(Tracking("", 1))
+        async with store_factory() as store:
+            assert await store.tracked_position("doubler") == 2
+            assert await store.tracked_position("another") == 0
+
+    async def test_a_consumer_that_crashes_before_committing_repeats_nothing(
+        self, store_factory: StoreFactory
+    ) -> None:
+        """A consumer that handled an event and died before its commit wrote nothing; the
+        next start resumes from its tracked position and writes each output once."""
+        async with store_factory() as store:
+            await store.append("note-in", [new(str(i)) for i in range(5)])
+
+            async def run(crash_at: int | None) -> None:
+                after = await store.tracked_position("copier")
+                async for batch in store.read_batches(after, categories=["note"]):
+                    for event in batch:
+                        if event.stream != "note-in":
+                            continue
+                        output = [new(f"copy of {text_of(event)}")]
+                        if event.position == crash_at:
+                            raise RuntimeError("crashed between handling and commit")
+                        await store.append("note-out", output,
+                                           tracking=Tracking("copier", event.position))
+
+            with pytest.raises(RuntimeError):
+                await run(crash_at=3)
+            assert await store.tracked_position("copier") == 2
+            await run(crash_at=None)
+            copies = [text_of(e) for e in await store.read_stream("note-out")]
+            assert copies == [f"copy of {i}" for i in range(5)]
+
+    async def test_consume_handles_each_event_once_across_a_crash(
+        self, store_factory: StoreFactory
+    ) -> None:
+        async with store_factory() as store:
+            await store.append("note-in", [new(str(i)) for i in range(6)])
+            crash = {"at": 4}
+
+            def copy(event: StoredEvent[Event]) -> list[StreamAppend]:
+                if event.position == crash["at"]:
+                    raise RuntimeError("the process died here")
+                if event.stream != "note-in" or int(text_of(event)) % 2:  # nothing to write
+                    return []
+                return [StreamAppend(f"note-copy{text_of(event)}", [new(text_of(event))])]
+
+            with pytest.raises(RuntimeError):
+                await consume(store, "copier", copy, categories=["note"], follow=False)
+            assert await store.tracked_position("copier") == 3
+            crash["at"], head = -1, await store.head()
+            assert await consume(store, "copier", copy, categories=["note"],
+                                 follow=False) == head
+            copies = sorted(e.stream for e in await everything(store)
+                            if e.stream.startswith("note-copy"))
+            assert copies == ["note-copy0", "note-copy2", "note-copy4"]
 
     async def test_a_closed_store_says_so(self, store_factory: StoreFactory) -> None:
         async with store_factory() as store:
