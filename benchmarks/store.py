@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import statistics
 import tempfile
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -125,6 +126,37 @@ def _baseline_one_per_transaction(rows: list[tuple[object, ...]], path: Path) ->
     return len(rows) / watch.seconds
 
 
+async def _append_single(path: Path, count: int) -> list[float]:
+    """Seconds each of ``count`` awaited one-event appends took, one after the other."""
+    events = [hold(n) for n in range(count)]
+    times = []
+    async with open_store(path, registry=REGISTRY) as store:
+        for n, event in enumerate(events):
+            started = time.perf_counter()
+            await store.append(f"card-{n % 50}", [event])
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def _baseline_single(rows: list[tuple[object, ...]], path: Path) -> list[float]:
+    """The same rows, each inserted and committed alone by raw sqlite3, same pragmas."""
+    db = _raw_database(path)
+    times = []
+    for row in rows:
+        started = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+        db.execute("COMMIT")
+        times.append(time.perf_counter() - started)
+    db.close()
+    return times
+
+
+def _percentile(times: list[float], fraction: float) -> float:
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1e6
+
+
 async def _read_all(path: Path) -> tuple[float, int]:
     async with open_store(path, registry=REGISTRY) as store:
         count = 0
@@ -151,6 +183,7 @@ def _baseline_read(path: Path) -> float:
 def store_figures(quick: bool) -> list[Figure]:
     batched_total = 20_000 if quick else 200_000
     tasks, per_task = (256, 20) if quick else (256, 200)
+    single_count = 200 if quick else 2_000
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
         # Rounds alternate, so that a slow spell of a shared machine does not fall on one side.
@@ -167,6 +200,12 @@ def store_figures(quick: bool) -> list[Figure]:
         single_rows = _rows(work / "concurrent.db")[: 2_000 if quick else 10_000]
         concurrent_base = _baseline_one_per_transaction(single_rows, work / "single-raw.db")
 
+        singles, single_bases = [], []
+        for run in range(_ROUNDS):  # alternating, as the batched rounds
+            singles += anyio.run(_append_single, work / f"single{run}.db", single_count)
+            single_bases += _baseline_single(_rows(work / f"single{run}.db"),
+                                             work / f"single-raw{run}.db")
+
         reads, count = anyio.run(_read_all, work / "batched0.db")
         reads_base = _baseline_read(work / "batched0.db")
     return [
@@ -179,6 +218,12 @@ def store_figures(quick: bool) -> list[Figure]:
         Figure("store.append_concurrent", concurrent, "events/s",
                "sqlite3, same rows, one transaction per row", concurrent_base,
                f"{tasks} tasks x {per_task} single-event appends, synchronous=FULL"),
+        Figure("store.append_single_p50_us", _percentile(singles, 0.5), "us",
+               "sqlite3, the same insert and commit, same pragmas", _percentile(single_bases, 0.5),
+               f"{_ROUNDS} x {single_count:,} awaited one-event appends, one after the other"),
+        Figure("store.append_single_p99_us", _percentile(singles, 0.99), "us",
+               "sqlite3, the same insert and commit, same pragmas",
+               _percentile(single_bases, 0.99), "the same appends"),
         Figure("store.read_all", reads, "events/s",
                "sqlite3 SELECT + msgspec decode, same rows", reads_base, f"{count:,} events"),
     ]
