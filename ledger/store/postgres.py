@@ -96,6 +96,14 @@ _SAVE_TRACKING = ("INSERT INTO tracking VALUES ($1, $2) ON CONFLICT (consumer) D
 _SAVE_TREE = (f"WITH saved AS ({_SAVE_FRONTIER}) INSERT INTO merkle_nodes "
               "SELECT * FROM unnest($3::smallint[], $4::bigint[], $5::bytea[])")
 """A commit's new tree nodes and its frontier, in one statement (one round trip)."""
+_SAVE_ALL = (
+    "WITH saved AS (INSERT INTO merkle_frontier VALUES (1, $9, $10) ON CONFLICT (id) DO UPDATE "
+    "SET size = EXCLUDED.size, stack = EXCLUDED.stack), "
+    "nodes AS (INSERT INTO merkle_nodes SELECT * FROM unnest($11::smallint[], $12::bigint[], "
+    "$13::bytea[])) "
+    "INSERT INTO events SELECT * FROM unnest($1::bigint[], $2::text[], $3::integer[], "
+    "$4::bytea[], $5::text[], $6::bigint[], $7::bytea[], $8::bytea[])")
+"""A group's rows, nodes and frontier in one statement."""
 _HEAD_AND_FRONTIER = (
     "SELECT e.position, e.hash, e.recorded_at, f.size, f.stack FROM (SELECT 1) AS one "
     "LEFT JOIN LATERAL (SELECT position, hash, recorded_at FROM events ORDER BY position "
@@ -184,13 +192,7 @@ class PostgresEventStore(EventStore):
                                               now, tracked)
                         frontier = (self._frontier.at(head) or saved
                                     or await _frontier(db, head.position))
-                        if plan.rows:
-                            await db.copy_records_to_table("events", records=plan.rows,
-                                                           columns=_COLUMNS)
-                        completed = tree.extend(frontier, plan.rows)
-                        await db.execute(_SAVE_TREE, *tree.encoded(frontier),
-                                         *map(list, zip(*completed, strict=True)) if completed
-                                         else ([], [], []))
+                        await _insert(db, plan.rows, frontier, tree.extend(frontier, plan.rows))
                         if plan.tracking:
                             await db.executemany(_SAVE_TRACKING, plan.tracking.items())
                         new_types = {row.type for row in plan.rows} - self._stored_types
@@ -286,6 +288,23 @@ class PostgresEventStore(EventStore):
             yield [Row(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], bytes(r[6]), bytes(r[7]))
                    for r in rows]
             after = rows[-1][0]
+
+
+_COPY_FROM = 500
+"""Groups of more rows go in by COPY (then the tree in a statement of its own): one
+statement is one round trip inside the write lock that every writer queues on."""
+
+
+async def _insert(db: Connection, rows: list[Row], frontier: Frontier,
+                  completed: list[tuple[int, int, bytes]]) -> None:
+    """A group's rows, the tree nodes they complete and the tree's new frontier."""
+    nodes = [list(c) for c in zip(*completed, strict=True)] if completed else [[], [], []]
+    if len(rows) > _COPY_FROM:
+        await db.copy_records_to_table("events", records=rows, columns=_COLUMNS)
+        await db.execute(_SAVE_TREE, *tree.encoded(frontier), *nodes)
+        return
+    columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[]] * len(_COLUMNS)
+    await db.execute(_SAVE_ALL, *columns, *tree.encoded(frontier), *nodes)
 
 
 async def _chain_head_and_frontier(db: Connection) -> tuple[ChainHead, Frontier | None]:
