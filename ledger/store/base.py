@@ -232,10 +232,7 @@ class EventStore(abc.ABC):
         if not isinstance(tracking, Tracking):
             raise InvalidAppendError(f"tracking must be a Tracking, not {tracking!r}")
         check_consumer(tracking.consumer)
-        check_position(tracking.position, "tracking position", least=1)
-        if tracking.position > await self.head():
-            raise InvalidPositionError(f"tracking position {tracking.position} is past the end "
-                                       "of the log: a consumer records what it has read")
+        _within(tracking.position, "tracking position", 1, await self.head())
         return tracking
 
     async def _write(self, write: PreparedWrite) -> tuple[AppendResult, ...]:
@@ -569,8 +566,9 @@ def _check_write_limits(appends: tuple[PreparedAppend, ...]) -> None:
 
 
 def _within(value: object, name: str, least: int, most: int) -> int:
-    if type(value) is not int or value < least:
-        raise InvalidPositionError(f"{name} must be a whole number from {least}, not {value!r}")
-    if value > most:
-        raise InvalidPositionError(f"{name} {value} is past the end of the log ({most} events)")
-    return value
+    """``check_position``, and no further than ``most`` (the log's head)."""
+    position = check_position(value, name, least=least)
+    if position > most:
+        raise InvalidPositionError(f"{name} {position} is past the end of the log ({most} "
+                                   "events)")
+    return position
