@@ -492,16 +492,17 @@ class ProjectionRunner:
             times |= _moments_of(stored.payload)
         return book, times
 
-    async def account_events(self, account_id: str, known_at: datetime | None = None,
-                             ) -> list[StoredEvent[Event]]:
-        """The account's events recorded by ``known_at`` (default: all), in log order: those
-        the projection indexes, then those the log gained since its checkpoint."""
+    async def account_events(self, account_id: str, known_at: datetime | None = None, *,
+                             after: int = 0) -> list[StoredEvent[Event]]:
+        """The account's events after position ``after`` recorded by ``known_at`` (default:
+        all), in log order: those the projection indexes, then those the log gained since
+        its checkpoint."""
         position = self.position
         records = await self.backend.account_records(
-            account_id, position, _NEVER if known_at is None else micros(known_at))
+            account_id, after, position, _NEVER if known_at is None else micros(known_at))
         found = [stored for stored in self.store.registry.decode_records(records)
                  if isinstance(stored.payload, DomainEvent)]
-        async for batch in self.store.read_batches(position):
+        async for batch in self.store.read_batches(max(position, after)):
             found += [stored for stored in batch if isinstance(stored.payload, DomainEvent)
                       and account_of(stored.payload) == account_id
                       and (known_at is None or stored.recorded_at <= known_at)]

@@ -11,6 +11,7 @@ the expiry it had last reached comes (a heap). A property checks every moment ag
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Iterator
 from datetime import datetime
@@ -51,7 +52,6 @@ class Running:
         self._holds_of_card: dict[str, set[str]] = {}
         for hold_id, facts in book.holds.items():
             self._holds_of_card.setdefault(facts.card_id, set()).add(hold_id)
-        self._holds_of_link: dict[str, str] = {h: h for h in book.holds}
         self.parts: dict[str, TransactionPart] = {}
         self.cards: dict[str, CardView] = {}
         self.links = Links()
@@ -61,17 +61,58 @@ class Running:
         self.credits: dict[str, Decimal] = {}
         self.held: dict[str, Decimal] = {}
         self._expiring: list[tuple[datetime, str]] = []
+        self._pending = sorted(self._at)
+        """Every moment of a report or movement, in order; those from ``_next`` on are
+        still to walk."""
+        self._next = 0
+        self.walked: datetime | None = None
+        """The last moment of a report or movement walked."""
 
     def walk(self, until: datetime | None = None) -> Iterator[tuple[datetime, list[Balance]]]:
         """Each moment at which something may change, up to ``until``, with the balances
         as of it (every currency the account has touched so far)."""
-        for moment in sorted(self._at):
+        yield from self.advance(until)
+        yield from self._expiries(until, through=True)
+
+    def advance(self, until: datetime | None = None,
+                ) -> Iterator[tuple[datetime, list[Balance]]]:
+        """``walk`` as far as the last report or movement not yet walked (up to ``until``),
+        without the expiries after it: a report that comes later may still change those."""
+        while self._next < len(self._pending):
+            moment = self._pending[self._next]
             if until is not None and moment > until:
-                break
+                return
+            self._next += 1
             yield from self._expiries(moment, through=False)
             self._step(moment, self._at[moment])
+            self.walked = moment
             yield moment, self.balances()
-        yield from self._expiries(until, through=True)
+
+    def add(self, kind: str, entity_id: str, moment: datetime) -> None:
+        """Walk ``entity_id`` (a ``hold``, ``transaction``, ``card`` or ``movement`` index,
+        already in the book) again at ``moment``, which must come after every moment walked:
+        how a walk takes in a report that arrived after it began. Looking at an entity
+        again when nothing changed is harmless: each step re-derives what it touches."""
+        assert self.walked is None or moment > self.walked, (moment, self.walked)
+        if moment not in self._at:
+            bisect.insort(self._pending, moment, lo=self._next)
+        self._at.setdefault(moment, []).append((kind, entity_id))
+        if kind == "hold":
+            self._holds_of_card.setdefault(self.book.holds[entity_id].card_id,
+                                           set()).add(entity_id)
+
+    def tail(self) -> list[tuple[datetime, list[Balance]]]:
+        """The expiries still to come after the last moment walked, as ``walk`` would give
+        them, leaving the walk where it is (``advance`` can go on from there)."""
+        if not self._expiring:
+            return []
+        kept = self.remaining, self.held, self._expiring
+        self.remaining, self.held = dict(self.remaining), dict(self.held)
+        self._expiring = list(self._expiring)
+        try:
+            return list(self._expiries(None, through=True))
+        finally:
+            self.remaining, self.held, self._expiring = kept
 
     def _expiries(self, moment: datetime | None,
                   through: bool) -> Iterator[tuple[datetime, list[Balance]]]:

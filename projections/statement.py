@@ -10,7 +10,7 @@ it printed before, and the statement as known at a past moment is the one printe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -77,10 +77,10 @@ class StatementLine(msgspec.Struct, JSONReady, frozen=True, kw_only=True, rename
 
 def figures(book: AccountBook, moment: datetime, currency: str,
             policy: HoldPolicy) -> Figures:
-    return _in(view(book, moment, policy).balances, currency)
+    return figures_in(view(book, moment, policy).balances, currency)
 
 
-def _in(balances: Sequence[Balance], currency: str) -> Figures:
+def figures_in(balances: Sequence[Balance], currency: str) -> Figures:
     for balance in balances:
         if balance.currency == currency:
             return Figures(balance.posted, balance.held, balance.available)
@@ -125,7 +125,9 @@ def _references(events: Iterable[DomainEvent]) -> dict[str, str]:
     return found
 
 
-def _moments(event: DomainEvent) -> set[datetime]:
+def moments_of(event: DomainEvent) -> set[datetime]:
+    """The business times a line can be about an event: its own and, for a report, the
+    time it was reported at (which the state rule orders by)."""
     return {event.at, event.reported_at} if isinstance(event, Observed) else {event.at}
 
 
@@ -134,8 +136,10 @@ _MONEY = (FundsDeposited, FundsWithdrawn, HoldObserved, HoldExpired, Transaction
 same moment do not: they are not what a line is about)."""
 
 
-def _line(moment: datetime, stored: Sequence[StoredEvent[Event]], before: Figures,
-          after: Figures, **extra: object) -> StatementLine:
+def line_at(moment: datetime, stored: Sequence[StoredEvent[Event]], before: Figures,
+            after: Figures, **extra: object) -> StatementLine:
+    """The line of a change at ``moment`` from ``before`` to ``after``, made by ``stored``
+    (the events at that moment)."""
     events = [s.payload for s in stored if isinstance(s.payload, _MONEY)]
     return StatementLine(at=moment, recorded_at=max((s.recorded_at for s in stored),
                                                     default=None),
@@ -154,34 +158,50 @@ def statement(account_id: str, events: Sequence[StoredEvent[Event]], currency: s
               policy: HoldPolicy = DEFAULT_POLICY) -> Printed:
     """The statement of ``events`` (the account's, in log order, recorded by ``known_at``)
     for the period after ``start`` up to ``end``, in ``currency``."""
+    printed = stream(account_id, events, currency, start, end, known_at, policy)
+    opening = next(printed)
+    assert isinstance(opening, Figures)
+    lines = [line for line in printed if isinstance(line, StatementLine)]
+    return Printed(opening, lines, lines[-1].balance if lines else opening)
+
+
+def stream(account_id: str, events: Sequence[StoredEvent[Event]], currency: str,
+           start: datetime, end: datetime, known_at: datetime,
+           policy: HoldPolicy = DEFAULT_POLICY) -> Iterator[Figures | StatementLine]:
+    """``statement`` as it is made: the opening figures, then each line (the closing
+    figures are the last line's, or the opening's), holding no line once given."""
     closed = min(end, known_at)
-    regular = [s for s in events if s.recorded_at <= closed]
-    late = [s for s in events if s.recorded_at > closed]
     book = AccountBook(account_id)
-    for stored in regular:
-        assert isinstance(stored.payload, DomainEvent)
-        apply_or_skip(book, stored.payload)
     at_moment: dict[datetime, list[StoredEvent[Event]]] = {}
-    for stored in regular:
-        assert isinstance(stored.payload, DomainEvent)
-        for moment in _moments(stored.payload):
-            if start < moment <= end:
-                at_moment.setdefault(moment, []).append(stored)
+    for stored in events:
+        if stored.recorded_at <= closed:
+            assert isinstance(stored.payload, DomainEvent)
+            apply_or_skip(book, stored.payload)
+            for moment in moments_of(stored.payload):
+                if start < moment <= end:
+                    at_moment.setdefault(moment, []).append(stored)
     opening = previous = ZERO
-    lines = []
+    started = False
     for moment, balances in Running(book, policy).walk(until=end):
-        now = _in(balances, currency)
+        now = figures_in(balances, currency)
         if moment <= start:
             opening = previous = now
-        elif now != previous:
-            lines.append(_line(moment, at_moment.get(moment, []), previous, now))
+            continue
+        if not started:
+            started = True
+            yield opening
+        if now != previous:
+            yield line_at(moment, at_moment.get(moment, []), previous, now)
             previous = now
-    for stored in late:  # learnt after the period closed: each a correction of its close
+    if not started:
+        yield opening
+    for stored in events:  # learnt after the period closed: each a correction of its close
+        if stored.recorded_at <= closed:
+            continue
         assert isinstance(stored.payload, DomainEvent)
         apply_or_skip(book, stored.payload)
         now = figures(book, end, currency, policy)
         if now != previous:
-            lines.append(_line(stored.payload.at, [stored], previous, now, correction=True,
-                               known_at=stored.recorded_at))
+            yield line_at(stored.payload.at, [stored], previous, now, correction=True,
+                          known_at=stored.recorded_at)
             previous = now
-    return Printed(opening, lines, previous)

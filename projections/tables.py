@@ -150,11 +150,12 @@ def model_sql(dialect: Dialect) -> str:
 
 
 def account_records_sql(dialect: Dialect) -> str:
-    """One account's event records up to a position, recorded by a time, in log order."""
-    account, upto, recorded_by = marks(dialect, 3)
+    """One account's event records after a position and up to another, recorded by a
+    time, in log order."""
+    account, after, upto, recorded_by = marks(dialect, 4)
     events = "log.events" if dialect == "sqlite" else "events"  # SQLite: the attached log
     return (f"SELECT e.record FROM account_events a JOIN {events} e ON e.position = a.position "
-            f"WHERE a.account_id = {account} AND a.position <= {upto} "
+            f"WHERE a.account_id = {account} AND a.position > {after} AND a.position <= {upto} "
             f"AND e.recorded_at <= {recorded_by} ORDER BY a.position")
 
 

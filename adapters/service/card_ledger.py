@@ -65,6 +65,7 @@ from projections import ProjectionRunner
 from projections.backends.lead import Lead
 from projections.book import account_of
 from projections.postings import Entry
+from projections.statement_index import StatementIndex
 from projections.views import (
     AccountView,
     AnomalyView,
@@ -112,6 +113,8 @@ class CardLedger:
         self._lag_seconds = 0.0  # set by the watcher of run_background
         self._outbox_oldest = 0.0
         self._requests = Outbox(store, None, clock=clock)  # the watcher's view of what is pending
+        self._lines = StatementIndex(runner.policy)  # statements' lines, kept between pages
+        self._indexing = anyio.Lock()
 
     @classmethod
     @asynccontextmanager
@@ -354,9 +357,15 @@ class CardLedger:
                          end: datetime, known_at: datetime | None) -> Statement:
         known = check_moment(self.clock() if known_at is None else known_at, "known_at")
         await self.wait_until_visible()
-        events = await self.runner.account_events(account_id, known)
-        printed = projections.statement.statement(account_id, events, currency, start, end,
-                                                  known, self.runner.policy)
+        async with self._indexing:  # one taker at a time: an event is taken in once
+            kept = self._lines.account(account_id)
+            kept.take(await self.runner.account_events(account_id, after=kept.position))
+            printed = kept.print_from(currency, start, end, known)
+            self._lines.trim()
+        if printed is None:  # a correction to show: made from the log, as defined
+            events = await self.runner.account_events(account_id, known)
+            printed = projections.statement.statement(account_id, events, currency, start,
+                                                      end, known, self.runner.policy)
         return statements.Statement(
             account_id=account_id, currency=currency, start=start, end=end, known_at=known,
             opening=printed.opening, lines=printed.lines, closing=printed.closing,

@@ -81,9 +81,9 @@ class ProjectionBackend(ABC):
         """Empty the tables and reset the checkpoint, in one transaction."""
 
     @abstractmethod
-    async def account_records(self, account_id: str, upto: int,
+    async def account_records(self, account_id: str, after: int, upto: int,
                               recorded_by: int) -> list[bytes]:
-        """The account's event records up to position ``upto`` and recorded by
+        """The account's event records after position ``after``, up to ``upto``, recorded by
         ``recorded_by`` (microseconds since the epoch), in log order."""
 
     @abstractmethod

@@ -132,11 +132,11 @@ class PostgresProjections(ProjectionBackend):
             await db.execute(f"TRUNCATE {', '.join(tables.ALL_TABLES)}")
             await db.execute("DELETE FROM projection_checkpoints WHERE name = $1", self.name)
 
-    async def account_records(self, account_id: str, upto: int,
+    async def account_records(self, account_id: str, after: int, upto: int,
                               recorded_by: int) -> list[bytes]:
         async with self._session() as db:
-            rows = await db.fetch(tables.account_records_sql("postgres"), account_id, upto,
-                                  recorded_by)
+            rows = await db.fetch(tables.account_records_sql("postgres"), account_id, after,
+                                  upto, recorded_by)
         return [bytes(r[0]) for r in rows]
 
     async def settled_facts(self, groups: list[str]) -> list[tuple[str, str, str, bytes]]:

@@ -223,13 +223,14 @@ class SqliteProjections(ProjectionBackend):
             self.db.execute("DELETE FROM projection_checkpoints WHERE name = ?", (self.name,))
             self.db.execute("DELETE FROM projection_log WHERE name = ?", (self.name,))
 
-    async def account_records(self, account_id: str, upto: int,
+    async def account_records(self, account_id: str, after: int, upto: int,
                               recorded_by: int) -> list[bytes]:
-        return await self._run(self._account_records, account_id, upto, recorded_by)
+        return await self._run(self._account_records, account_id, after, upto, recorded_by)
 
-    def _account_records(self, account_id: str, upto: int, recorded_by: int) -> list[bytes]:
+    def _account_records(self, account_id: str, after: int, upto: int,
+                         recorded_by: int) -> list[bytes]:
         return [row[0] for row in self._log_joined().execute(
-            tables.account_records_sql("sqlite"), (account_id, upto, recorded_by))]
+            tables.account_records_sql("sqlite"), (account_id, after, upto, recorded_by))]
 
     async def settled_facts(self, groups: list[str]) -> list[tuple[str, str, str, bytes]]:
         return await self._run(self._chunked, tables.settled_facts_sql, groups)
