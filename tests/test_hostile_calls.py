@@ -107,6 +107,7 @@ RAISES: dict[str, tuple[type[LedgerError], ...]] = {
     "journal": (InvalidInputError, NotFoundError),
     "statement": (InvalidInputError, NotFoundError),
     "whole_statement": (InvalidInputError, NotFoundError),
+    "stream_statement": (InvalidInputError, NotFoundError),
     "checkpoint": (InvalidInputError,),
     "anomalies": (InvalidInputError,),
     "wait_until_visible": (InvalidInputError,),

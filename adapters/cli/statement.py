@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from adapters.cli import output
 from adapters.service.card_ledger import CardLedger
-from adapters.service.statements import Statement
 from ledger.money import format_amount
 from projections.statement import Figures, StatementLine
 
@@ -36,41 +36,63 @@ def _figures(label: str, at: datetime, figures: Figures) -> list[Any]:
 
 async def write(ledger: CardLedger, form: str, account: str, currency: str,
                 start: datetime, end: datetime, known_at: datetime | None) -> None:
-    """The whole statement, from one walk through the account (paging through the cursors
-    would walk it once a page), as ``form`` (table, json, csv)."""
-    whole = await ledger.whole_statement(account, currency, start, end, known_at=known_at)
-    {"csv": _csv, "json": _json, "table": _table}[form](whole)
+    """The whole statement as ``form`` (table, json, csv), written as it is made
+    (``CardLedger.stream_statement``): csv and json hold no line once written."""
+    known, made = await ledger.stream_statement(account, currency, start, end,
+                                                known_at=known_at)
+    opening = next(made)
+    assert isinstance(opening, Figures)
+    lines = (line for line in made if isinstance(line, StatementLine))
+    head = Head(account, currency, start, end, known, opening)
+    {"csv": _csv, "json": _json, "table": _table}[form](head, lines)
 
 
-def _csv(whole: Statement) -> None:
+class Head(NamedTuple):
+    account_id: str
+    currency: str
+    start: datetime
+    end: datetime
+    known_at: datetime
+    opening: Figures
+
+
+def _closing(head: Head, last: StatementLine | None) -> Figures:
+    return last.balance if last is not None else head.opening
+
+
+def _csv(head: Head, lines: Iterator[StatementLine]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerow(_figures("opening", whole.start, whole.opening))
-    writer.writerows(_row(line) for line in whole.lines)
-    writer.writerow(_figures("closing", whole.end, whole.closing))
+    writer.writerow(_figures("opening", head.start, head.opening))
+    last = None
+    for last in lines:
+        writer.writerow(_row(last))
+    writer.writerow(_figures("closing", head.end, _closing(head, last)))
 
 
-def _json(whole: Statement) -> None:
-    output.emit_json({"accountId": whole.account_id, "currency": whole.currency,
-                      "start": whole.start, "end": whole.end, "knownAt": whole.known_at,
-                      "opening": whole.opening})
-    for line in whole.lines:
-        output.emit_json(line)
-    output.emit_json({"closing": whole.closing})
+def _json(head: Head, lines: Iterator[StatementLine]) -> None:
+    output.emit_json({"accountId": head.account_id, "currency": head.currency,
+                      "start": head.start, "end": head.end, "knownAt": head.known_at,
+                      "opening": head.opening})
+    last = None
+    for last in lines:
+        output.emit_json(last)
+    output.emit_json({"closing": _closing(head, last)})
 
 
-def _table(whole: Statement) -> None:
-    rows = [[f"{whole.start:%Y-%m-%d %H:%M}", "opening", "", "", "", "",
-             *_amounts(whole.opening), ""]]
+def _table(head: Head, lines: Iterator[StatementLine]) -> None:
+    printed = list(lines)  # a table is drawn whole
+    rows = [[f"{head.start:%Y-%m-%d %H:%M}", "opening", "", "", "", "",
+             *_amounts(head.opening), ""]]
     rows += [[f"{line.at:%Y-%m-%d %H:%M}", line.kind,
               line.authorisation_id or line.transaction_id or line.chain_transaction or "",
               *_amounts(line.change), *_amounts(line.balance),
               f"{line.known_at:%Y-%m-%d %H:%M}" if line.known_at else ""]
-             for line in whole.lines]
-    rows.append([f"{whole.end:%Y-%m-%d %H:%M}", "closing", "", "", "", "",
-                 *_amounts(whole.closing), ""])
-    output.table(f"Statement of {whole.account_id} ({whole.currency}), as known at "
-                 f"{whole.known_at:%Y-%m-%d %H:%M}", [
+             for line in printed]
+    rows.append([f"{head.end:%Y-%m-%d %H:%M}", "closing", "", "", "", "",
+                 *_amounts(_closing(head, printed[-1] if printed else None)), ""])
+    output.table(f"Statement of {head.account_id} ({head.currency}), as known at "
+                 f"{head.known_at:%Y-%m-%d %H:%M}", [
                      "at", "kind", "reference", "Δ posted", "Δ held", "Δ available", "posted",
                      "held", "available", "correction, learnt"], rows)
 

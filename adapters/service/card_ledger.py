@@ -14,7 +14,7 @@ Everything it raises is a ``ledger.LedgerError``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing, asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -65,6 +65,7 @@ from projections import ProjectionRunner
 from projections.backends.lead import Lead
 from projections.book import account_of
 from projections.postings import Entry
+from projections.statement import Figures, StatementLine
 from projections.statement_index import StatementIndex
 from projections.views import (
     AccountView,
@@ -342,6 +343,21 @@ class CardLedger:
         (what ``cardledger statement`` writes); the same checks and errors."""
         start, end = await self._check_statement(account_id, currency, start, end)
         return await self._statement(account_id, currency, start, end, known_at)
+
+    async def stream_statement(self, account_id: str, currency: str, start: datetime,
+                               end: datetime, *, known_at: datetime | None = None,
+                               ) -> tuple[datetime, Iterator[Figures | StatementLine]]:
+        """``whole_statement`` as it is made, for an account with millions of lines: the
+        moment it knows (``known_at``, default: now), and an iterator of the opening figures
+        and then each line, none of them held once given (the closing figures are the last
+        line's, or the opening's). Made from the log, not from kept lines; the same checks
+        and errors."""
+        start, end = await self._check_statement(account_id, currency, start, end)
+        known = check_moment(self.clock() if known_at is None else known_at, "known_at")
+        await self.wait_until_visible()
+        events = await self.runner.account_events(account_id, known)
+        return known, projections.statement.stream(account_id, events, currency, start, end,
+                                                    known, self.runner.policy)
 
     async def _check_statement(self, account_id: str, currency: str, start: datetime,
                                end: datetime) -> tuple[datetime, datetime]:
