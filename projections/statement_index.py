@@ -62,14 +62,17 @@ class _Lines:
 class AccountLines:
     def __init__(self, account_id: str, policy: HoldPolicy) -> None:
         self.account_id, self.policy = account_id, policy
+        self._forget()
+
+    def _forget(self) -> None:
         self.position = 0
         """The last log position of the account's events taken in."""
         self._events: list[StoredEvent[Event]] = []
         self._recorded: list[tuple[datetime, datetime]] = []
         """(recorded at, earliest business time) of each event, in recording order."""
         self._at_moment: dict[datetime, list[StoredEvent[Event]]] = {}
-        self._book = AccountBook(account_id)
-        self._running = Running(self._book, policy)
+        self._book = AccountBook(self.account_id)
+        self._running = Running(self._book, self.policy)
         self._currencies: dict[str, _Lines] = {}
 
     @property
@@ -92,7 +95,7 @@ class AccountLines:
         self._walk()
 
     def _restart(self, events: list[StoredEvent[Event]]) -> None:
-        self.__init__(self.account_id, self.policy)  # type: ignore[misc]
+        self._forget()
         for stored in events:
             self._remember(stored)
             apply_or_skip(self._book, _payload(stored))
