@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.hold import DEFAULT_POLICY
-from ledger.events import DomainEvent, FundsDeposited
+from ledger.events import DomainEvent, FundsDeposited, HoldExpired, HoldPlaced
 from ledger.observations import AnySnapshot
 from ledger.store import Event, Metadata, StoredEvent
 from ledger.testing import deliveries
@@ -47,7 +47,12 @@ def test_the_kept_lines_print_what_the_log_defines(
         data: st.DataObject, funded: tuple[list[AnySnapshot], list[DomainEvent]]) -> None:
     snapshots, money = funded
     delivered = data.draw(deliveries(snapshots))
-    stored = _stored(data, record(delivered, data.draw(st.permutations(money))))
+    decided = record(delivered)
+    expiries = [HoldExpired(authorisation_id=e.authorisation_id, account_id=e.account_id,
+                            card_id=e.card_id, amount=e.amount, currency=e.currency,
+                            at=e.at + timedelta(days=data.draw(st.integers(1, 40))))
+                for e in decided if isinstance(e, HoldPlaced) and data.draw(st.booleans())]
+    stored = _stored(data, decided + data.draw(st.permutations([*money, *expiries])))
     accounts = sorted({a for s in stored if (a := account_of(_of(s))) is not None})
     times = sorted({s.recorded_at for s in stored} | {_of(s).at for s in stored})
     first, span = times[0], times[-1] - times[0] + timedelta(days=40)
@@ -64,12 +69,21 @@ def test_the_kept_lines_print_what_the_log_defines(
             _compare(data, kept, events[:taken], first, span)
 
 
+def _moment(data: st.DataObject, events: list[StoredEvent[Event]], first: datetime,
+            span: timedelta) -> datetime:
+    """Any time around the history, or exactly an event's (where a line falls)."""
+    times = sorted({t for s in events for t in moments_of(_of(s))})
+    if times and data.draw(st.booleans()):
+        return data.draw(st.sampled_from(times))
+    return first + span * data.draw(_FRACTIONS)
+
+
 def _compare(data: st.DataObject, kept: AccountLines, events: list[StoredEvent[Event]],
              first: datetime, span: timedelta) -> None:
     last_recorded = max((s.recorded_at for s in events), default=first)
     for currency in ("EUR", "USD"):
-        a, b = sorted((data.draw(_FRACTIONS), data.draw(_FRACTIONS)))
-        start, end = first + span * a, first + span * b
+        start, end = sorted((_moment(data, events, first, span),
+                             _moment(data, events, first, span)))
         asked = [(start, end, last_recorded), (start, end, first + span * data.draw(_FRACTIONS)),
                  (start, first + span * 2, last_recorded)]
         for start, end, known_at in asked:
