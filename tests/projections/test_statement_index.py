@@ -73,7 +73,8 @@ def _moment(data: st.DataObject, events: list[StoredEvent[Event]], first: dateti
             span: timedelta) -> datetime:
     """Any time around the history, or exactly an event's (where a line falls)."""
     times = sorted({t for s in events for t in moments_of(_of(s))})
-    if times and data.draw(st.booleans()):
+    exact: bool = data.draw(st.booleans())
+    if times and exact:
         return data.draw(st.sampled_from(times))
     return first + span * data.draw(_FRACTIONS)
 
