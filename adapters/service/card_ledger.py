@@ -22,6 +22,7 @@ from functools import partial
 from os import PathLike, fspath
 
 import anyio
+import anyio.to_thread
 import msgspec
 from starlette.types import ASGIApp
 
@@ -65,7 +66,7 @@ from projections import ProjectionRunner
 from projections.backends.lead import Lead
 from projections.book import account_of
 from projections.postings import Entry
-from projections.statement import Figures, StatementLine
+from projections.statement import Figures, Printed, StatementLine
 from projections.statement_index import StatementIndex
 from projections.views import (
     AccountView,
@@ -373,15 +374,23 @@ class CardLedger:
                          end: datetime, known_at: datetime | None) -> Statement:
         known = check_moment(self.clock() if known_at is None else known_at, "known_at")
         await self.wait_until_visible()
+        # Walking an account is seconds of computation for millions of lines: in a worker
+        # thread, so that the event loop (webhooks, other queries) keeps its turns meanwhile.
         async with self._indexing:  # one taker at a time: an event is taken in once
             kept = self._lines.account(account_id)
-            kept.take(await self.runner.account_events(account_id, after=kept.position))
-            printed = kept.print_from(currency, start, end, known)
-            self._lines.trim()
+            new = await self.runner.account_events(account_id, after=kept.position)
+
+            def take_and_print() -> Printed | None:
+                kept.take(new)
+                self._lines.trim()
+                return kept.print_from(currency, start, end, known)
+
+            printed = await anyio.to_thread.run_sync(take_and_print)
         if printed is None:  # a correction to show: made from the log, as defined
             events = await self.runner.account_events(account_id, known)
-            printed = projections.statement.statement(account_id, events, currency, start,
-                                                      end, known, self.runner.policy)
+            printed = await anyio.to_thread.run_sync(
+                projections.statement.statement, account_id, events, currency, start, end,
+                known, self.runner.policy)
         return statements.Statement(
             account_id=account_id, currency=currency, start=start, end=end, known_at=known,
             opening=printed.opening, lines=printed.lines, closing=printed.closing,
