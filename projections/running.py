@@ -91,8 +91,9 @@ class Running:
     def add(self, kind: str, entity_id: str, moment: datetime) -> None:
         """Walk ``entity_id`` (a ``hold``, ``transaction``, ``card`` or ``movement`` index,
         already in the book) again at ``moment``, which must come after every moment walked:
-        how a walk takes in a report that arrived after it began. Looking at an entity
-        again when nothing changed is harmless: each step re-derives what it touches."""
+        how a walk takes in a report that arrived after it began. Looking at a hold, a
+        transaction or a card again when nothing changed is harmless (a step re-derives what
+        it touches); a movement is added once, since walking it adds its amount."""
         assert self.walked is None or moment > self.walked, (moment, self.walked)
         if moment not in self._at:
             bisect.insort(self._pending, moment, lo=self._next)
