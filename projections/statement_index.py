@@ -36,9 +36,9 @@ from projections.book import AccountBook, apply_or_skip
 from projections.running import Running
 from projections.statement import (
     ZERO,
+    Figures,
     Printed,
     StatementLine,
-    figures_in,
     line_at,
     moments_of,
 )
@@ -48,10 +48,11 @@ from projections.views import Balance
 class _Lines:
     """One currency's lines, in business-time order, and their times (for bisecting)."""
 
-    def __init__(self) -> None:
+    def __init__(self, last: Figures = ZERO) -> None:
         self.lines: list[StatementLine] = []
         self.times: list[datetime] = []
-        self.last = ZERO
+        self.last = last
+        """The balance after the last line (before the first: where these lines go on from)."""
 
     def add(self, line: StatementLine) -> None:
         self.lines.append(line)
@@ -68,12 +69,13 @@ class AccountLines:
         self.position = 0
         """The last log position of the account's events taken in."""
         self._events: list[StoredEvent[Event]] = []
-        self._recorded: list[tuple[datetime, datetime]] = []
-        """(recorded at, earliest business time) of each event, in recording order."""
+        """In log order, so in the order they were recorded (record times never go back)."""
         self._at_moment: dict[datetime, list[StoredEvent[Event]]] = {}
         self._book = AccountBook(self.account_id)
         self._running = Running(self._book, self.policy)
         self._currencies: dict[str, _Lines] = {}
+        self._tails: dict[str, _Lines] | None = None
+        """The lines of the expiries after the last moment walked, until the next event."""
 
     @property
     def size(self) -> int:
@@ -83,6 +85,7 @@ class AccountLines:
         """Take in the account's events after ``position``, in log order."""
         if not events:
             return
+        self._tails = None
         walked = self._running.walked
         if walked is not None and any(min(moments_of(_payload(s))) <= walked for s in events):
             self._restart([*self._events, *events])
@@ -105,9 +108,7 @@ class AccountLines:
     def _remember(self, stored: StoredEvent[Event]) -> None:
         self._events.append(stored)
         self.position = stored.position
-        moments = moments_of(_payload(stored))
-        bisect.insort(self._recorded, (stored.recorded_at, min(moments)))
-        for moment in moments:
+        for moment in moments_of(_payload(stored)):
             self._at_moment.setdefault(moment, []).append(stored)
 
     def _walk(self) -> None:
@@ -118,7 +119,7 @@ class AccountLines:
                 into: dict[str, _Lines]) -> None:
         for balance in balances:
             kept = into.setdefault(balance.currency, _Lines())
-            now = figures_in([balance], balance.currency)
+            now = Figures(balance.posted, balance.held, balance.available)
             if now != kept.last:
                 kept.add(line_at(moment, self._at_moment.get(moment, []), kept.last, now))
 
@@ -127,28 +128,38 @@ class AccountLines:
         """The statement (``projections.statement.statement``) from the kept lines, or
         None when something recorded after the period closed is about a time in it."""
         closed = min(end, known_at)
-        for recorded_at, earliest in reversed(self._recorded):
-            if recorded_at <= closed:
+        for stored in reversed(self._events):
+            if stored.recorded_at <= closed:
                 break
-            if earliest <= end:
+            if min(moments_of(_payload(stored))) <= end:
                 return None
-        kept = self._currencies.get(currency, _Lines())
-        lines, times = kept.lines, kept.times
+        parts = [self._currencies.get(currency, _Lines())]
         walked = self._running.walked
-        if walked is None or end > walked:  # expiries still to come: never kept
-            lines, times = self._with_tail(currency, kept)
-        first, last = bisect.bisect_right(times, start), bisect.bisect_right(times, end)
-        opening = lines[first - 1].balance if first else ZERO
-        return Printed(opening, lines[first:last], lines[last - 1].balance if last else ZERO)
+        if walked is None or end > walked:  # expiries still to come
+            parts.append(self._tail().get(currency, _Lines()))
+        return _between(parts, start, end)
 
-    def _with_tail(self, currency: str, kept: _Lines,
-                   ) -> tuple[list[StatementLine], list[datetime]]:
-        tail = _Lines()
-        tail.last = kept.last
-        for moment, balances in self._running.tail():
-            self._record(moment, [b for b in balances if b.currency == currency],
-                         {currency: tail})
-        return kept.lines + tail.lines, kept.times + tail.times
+    def _tail(self) -> dict[str, _Lines]:
+        if self._tails is None:
+            self._tails = {c: _Lines(kept.last) for c, kept in self._currencies.items()}
+            for moment, balances in self._running.tail():
+                self._record(moment, balances, self._tails)
+        return self._tails
+
+
+def _between(parts: list[_Lines], start: datetime, end: datetime) -> Printed:
+    """The statement of the lines after ``start`` up to ``end`` of ``parts`` (one after
+    another in business time): the balance before them, them, and the balance after."""
+    opening = closing = ZERO
+    lines: list[StatementLine] = []
+    for part in parts:
+        first, last = bisect.bisect_right(part.times, start), bisect.bisect_right(part.times, end)
+        if first:
+            opening = part.lines[first - 1].balance
+        if last:
+            closing = part.lines[last - 1].balance
+        lines += part.lines[first:last]
+    return Printed(opening, lines, closing)
 
 
 def _payload(stored: StoredEvent[Event]) -> DomainEvent:

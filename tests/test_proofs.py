@@ -50,6 +50,11 @@ def _events(db: Path) -> int:
     return int(sqlite3.connect(db).execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
+def _records(db: Path) -> list[bytes]:
+    return [bytes(r[0]) for r in sqlite3.connect(db).execute(
+        "SELECT record FROM events ORDER BY position")]
+
+
 def test_keygen_makes_a_private_key_only_its_owner_reads(audited: Path) -> None:
     assert stat.S_IMODE((audited / "key").stat().st_mode) == 0o600
     public = VerifierKey.parse((audited / "key.pub").read_text())
@@ -63,8 +68,7 @@ def test_keygen_makes_a_private_key_only_its_owner_reads(audited: Path) -> None:
 def test_a_checkpoint_is_a_signed_tlog_checkpoint_of_the_whole_log(audited: Path) -> None:
     public = VerifierKey.parse((audited / "key.pub").read_text())
     origin, size, root, _ = open_note((audited / "cp.txt").read_text(), public).split("\n")
-    records = [r[0] for r in sqlite3.connect(audited / "l.db").execute(
-        "SELECT record FROM events ORDER BY position")]
+    records = _records(audited / "l.db")
     assert origin == public.name and int(size) == len(records) > 256
     assert root == base64.b64encode(rfc9162.mth(records)).decode()
 
@@ -83,8 +87,7 @@ def test_an_inclusion_proof_is_checked_offline_against_its_event(audited: Path,
     checked = cli("check-proof", str(proof), "--key", str(audited / "key.pub"), "--event",
                   str(line))
     assert checked.returncode == 0 and "position 260" in checked.stdout, checked.stderr
-    records = [r[0] for r in sqlite3.connect(audited / "l.db").execute(
-        "SELECT record FROM events ORDER BY position")]
+    records = _records(audited / "l.db")
     assert json.loads(made.stdout)["path"] == [  # the naive RFC implementation's, exactly
         base64.b64encode(h).decode() for h in rfc9162.path(259, records)]
     wrong = cli("check-proof", str(proof), "--key", str(audited / "key.pub"), "--event",
