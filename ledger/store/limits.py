@@ -24,6 +24,11 @@ MAX_GROUP_EVENTS = 20_000
 WRITE_QUEUE_DEPTH = 4_096
 """Appends waiting for the writer; further callers wait (back-pressure, not unbounded memory)."""
 
+INLINE_COMMIT_SECONDS = 0.001
+"""How long, on average, a commit may take and still be made by the appending task itself when
+no other append waits (``EventStore._write``). A slower disk is not waited on by the event loop:
+its commits go to the writer's thread."""
+
 READ_BATCH_EVENTS = 5_000
 """Rows fetched per query when reading the log: bounded memory, few round trips."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import operator
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -182,6 +183,7 @@ class SqliteEventStore(EventStore):
         self._stored_types: set[str] = set()
         self._versions = _StreamVersionCache()
         self._frontier = tree.FrontierCache()
+        self._commit_seconds = 0.0  # recent commits' duration, averaged (_commits_inline)
 
     # --- connections --------------------------------------------------------------------
 
@@ -230,8 +232,28 @@ class SqliteEventStore(EventStore):
     async def _commit_group(self, writes: list[PreparedWrite], now: datetime) -> list[Outcome]:
         return await self._in_writer_thread(self._commit_group_now, writes, now)
 
+    def _commits_inline(self) -> bool:
+        # A commit is an fsync and a few statements: on a fast disk, less time than the hop
+        # to the writer's thread and back. On a slow one the event loop should not wait on
+        # it, and the appends go to the writer's thread, which keeps the average up to date.
+        return self._commit_seconds < limits.INLINE_COMMIT_SECONDS
+
+    @_driver_errors
+    def _commit_inline(self, writes: list[PreparedWrite], now: datetime) -> list[Outcome]:
+        return self._commit_group_now(writes, now)
+
     def _commit_group_now(self, writes: list[PreparedWrite], now: datetime) -> list[Outcome]:
-        """One transaction for the whole group (runs in the writer thread)."""
+        """One transaction for the whole group, timed (runs in the writer's thread or, by
+        ``_commit_inline``, the caller's; never both at once)."""
+        started = time.perf_counter()
+        try:
+            return self._commit_planned(writes, now)
+        finally:
+            # An exponential average over about ten commits: one slow checkpoint is not
+            # a slow disk.
+            self._commit_seconds += (time.perf_counter() - started - self._commit_seconds) / 8
+
+    def _commit_planned(self, writes: list[PreparedWrite], now: datetime) -> list[Outcome]:
         db = self._writer
         assert db is not None
         # Optimistic first: assume no id of the group is stored yet, and look them up only when
@@ -250,9 +272,14 @@ class SqliteEventStore(EventStore):
                                           now, tracked)
                     frontier = self._frontier.at(head) or _frontier(db, head.position)
                     db.executemany(_INSERT, plan.rows)
-                    db.executemany(_INSERT_NODES, tree.extend(frontier, plan.rows))
-                    db.execute(_SAVE_FRONTIER, tree.encoded(frontier))
-                    db.executemany(_SAVE_TRACKING, plan.tracking.items())
+                    # The frontier itself is not saved: it would be one more page in every
+                    # commit's fsync, to spare a writer whose copy is stale (another process
+                    # wrote, or it reopened) rehashing at most 255 records (_frontier).
+                    nodes = tree.extend(frontier, plan.rows)
+                    if nodes:
+                        db.executemany(_INSERT_NODES, nodes)
+                    if plan.tracking:
+                        db.executemany(_SAVE_TRACKING, plan.tracking.items())
                     new_types = set(map(_TYPE_OF, plan.rows)) - self._stored_types
                     if new_types:
                         db.executemany("INSERT OR IGNORE INTO event_types VALUES (?)",
@@ -376,8 +403,9 @@ def _chain_head(db: sqlite3.Connection) -> ChainHead:
 
 
 def _frontier(db: sqlite3.Connection, size: int) -> Frontier:
-    """The tree's right edge at ``size``: the one the last commit stored, or else resumed
-    from the stored nodes and the last records."""
+    """The tree's right edge at ``size``: the stored one if it is of that size (PostgreSQL
+    and older versions save it with each commit, this one when it completes the tree), or
+    else resumed from the stored nodes and the records after them (at most 255)."""
     row = db.execute("SELECT size, stack FROM merkle_frontier").fetchone()
     saved = tree.decoded(*row) if row is not None and row[0] == size else None
     if saved is not None:

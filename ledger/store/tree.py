@@ -34,8 +34,9 @@ def resumed(size: int, start: int, stored: dict[NodeKey, bytes], keys: list[Node
 
 def encoded(frontier: Frontier) -> tuple[int, bytes]:
     """The frontier as its stored row: its size and its subtree hashes, one after another.
-    Stored with every commit, so that a writer whose own copy is stale (another process
-    wrote since) reads one row instead of rehashing what the others wrote."""
+    PostgreSQL stores it with every commit, in the commit's one statement, so that a writer
+    whose own copy is stale (another process wrote since) reads one row instead of rehashing
+    what the others wrote. SQLite does not: there it would add a page to every fsync."""
     return frontier.size, b"".join(frontier.stack)
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 
-from ledger import EventStore, open_store
+from ledger import EventStore, NewEvent, open_store
 from ledger.errors import StoreUrlError
+from ledger.store import limits
 from ledger.store.sqlite import SqliteEventStore
-from tests.support.sample_events import REGISTRY
+from tests.support.sample_events import REGISTRY, note
 from tests.support.store_conformance import StoreConformance, StoreFactory
 
 
@@ -43,3 +47,62 @@ def test_urls_and_paths(tmp_path: Path) -> None:
                 f"sqlite:///{tmp_path}/c.db?cache=big", "mysql://x/y"):
         with pytest.raises(StoreUrlError):
             open_store(bad, registry=REGISTRY)
+
+
+@pytest.fixture
+def thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the functions the store runs in a worker thread, in order."""
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(function, "__name__", repr(function)))
+        return await run_sync(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    return hops
+
+
+@pytest.mark.anyio
+async def test_an_append_alone_is_committed_without_a_thread_hop(
+    tmp_path: Path, thread_hops: list[str]
+) -> None:
+    async with open_store(tmp_path / "a.db", registry=REGISTRY) as store:
+        thread_hops.clear()  # opening the writer is one
+        for i in range(20):
+            result = await store.append("note-alone", [NewEvent(payload=note(f"n{i}"))])
+            assert result.positions == (i + 1,)
+        assert thread_hops == []
+        assert (await store.verify()).ok
+
+
+@pytest.mark.anyio
+async def test_on_a_slow_disk_commits_go_to_the_writer_thread_and_come_back(
+    tmp_path: Path, thread_hops: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit = SqliteEventStore._commit_planned
+    slow = True
+
+    def disk(self: SqliteEventStore, *args: Any) -> Any:
+        if slow:
+            time.sleep(limits.INLINE_COMMIT_SECONDS * 3)
+        return commit(self, *args)
+
+    monkeypatch.setattr(SqliteEventStore, "_commit_planned", disk)
+    async with open_store(tmp_path / "a.db", registry=REGISTRY) as store:
+        thread_hops.clear()
+        for i in range(10):
+            await store.append("note-slow", [NewEvent(payload=note(f"s{i}"))])
+        # A few commits are made inline before the average says the disk is slow.
+        assert 5 <= thread_hops.count("_commit_group_now") < 10
+        slow = False
+        thread_hops.clear()
+        for i in range(40):
+            await store.append("note-fast", [NewEvent(payload=note(f"f{i}"))])
+        # Commits in the thread keep the average current: it falls, and inline resumes.
+        assert 0 < thread_hops.count("_commit_group_now") < 20
+        thread_hops.clear()
+        for i in range(10):
+            await store.append("note-fast", [NewEvent(payload=note(f"g{i}"))])
+        assert thread_hops == []
+        assert await store.head() == 60 and (await store.verify()).ok

@@ -276,6 +276,28 @@ class StoreConformance:
         for i, result in results.items():
             assert by_position[result.positions[0]].payload.index == i
 
+    async def test_appends_that_wait_together_share_a_transaction(
+        self, store_factory: StoreFactory
+    ) -> None:
+        # The store reads its clock once per transaction. Appends made one after another
+        # each have their own; appends that are waiting at once are committed together.
+        commits = 0
+
+        def clock() -> datetime:
+            nonlocal commits
+            commits += 1
+            return datetime.now(UTC)
+
+        async with store_factory(clock=clock) as store:
+            for i in range(5):
+                await store.append("note-alone", [new(f"alone{i}")])
+            assert commits == 5
+            async with anyio.create_task_group() as group:
+                for i in range(100):
+                    group.start_soon(store.append, f"note-{i}", [new(f"together{i}")])
+            assert commits <= 5 + 3, "100 appends waiting at once took a transaction each"
+            assert await store.head() == 105
+
     # --- reading ------------------------------------------------------------------------
 
     async def test_read_stream_from_a_version(self, store_factory: StoreFactory) -> None:
