@@ -36,7 +36,12 @@ from ledger.store import Event, EventStore, StoredEvent
 from ledger.store.planner import micros
 from ledger.tracing import span as trace
 from projections import tables
-from projections.backends import ProjectionError, backend_for
+from projections.backends import (
+    ProjectionConflictError,
+    ProjectionError,
+    ProjectionUsageError,
+    backend_for,
+)
 from projections.book import (
     AccountBook,
     HoldFacts,
@@ -57,6 +62,8 @@ from projections.views import AccountView, HoldView, view
 __all__ = ["ProjectionError", "ProjectionFailedError", "ProjectionRunner"]
 log = get_logger("projections")
 _NEVER = 2**62  # a record time after any (microseconds since the epoch)
+REBUILD_SUFFIX = "~rebuild"
+"""The name of a projection rebuilt online is its own and this (``rebuild_online``)."""
 MODEL_VERSION = 4
 """The version of the balance model and of the stored facts. Tables written by another
 version are rebuilt from the log by the first runner that leads (2: amounts per report;
@@ -105,12 +112,14 @@ class ProjectionRunner:
     lead while it catches up or follows), the others wait for the lead and take over when the
     leader stops or dies (see ``projections.backends``)."""
 
-    name = "ledger"
+    name: str = "ledger"
+    """Which projection: its tables, checkpoint and lead (``projections.backends``)."""
 
     def __init__(self, store: EventStore, *, policy: HoldPolicy = DEFAULT_POLICY,
                  batch_size: int = 5_000, commit_every: int = 50_000,
-                 lead_poll: float = 0.2, evict: bool = True) -> None:
+                 lead_poll: float = 0.2, evict: bool = True, name: str = name) -> None:
         self.store, self.policy, self.batch_size = store, policy, batch_size
+        self.name = name
         self.commit_every = commit_every
         """Catching up, write at most this many events' changes in one transaction. A
         commit's cost follows the pages it touches, and the accounts' rows are spread over
@@ -295,11 +304,63 @@ class ProjectionRunner:
             await moved.wait()
 
     async def rebuild(self) -> int:
-        """Throw the read models away and recompute them from position 0."""
+        """Throw the read models away and recompute them from position 0, in place: until
+        it is done, readers see the tables fill. ``rebuild_online`` does not stop them."""
         async with self._lead():
             await self.backend.clear()
             await self._load()
             return await self.catch_up()
+
+    async def rebuild_online(self, *, wait: bool = True) -> int:
+        """Recompute the read models from position 0 into a projection of their own
+        (``<name>~rebuild``) while this one keeps following the log and answering, then swap
+        them in at the head, in one transaction: no reader sees a half-built table. Return
+        the position of the swap.
+
+        A rebuild stopped half-way (a crash, SIGKILL) leaves the current tables serving and
+        its own where it stopped: the next ``rebuild_online`` resumes from there. One
+        rebuild at a time: another waits for it, or with ``wait=False`` gets a
+        ``ProjectionConflictError``. This runner must be able to lead (with ``wait=False``,
+        the same error if another runner does)."""
+        if not self.backend.rebuilds_online:
+            raise ProjectionUsageError(
+                f"no online rebuild with {type(self.backend).__name__}: it keeps every "
+                "projection in the same tables (rebuild() recomputes them in place)")
+        async with self._lead(wait) as leading:
+            if not leading:
+                raise ProjectionConflictError(
+                    f"another runner leads the projection {self.name!r}: rebuild it there")
+            shadow = ProjectionRunner(self.store, policy=self.policy,
+                                      batch_size=self.batch_size,
+                                      commit_every=self.commit_every,
+                                      lead_poll=self.lead_poll, evict=self.evict,
+                                      name=f"{self.name}{REBUILD_SUFFIX}")
+            shadow.on_commit = self.on_commit
+            async with shadow, shadow._lead(wait) as rebuilding:
+                if not rebuilding:
+                    raise ProjectionConflictError(
+                        f"a rebuild of the projection {self.name!r} is running already")
+                await shadow.catch_up()  # the bulk, while this runner goes on following
+                async with self._applying:  # this runner's commits wait for the swap
+                    await shadow.catch_up()  # what was recorded meanwhile
+                    await self.backend.adopt(shadow.backend, self.position)
+                    self._take_over(shadow)
+                await shadow.backend.discard()
+            log.info("projection rebuilt online", projection=self.name,
+                     position=self.position)
+            return self.position
+
+    @property
+    def rebuild_left_off(self) -> bool:
+        """Whether a ``rebuild_online`` stopped before its swap: its tables wait to resume."""
+        return self.backend.has_projection(f"{self.name}{REBUILD_SUFFIX}")
+
+    def _take_over(self, shadow: ProjectionRunner) -> None:
+        """Hold the books of ``shadow``, whose tables this runner's have just become."""
+        self._accounts, self.position = shadow._accounts, shadow.position
+        self.quarantined, self._stale, self._outdated = shadow.quarantined, False, False
+        moved, self._moved = self._moved, anyio.Event()
+        moved.set()
 
     async def _apply(self, events: list[StoredEvent[Event]]) -> None:
         async with self._writing():

@@ -121,7 +121,8 @@ def test_bad_input_exits_2_with_a_one_line_reason(ledger: Path, args: list[str],
 def test_every_command_has_help() -> None:
     for command in ("demo", "sandbox", "serve", "sync", "reconcile", "deposit", "ingest",
                     "balances", "holds", "anomalies", "verify", "export", "replay", "card",
-                    "outbox", "report", "keygen", "checkpoint", "prove", "check-proof"):
+                    "outbox", "report", "keygen", "checkpoint", "prove", "check-proof",
+                    "rebuild"):
         result = cli(command, "--help")
         assert result.returncode == 0 and "Usage:" in result.stdout, command
 
@@ -264,3 +265,19 @@ def test_verify_sees_a_crashed_ledger_whose_events_are_still_in_its_wal(tmp_path
     assert (tmp_path / "l.db-wal").stat().st_size > db.stat().st_size  # not checkpointed
     verified = cli("verify", "--db", str(db))
     assert verified.returncode == 0 and "300 events" in verified.stdout, verified.stderr
+
+
+def test_rebuild_swaps_in_the_same_balances(ledger: Path) -> None:
+    before = cli("balances", "--db", str(ledger), "--json")
+    rebuilt = cli("rebuild", "--db", str(ledger), "--json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["rebuilt_to"] > 10
+    assert not Path(f"{ledger}-ledger~rebuild.projection").exists()
+    assert cli("balances", "--db", str(ledger), "--json").stdout == before.stdout
+
+
+def test_rebuild_refuses_postgresql_projections_before_doing_anything(
+        postgres_database: str) -> None:
+    result = cli("rebuild", "--db", postgres_database)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "no online rebuild" in result.stderr and "Traceback" not in result.stderr

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 import click
+import msgspec
 
 from adapters.cli import logs, output
 from adapters.cli.locations import check_exists, existing_store
@@ -280,6 +281,32 @@ def anomalies(db: str, as_of: datetime | None, as_json: bool) -> None:
         output.records("Anomalies", found, as_json)
 
     run(show)
+
+
+@main.command()
+@db_option
+@json_option
+def rebuild(db: str, as_json: bool) -> None:
+    """Recompute the projections from the log beside the ones that serve, then swap them in
+    at the head in one transaction. A rebuild stopped half-way resumes where it stopped;
+    while a service leads the projections, it resumes one there by itself."""
+
+    async def go() -> None:
+        from adapters.service.card_ledger import CardLedger
+
+        check_exists(db)
+        async with CardLedger.open(db) as opened:
+            runner, head = opened.runner, await opened.store.head()
+            with output.progress("rebuilding the projections", head,
+                                 head >= _BAR_FROM and not as_json) as advance:
+                runner.on_commit = advance
+                position = await runner.rebuild_online(wait=False)
+        if as_json:
+            click.echo(msgspec.json.encode({"rebuilt_to": position}).decode())
+        else:
+            click.echo(f"rebuilt the projections from the log's {position:,} events")
+
+    run(go)
 
 
 # --- audit -------------------------------------------------------------------------------------

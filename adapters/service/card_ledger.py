@@ -15,7 +15,7 @@ Everything it raises is a ``ledger.LedgerError``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import aclosing, asynccontextmanager, suppress
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -63,6 +63,7 @@ from ledger.store import EventStore, VerifyReport
 from ledger.transparency import prover
 from ledger.transparency.note import SigningKey
 from projections import ProjectionRunner
+from projections.backends import ProjectionConflictError
 from projections.backends.lead import Lead
 from projections.book import account_of
 from projections.postings import Entry
@@ -482,12 +483,13 @@ class CardLedger:
 
     async def run_background(self, *, sweep_every: float = 60.0, dispatch_every: float = 1.0,
                              pull_every: float | None = None, retry_after: float = 1.0,
-                             watch_every: float = 1.0) -> None:
+                             watch_every: float = 1.0, resume_every: float = 5.0) -> None:
         """The background work, until cancelled (start it in the service's task group): the
         projection follower, the expiry sweeper and, with a processor, the outbox dispatcher
         (and pull sync, every ``pull_every`` seconds if given). Each has one leader across
         processes; a failing round is logged with its traceback, shown by ``problems()``,
-        and tried again. A watcher keeps the metrics' lag and backlog figures current."""
+        and tried again. A watcher keeps the metrics' lag and backlog figures current, and
+        a rebuild stopped half-way is resumed (``ProjectionRunner.rebuild_online``)."""
         sweeper, puller = Lead(self.store, "sweeper"), Lead(self.store, "pull")
         dispatcher = (Outbox(self.store, self.processor, lead=True, clock=self.clock)
                       if self.processor is not None else None)
@@ -510,11 +512,19 @@ class CardLedger:
         async def watch() -> None:
             await self._watch(dispatcher, sweeper)
 
+        async def resume_rebuild() -> None:
+            # A rebuild_online stopped half-way (the process killed) resumes in the process
+            # that leads, while it serves: once at a time across processes.
+            if self.runner.leading and self.runner.rebuild_left_off:
+                with suppress(ProjectionConflictError):  # another process's, running
+                    await self.runner.rebuild_online(wait=False)
+
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(lambda: self.runner.follow(retry_after=retry_after))
                 group.start_soon(self._every, "expiry sweeper", sweep_every, sweep_if_leading)
                 group.start_soon(self._every, "watcher", watch_every, watch)
+                group.start_soon(self._every, "rebuild resumer", resume_every, resume_rebuild)
                 if dispatcher is not None:
                     group.start_soon(self._every, "outbox dispatcher", dispatch_every,
                                      dispatcher.dispatch)

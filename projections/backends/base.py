@@ -80,6 +80,25 @@ class ProjectionBackend(ABC):
     async def clear(self) -> None:
         """Empty the tables and reset the checkpoint, in one transaction."""
 
+    rebuilds_online = False
+    """Whether a projection rebuilt beside this one can be swapped in (``adopt``)."""
+
+    def has_projection(self, name: str) -> bool:
+        """Whether the projection ``name`` of the same log has tables (a rebuild's, left)."""
+        return False
+
+    async def adopt(self, rebuilt: ProjectionBackend, expected: int) -> None:
+        """Replace this projection's rows and checkpoint with those of ``rebuilt`` (of the
+        same log), in one transaction; a ``ProjectionConflictError`` if this checkpoint is
+        not at ``expected`` (another runner wrote)."""
+        raise ProjectionUsageError(f"{type(self).__name__} cannot swap in a projection "
+                                   "rebuilt beside it: use rebuild()")
+
+    async def discard(self) -> None:
+        """Delete this projection's tables (one rebuilt beside another, once adopted); the
+        lead stays held until ``close``."""
+        raise ProjectionUsageError(f"{type(self).__name__} cannot discard its tables")
+
     @abstractmethod
     async def account_records(self, account_id: str, after: int, upto: int,
                               recorded_by: int) -> list[bytes]:

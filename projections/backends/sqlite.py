@@ -44,6 +44,12 @@ _LEGACY = ("projection_checkpoints", *tables.ALL_TABLES)
 _LOG_TABLE = ("CREATE TABLE IF NOT EXISTS projection_log (name TEXT PRIMARY KEY, "
               "position INTEGER NOT NULL, hash BLOB NOT NULL)")
 """Which log the checkpoint is a position of: the hash of that log's row there."""
+_NAMED = ("projection_models", "projection_checkpoints", "projection_log")
+"""The tables whose rows are per projection name (the others hold one projection's rows)."""
+
+
+def _columns(db: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
 
 
 def try_flock(fd: int) -> bool:
@@ -151,10 +157,7 @@ class SqliteProjections(ProjectionBackend):
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lead, if held
             self._lock_fd = None
-        for db in (self._db, self._joined):
-            if db is not None:
-                await self._run(db.close)
-        self._db = self._joined = None
+        await self._run(self._close_connections)
 
     async def try_lead(self) -> bool:
         assert self._lock_fd is not None
@@ -222,6 +225,52 @@ class SqliteProjections(ProjectionBackend):
                 self.db.execute(f"DELETE FROM {table}")
             self.db.execute("DELETE FROM projection_checkpoints WHERE name = ?", (self.name,))
             self.db.execute("DELETE FROM projection_log WHERE name = ?", (self.name,))
+
+    rebuilds_online = True
+
+    def has_projection(self, name: str) -> bool:
+        return projection_file(self.path, name).exists()
+
+    async def adopt(self, rebuilt: ProjectionBackend, expected: int) -> None:
+        assert isinstance(rebuilt, SqliteProjections) and rebuilt.path == self.path
+        await rebuilt._run(rebuilt._close_connections)  # its last commit in its file
+        await self._run(self._adopt, rebuilt, expected)
+
+    def _adopt(self, rebuilt: SqliteProjections, expected: int) -> None:
+        # Readers on other connections see the old rows or the new ones (WAL: each read
+        # transaction sees one commit), never a mixture; appends to the log never wait.
+        self.db.execute("ATTACH DATABASE ? AS rebuilt", (str(rebuilt.file),))
+        try:
+            with transaction(self.db):
+                found = self._checkpoint()
+                if found != expected:
+                    raise moved(expected, found)
+                for table in (*tables.ALL_TABLES, "projection_checkpoints", "projection_log"):
+                    named = table in _NAMED
+                    self.db.execute(f"DELETE FROM main.{table}" + (" WHERE name = ?" if named
+                                    else ""), (self.name,) if named else ())
+                    columns = _columns(self.db, table)
+                    chosen = ", ".join("?" if c == "name" else c for c in columns)
+                    self.db.execute(
+                        f"INSERT INTO main.{table} ({', '.join(columns)}) SELECT {chosen} "
+                        f"FROM rebuilt.{table}" + (" WHERE name = ?" if named else ""),
+                        (self.name, rebuilt.name) if named else ())
+        finally:
+            self.db.execute("DETACH DATABASE rebuilt")
+
+    async def discard(self) -> None:
+        await self._run(self._discard)
+
+    def _discard(self) -> None:
+        self._close_connections()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.file}{suffix}").unlink(missing_ok=True)
+
+    def _close_connections(self) -> None:
+        for db in (self._db, self._joined):
+            if db is not None:
+                db.close()
+        self._db = self._joined = None
 
     async def account_records(self, account_id: str, after: int, upto: int,
                               recorded_by: int) -> list[bytes]:
