@@ -59,7 +59,8 @@ from projections.live import LiveAccount, Sums, group_of
 from projections.postings import Entry, journal
 from projections.views import AccountView, HoldView, view
 
-__all__ = ["ProjectionError", "ProjectionFailedError", "ProjectionRunner"]
+__all__ = ["LeadElsewhereError", "ProjectionError", "ProjectionFailedError",
+           "ProjectionRunner"]
 log = get_logger("projections")
 _NEVER = 2**62  # a record time after any (microseconds since the epoch)
 REBUILD_SUFFIX = "~rebuild"
@@ -68,6 +69,10 @@ MODEL_VERSION = 4
 """The version of the balance model and of the stored facts. Tables written by another
 version are rebuilt from the log by the first runner that leads (2: amounts per report;
 3: quarantined events; 4: facts by group, settled ones out of memory)."""
+
+
+class LeadElsewhereError(ProjectionConflictError):
+    """Another runner leads the projection, so this one cannot swap tables in."""
 
 
 class ProjectionFailedError(ProjectionError, InternalError):
@@ -320,35 +325,49 @@ class ProjectionRunner:
         A rebuild stopped half-way (a crash, SIGKILL) leaves the current tables serving and
         its own where it stopped: the next ``rebuild_online`` resumes from there. One
         rebuild at a time: another waits for it, or with ``wait=False`` gets a
-        ``ProjectionConflictError``. This runner must be able to lead (with ``wait=False``,
-        the same error if another runner does)."""
-        if not self.backend.rebuilds_online:
-            raise ProjectionUsageError(
-                f"no online rebuild with {type(self.backend).__name__}: it keeps every "
-                "projection in the same tables (rebuild() recomputes them in place)")
+        ``ProjectionConflictError``. This runner must be able to lead: with ``wait=False``
+        and another runner leading, ``LeadElsewhereError`` (``rebuild_beside`` then)."""
+        self._check_online()
         async with self._lead(wait) as leading:
             if not leading:
-                raise ProjectionConflictError(
+                raise LeadElsewhereError(
                     f"another runner leads the projection {self.name!r}: rebuild it there")
-            shadow = ProjectionRunner(self.store, policy=self.policy,
-                                      batch_size=self.batch_size,
-                                      commit_every=self.commit_every,
-                                      lead_poll=self.lead_poll, evict=self.evict,
-                                      name=f"{self.name}{REBUILD_SUFFIX}")
-            shadow.on_commit = self.on_commit
-            async with shadow, shadow._lead(wait) as rebuilding:
-                if not rebuilding:
-                    raise ProjectionConflictError(
-                        f"a rebuild of the projection {self.name!r} is running already")
+            async with self._rebuilding(wait) as shadow:
                 await shadow.catch_up()  # the bulk, while this runner goes on following
                 async with self._applying:  # this runner's commits wait for the swap
                     await shadow.catch_up()  # what was recorded meanwhile
                     await self.backend.adopt(shadow.backend, self.position)
                     self._take_over(shadow)
                 await shadow.backend.discard()
-            log.info("projection rebuilt online", projection=self.name,
-                     position=self.position)
-            return self.position
+        log.info("projection rebuilt online", projection=self.name, position=self.position)
+        return self.position
+
+    async def rebuild_beside(self, *, wait: bool = True) -> int:
+        """The rebuild of ``rebuild_online`` up to the head, left for the leading runner to
+        swap in (``CardLedger.run_background`` resumes it): for a process that does not
+        lead. Returns the position it reached."""
+        self._check_online()
+        async with self._rebuilding(wait) as shadow:
+            return await shadow.catch_up()
+
+    def _check_online(self) -> None:
+        if not self.backend.rebuilds_online:
+            raise ProjectionUsageError(
+                f"no online rebuild with {type(self.backend).__name__}: it keeps every "
+                "projection in the same tables (rebuild() recomputes them in place)")
+
+    @asynccontextmanager
+    async def _rebuilding(self, wait: bool) -> AsyncIterator[ProjectionRunner]:
+        """The projection a rebuild writes, its lead held: one rebuild at a time."""
+        shadow = ProjectionRunner(self.store, policy=self.policy, batch_size=self.batch_size,
+                                  commit_every=self.commit_every, lead_poll=self.lead_poll,
+                                  evict=self.evict, name=f"{self.name}{REBUILD_SUFFIX}")
+        shadow.on_commit = self.on_commit
+        async with shadow, shadow._lead(wait) as rebuilding:
+            if not rebuilding:
+                raise ProjectionConflictError(
+                    f"a rebuild of the projection {self.name!r} is running already")
+            yield shadow
 
     @property
     def rebuild_left_off(self) -> bool:

@@ -281,3 +281,24 @@ def test_rebuild_refuses_postgresql_projections_before_doing_anything(
     result = cli("rebuild", "--db", postgres_database)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "no online rebuild" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rebuild_beside_a_serving_process_is_swapped_in_by_it(ledger: Path) -> None:
+    from adapters.sandbox.webhooks import new_secret
+
+    before = cli("balances", "--db", str(ledger), "--json").stdout
+    port = free_port()
+    with subprocess.Popen([CARDLEDGER, "serve", "--db", str(ledger), "--port", str(port),
+                           "--webhook-secret", new_secret()]) as serving:
+        try:
+            assert get_json(f"http://127.0.0.1:{port}/health")["status"] == "ok"
+            rebuilt = cli("rebuild", "--db", str(ledger), "--json")
+            assert rebuilt.returncode == 0, rebuilt.stderr
+            said = json.loads(rebuilt.stdout)
+            assert (said["swapped"], said["swapped_by"]) == (True, "serving")
+            assert said["rebuilt_to"] > 10
+        finally:
+            serving.send_signal(signal.SIGTERM)
+            assert serving.wait(timeout=20) == 0
+    assert not Path(f"{ledger}-ledger~rebuild.projection").exists()
+    assert cli("balances", "--db", str(ledger), "--json").stdout == before

@@ -286,13 +286,17 @@ def anomalies(db: str, as_of: datetime | None, as_json: bool) -> None:
 @main.command()
 @db_option
 @json_option
-def rebuild(db: str, as_json: bool) -> None:
+@click.option("--wait-for-swap", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for a serving process that leads to swap the rebuild in.")
+def rebuild(db: str, as_json: bool, wait_for_swap: float) -> None:
     """Recompute the projections from the log beside the ones that serve, then swap them in
-    at the head in one transaction. A rebuild stopped half-way resumes where it stopped;
-    while a service leads the projections, it resumes one there by itself."""
+    at the head in one transaction. A rebuild stopped half-way resumes where it stopped.
+    While a serving process leads the projections, this one builds and that one swaps (it
+    looks for a rebuild to finish every few seconds)."""
 
-    async def go() -> None:
+    async def go() -> int:
         from adapters.service.card_ledger import CardLedger
+        from projections.runner import LeadElsewhereError
 
         check_exists(db)
         async with CardLedger.open(db) as opened:
@@ -300,11 +304,25 @@ def rebuild(db: str, as_json: bool) -> None:
             with output.progress("rebuilding the projections", head,
                                  head >= _BAR_FROM and not as_json) as advance:
                 runner.on_commit = advance
-                position = await runner.rebuild_online(wait=False)
+                try:
+                    position, swapped_by = await runner.rebuild_online(wait=False), "this"
+                except LeadElsewhereError:
+                    position, swapped_by = await runner.rebuild_beside(wait=False), "serving"
+            with anyio.move_on_after(wait_for_swap):
+                while runner.rebuild_left_off:  # noqa: ASYNC110 (a file, not an event)
+                    await anyio.sleep(0.2)
+            swapped = not runner.rebuild_left_off
         if as_json:
-            click.echo(msgspec.json.encode({"rebuilt_to": position}).decode())
+            click.echo(msgspec.json.encode({"rebuilt_to": position, "swapped": swapped,
+                                            "swapped_by": swapped_by}).decode())
+        elif swapped:
+            click.echo(f"rebuilt the projections from the log's first {position:,} events; "
+                       f"swapped in by the {swapped_by} process")
         else:
-            click.echo(f"rebuilt the projections from the log's {position:,} events")
+            click.echo(f"rebuilt the projections to position {position:,}; the serving "
+                       "process has not swapped them in yet (it resumes the rebuild when "
+                       "it looks next)")
+        return 0 if swapped else 1
 
     run(go)
 

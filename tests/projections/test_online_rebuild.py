@@ -21,7 +21,7 @@ from ledger.events import DomainEvent, FundsDeposited
 from projections import ProjectionRunner
 from projections.backends import ProjectionConflictError
 from projections.backends.sqlite import SqliteProjections, projection_file
-from projections.runner import REBUILD_SUFFIX
+from projections.runner import REBUILD_SUFFIX, LeadElsewhereError
 from tests.support.known_history import day, known_history
 
 pytestmark = pytest.mark.anyio
@@ -146,11 +146,15 @@ async def test_an_online_rebuild_needs_the_lead(tmp_path: Path) -> None:
         await leader.open()
         try:
             assert await leader.try_lead()
-            with pytest.raises(ProjectionConflictError, match="leads the projection"):
+            with pytest.raises(LeadElsewhereError, match="leads the projection"):
                 await runner.rebuild_online(wait=False)
+            # Built beside, for the leader to swap in: it needs only the rebuild's lead.
+            assert await runner.rebuild_beside(wait=False) == await store.head()
+            assert runner.rebuild_left_off
         finally:
             await leader.close()
-        assert not projection_file(log, SHADOW).exists()
+        assert await runner.rebuild_online(wait=False) == await store.head()
+        assert not runner.rebuild_left_off
 
 
 async def test_a_rebuild_killed_half_way_leaves_the_tables_serving_and_resumes(
