@@ -9,13 +9,14 @@ time; the expiry sweeper keeps that time moving as holds expire.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import anyio
 import msgspec
@@ -63,6 +64,10 @@ __all__ = ["LeadElsewhereError", "ProjectionError", "ProjectionFailedError",
            "ProjectionRunner"]
 log = get_logger("projections")
 _NEVER = 2**62  # a record time after any (microseconds since the epoch)
+T = TypeVar("T")
+_SHARE_EVERY = 16  # events folded, or accounts derived, between two hand-overs of the GIL
+_REBUILD_BATCH = 1_000
+"""Events a rebuild beside a serving runner reads at a time: their decoding is on the loop."""
 REBUILD_SUFFIX = "~rebuild"
 """The name of a projection rebuilt online is its own and this (``rebuild_online``)."""
 MODEL_VERSION = 4
@@ -138,6 +143,8 @@ class ProjectionRunner:
         self.evict = evict
         """Let settled groups leave memory (``projections.live``): memory then follows what
         is open. Off, everything stays (faster on a small ledger)."""
+        self.off_loop = False
+        """Fold and derive in a worker thread (``_compute``): set for a rebuild's runner."""
         self.on_commit: Callable[[int], None] | None = None
         """Called with the number of events each commit applied (a progress bar's advance)."""
         self.backend = backend_for(store, self.name)
@@ -266,7 +273,7 @@ class ProjectionRunner:
                             batch = batch[len(piece):]
                             await self._read_back(piece)
                             with _bug_guard(_positions(span)):
-                                self._fold(piece, span)
+                                await self._compute(self._fold_sharing, piece, span)
                             if span.events >= self.commit_every:
                                 span = await self._commit(span)
                     await self._commit(span)
@@ -359,10 +366,11 @@ class ProjectionRunner:
     @asynccontextmanager
     async def _rebuilding(self, wait: bool) -> AsyncIterator[ProjectionRunner]:
         """The projection a rebuild writes, its lead held: one rebuild at a time."""
-        shadow = ProjectionRunner(self.store, policy=self.policy, batch_size=self.batch_size,
+        shadow = ProjectionRunner(self.store, policy=self.policy,
+                                  batch_size=min(self.batch_size, _REBUILD_BATCH),
                                   commit_every=self.commit_every, lead_poll=self.lead_poll,
                                   evict=self.evict, name=f"{self.name}{REBUILD_SUFFIX}")
-        shadow.on_commit = self.on_commit
+        shadow.on_commit, shadow.off_loop = self.on_commit, True
         async with shadow, shadow._lead(wait) as rebuilding:
             if not rebuilding:
                 raise ProjectionConflictError(
@@ -448,6 +456,26 @@ class ProjectionRunner:
         for account_id, entities in found.items():
             self._account(account_id).restore(entities)
 
+    async def _compute(self, work: Callable[..., T], *args: Any) -> T:
+        """Fold or derive: seconds of pure Python for a long catch-up. A rebuild beside a
+        serving runner does it in a worker thread, so that the event loop it shares with the
+        service keeps its turns (the GIL is handed over every few milliseconds); nothing
+        else touches that runner's books meanwhile."""
+        if self.off_loop:
+            return await anyio.to_thread.run_sync(work, *args)
+        return work(*args)
+
+    def _fold_sharing(self, events: list[StoredEvent[Event]], span: _Span) -> None:
+        """``_fold``, and off the loop, the GIL handed to a waiting thread every few events:
+        otherwise the event loop's thread would wait its switch interval (5 ms) each time it
+        wants it back (every await that a thread or a syscall completes)."""
+        if not self.off_loop:
+            return self._fold(events, span)
+        for start in range(0, len(events), _SHARE_EVERY):
+            self._fold(events[start:start + _SHARE_EVERY], span)
+            time.sleep(0)  # releases the GIL: a waiting thread takes it now
+        return None
+
     def _fold(self, events: Iterable[StoredEvent[Event]], span: _Span) -> None:
         for stored in events:
             if stored.position <= span.last:
@@ -479,7 +507,7 @@ class ProjectionRunner:
         if span.last == span.after:
             return span
         with _bug_guard(_positions(span)):
-            leaving = self._derive(span)
+            leaving = await self._compute(self._derive, span)
         with trace("cardledger.projection_commit", after=span.after, last=span.last):
             await self.backend.commit(span.write, span.after, span.last)
         for live, settled in leaving:
@@ -497,7 +525,9 @@ class ProjectionRunner:
         write = span.write
         write.models.append((self.name, MODEL_VERSION))
         leaving: list[tuple[LiveAccount, list[str]]] = []
-        for account_id, touched in span.touched.items():
+        for n, (account_id, touched) in enumerate(span.touched.items(), 1):
+            if self.off_loop and n % _SHARE_EVERY == 0:
+                time.sleep(0)  # the GIL to a waiting thread, as _fold_sharing
             live = self._accounts[account_id]
             book = live.book
             live.refresh(touched, write)
