@@ -269,6 +269,9 @@ def test_verify_sees_a_crashed_ledger_whose_events_are_still_in_its_wal(tmp_path
 
 def test_rebuild_swaps_in_the_same_balances(ledger: Path) -> None:
     before = cli("balances", "--db", str(ledger), "--json")
+    said = cli("rebuild", "--db", str(ledger))
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.endswith("events; swapped in by this process\n"), said.stdout
     rebuilt = cli("rebuild", "--db", str(ledger), "--json")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert json.loads(rebuilt.stdout)["rebuilt_to"] > 10

@@ -316,8 +316,9 @@ def rebuild(db: str, as_json: bool, wait_for_swap: float) -> None:
             click.echo(msgspec.json.encode({"rebuilt_to": position, "swapped": swapped,
                                             "swapped_by": swapped_by}).decode())
         elif swapped:
-            click.echo(f"rebuilt the projections from the log's first {position:,} events; "
-                       f"swapped in by the {swapped_by} process")
+            by = "this process" if swapped_by == "this" else "the serving process"
+            click.echo(f"rebuilt the projections from the log's {position:,} events; "
+                       f"swapped in by {by}")
         else:
             click.echo(f"rebuilt the projections to position {position:,}; the serving "
                        "process has not swapped them in yet (it resumes the rebuild when "
