@@ -249,7 +249,7 @@ class SqliteEventStore(EventStore):
         try:
             return self._commit_planned(writes, now)
         finally:
-            # An exponential average over about ten commits: one slow checkpoint is not
+            # An exponential average over about eight commits: one slow checkpoint is not
             # a slow disk.
             self._commit_seconds += (time.perf_counter() - started - self._commit_seconds) / 8
 
