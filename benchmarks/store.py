@@ -42,7 +42,8 @@ class HoldPlaced(Event, frozen=True):
 
 REGISTRY = EventRegistry([HoldPlaced])
 _ROUNDS = 3
-_ROW_COLUMNS = "position, stream, version, event_id, type, recorded_at, record, hash"
+_ROW_COLUMNS = ("position, stream, version, event_id, type, recorded_at, record, hash, "
+                "account_id")
 
 
 def hold(n: int) -> NewEvent[HoldPlaced]:
@@ -57,8 +58,12 @@ def _raw_database(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None)
     for pragma in writer_pragmas():
         db.execute(pragma)
-    for statement in statements(MIGRATIONS[0]):
-        db.execute(statement)
+    for step in MIGRATIONS:  # the same tables and indexes as the store's
+        if callable(step):
+            step(db)
+        else:
+            for statement in statements(step):
+                db.execute(statement)
     return db
 
 
@@ -94,7 +99,8 @@ def _baseline_batched(rows: list[tuple[object, ...]], path: Path) -> float:
     with timed() as watch:
         for i in range(0, len(rows), 1000):
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows[i : i + 1000])
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           rows[i : i + 1000])
             db.execute("COMMIT")
     db.close()
     return len(rows) / watch.seconds
@@ -120,7 +126,7 @@ def _baseline_one_per_transaction(rows: list[tuple[object, ...]], path: Path) ->
     with timed() as watch:
         for row in rows:
             db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             db.execute("COMMIT")
     db.close()
     return len(rows) / watch.seconds
@@ -145,7 +151,7 @@ def _baseline_single(rows: list[tuple[object, ...]], path: Path) -> list[float]:
     for row in rows:
         started = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+        db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
         db.execute("COMMIT")
         times.append(time.perf_counter() - started)
     db.close()

@@ -43,6 +43,7 @@ from ledger.events import (
     TransactionPosted,
 )
 from ledger.money import EXACT, format_amount
+from ledger.store import account_of
 
 
 class Timeline(msgspec.Struct, gc=False):
@@ -223,11 +224,6 @@ def quarantine_row(position: int, payload: DomainEvent,
                    why: Unprojectable) -> tuple[int, str, str, str | None, str]:
     """The ``quarantined`` table's row for an event: where it is, what it is about, and why."""
     return (position, *entity_of(payload), account_of(payload), str(why))
-
-
-def account_of(event: DomainEvent) -> str | None:
-    """The account an event concerns, if any (customer-level events concern none)."""
-    return getattr(event, "account_id", None)
 
 
 def entity_of(event: DomainEvent) -> tuple[str, str]:

@@ -12,13 +12,12 @@ import msgspec
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.events import DomainEvent
-from ledger.store import Event, EventStore, StoredEvent
+from ledger.store import Event, EventStore, StoredEvent, account_of
 from projections import tables
 from projections.backends import Snapshot
 from projections.book import (
     AccountBook,
     Unprojectable,
-    account_of,
     contradiction,
     quarantine_row,
 )

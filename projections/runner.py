@@ -33,7 +33,7 @@ from ledger.events import (
     TransactionObserved,
 )
 from ledger.logs import get_logger
-from ledger.store import Event, EventStore, StoredEvent
+from ledger.store import Event, EventStore, StoredEvent, account_of
 from ledger.store.planner import micros
 from ledger.tracing import span as trace
 from projections import tables
@@ -50,7 +50,6 @@ from projections.book import (
     Timeline,
     TransactionFacts,
     Unprojectable,
-    account_of,
     apply_or_skip,
     contradiction,
     entity_of,

@@ -28,7 +28,7 @@ from projections.replay import Replay, ReplayBuilder, drift, replay
 
 def export_line(registry: EventRegistry, row: Row) -> bytes:
     """One row as JSON: position, hash and canonical record, plus readable payload."""
-    position, stream, version, _, wire, recorded_us, record, digest = row
+    position, stream, version, _, wire, recorded_us, record, digest, _ = row
     event = registry.decode_stored(record)
     return msgspec.json.encode({
         "position": position, "stream": stream, "version": version,

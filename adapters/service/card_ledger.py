@@ -59,13 +59,12 @@ from ledger.logs import get_logger
 from ledger.moments import check_moment
 from ledger.money import MINOR_UNITS, Money, currency_amount
 from ledger.observations import Address, AnySnapshot
-from ledger.store import EventStore, VerifyReport
+from ledger.store import EventStore, VerifyReport, account_of
 from ledger.transparency import prover
 from ledger.transparency.note import SigningKey
 from projections import ProjectionRunner
 from projections.backends import ProjectionConflictError
 from projections.backends.lead import Lead
-from projections.book import account_of
 from projections.postings import Entry
 from projections.statement import Figures, Printed, StatementLine
 from projections.statement_index import StatementIndex

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ledger.clock import Clock, utc_now
-from ledger.store.base import EventStore, LogFilter
+from ledger.store.base import AccountRange, EventStore, LogFilter
 from ledger.store.consumer import Handle, consume
 from ledger.store.location import StoreLocation, parse_store_url
 from ledger.store.records import (
@@ -19,10 +19,12 @@ from ledger.store.records import (
     StreamState,
     Tracking,
     VerifyReport,
+    account_of,
 )
 from ledger.store.registry import EventRegistry, Upcaster
 
 __all__ = [
+    "AccountRange",
     "AppendResult",
     "Clock",
     "Event",
@@ -41,6 +43,7 @@ __all__ = [
     "Tracking",
     "Upcaster",
     "VerifyReport",
+    "account_of",
     "open_store",
     "parse_store_url",
 ]

@@ -65,6 +65,7 @@ from ledger.store.records import (
     StreamState,
     Tracking,
     VerifyReport,
+    account_of,
 )
 from ledger.store.registry import EventRegistry
 from ledger.store.tree import leaves
@@ -83,6 +84,15 @@ class LogFilter(msgspec.Struct, frozen=True):
     @property
     def everything(self) -> bool:
         return not self.categories and not self.wire_names
+
+
+class AccountRange(msgspec.Struct, frozen=True):
+    """Some accounts' part of the log: the accounts from ``first`` to ``last`` (inclusive, in
+    text order; none if ``first`` is None), and with ``unowned`` the events of no account."""
+
+    first: str | None
+    last: str | None
+    unowned: bool = False
 
 
 class _Pending:
@@ -328,7 +338,7 @@ class EventStore(abc.ABC):
                 raise LimitExceededError(f"an event is at most {max_bytes} bytes encoded, "
                                          f"{wire} is {len(payload) + len(metadata)}")
             prepared.append(PreparedEvent(event_id, event_id.bytes, wire, schema_version,
-                                          payload, metadata))
+                                          payload, metadata, account_of(event.payload)))
         return tuple(prepared)
 
     async def _write_loop(self) -> None:
@@ -428,6 +438,30 @@ class EventStore(abc.ABC):
             records, after = await self._fetch(after, upto, log_filter, batch_size)
             if records:
                 yield self.registry.decode_records(records)
+
+    async def account_sizes(self, upto: int) -> list[tuple[str | None, int]]:
+        """How many events of positions 1..``upto`` each account has, in account order; those
+        of no account first, as None (read from the account index alone)."""
+        self._require_open()
+        check_position(upto, "upto")
+        sizes = await self._account_sizes(upto)
+        return sorted(sizes, key=lambda size: (size[0] is not None, size[0] or ""))
+
+    async def read_accounts(self, accounts: AccountRange, *, upto: int,
+                            batch_size: int = limits.READ_BATCH_EVENTS,
+                            ) -> AsyncGenerator[list[StoredEvent[Event]], None]:
+        """The events of ``accounts`` in positions 1..``upto``, in bounded batches: those of
+        no account first (``unowned``), then account by account, each one's in log order."""
+        self._require_open()
+        check_position(upto, "upto")
+        check_position(batch_size, "batch_size", least=1)
+        starts: list[tuple[str | None, int]] = [(None, 0)] if accounts.unowned else []
+        if accounts.first is not None:
+            starts.append((accounts.first, 0))
+        for start in starts:
+            while rows := await self._fetch_accounts(start, accounts.last, upto, batch_size):
+                yield self.registry.decode_records(row[2] for row in rows)
+                start = rows[-1][0], rows[-1][1]
 
     async def read_all(self, after: int = 0, *, categories: Iterable[str] = (),
                        types: Iterable[str] = ()) -> AsyncIterator[StoredEvent[Event]]:
@@ -586,6 +620,16 @@ class EventStore(abc.ABC):
                      limit: int) -> tuple[list[bytes], int]:
         """Records of matching rows in ``(after, upto]``, at most ``limit``, in order, and the
         position up to which the range has been scanned."""
+
+    @abc.abstractmethod
+    async def _account_sizes(self, upto: int) -> list[tuple[str | None, int]]: ...
+
+    @abc.abstractmethod
+    async def _fetch_accounts(self, after: tuple[str | None, int], last: str | None, upto: int,
+                              limit: int) -> list[tuple[str | None, int, bytes]]:
+        """(account, position, record) of at most ``limit`` rows at or before ``upto``, after
+        ``after`` in (account, position) order: with account None, the rows of no account
+        after that position; otherwise rows of accounts up to ``last``."""
 
     @abc.abstractmethod
     def _verify_rows(self) -> AsyncIterator[list[Row]]:

@@ -16,7 +16,7 @@ from ledger.transparency.merkle import Frontier, NodeKey
 
 def check_row(registry: EventRegistry, row: Row, position: int, previous: bytes) -> str | None:
     """Why ``row`` does not belong at ``position`` after ``previous``, or None if it does."""
-    at, stream, version, event_id, wire, recorded_us, record, stored_hash = row
+    at, stream, version, event_id, wire, recorded_us, record, stored_hash, _ = row
     if at != position:
         return f"position {position} is missing (next row is at {at})"
     try:

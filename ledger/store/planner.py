@@ -45,6 +45,8 @@ class PreparedEvent(msgspec.Struct, frozen=True, array_like=True, gc=False):
     schema_version: int
     payload: bytes
     metadata: bytes
+    account_id: str | None
+    """``account_of`` the payload: the row's account column."""
 
 
 class PreparedAppend(msgspec.Struct, frozen=True, gc=False):
@@ -111,6 +113,9 @@ class Row(NamedTuple):
     record: bytes
     """The canonical record the hash chain covers."""
     hash: bytes
+    account_id: str | None = None
+    """The payload's account (``account_of``), for reading by account: derived from the
+    record, so outside the chain (a partitioned rebuild checks the two agree)."""
 
 
 class GroupPlan(msgspec.Struct):
@@ -198,7 +203,7 @@ def plan_group(
                                  recorded_at))
                 previous = sha256(previous + record).digest()
                 add_row(Row(position, stream, version, event.id_bytes, event.wire_name,
-                            recorded_us, record, previous))
+                            recorded_us, record, previous, event.account_id))
                 if track:
                     known[event.id_bytes] = KnownEvent(position, stream, version,
                                                        event.payload, event.metadata)

@@ -17,7 +17,7 @@ chain behave identically; the conformance suite runs unchanged against both.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from ledger.store.planner import (
     known_from_record,
     plan_group,
 )
+from ledger.store.records import account_of_record
 from ledger.transparency.merkle import STORED_LEVEL, Frontier, NodeKey, frontier_keys
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -43,7 +44,23 @@ Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 WRITE_LOCK = 0x6361_7264_6C65_6467  # "cardledg": the one lock every writer takes
 MIGRATION_LOCK = WRITE_LOCK + 1
 
-MIGRATIONS: tuple[str, ...] = (
+async def _add_account_column(db: Connection) -> None:
+    """The account column, filled in for the rows already stored (their records decoded),
+    the append-only trigger lifted for that alone, inside the migration's transaction."""
+    # Byte order ("C"), as Python compares text: the same account ranges on both sides.
+    await db.execute('ALTER TABLE events ADD COLUMN account_id TEXT COLLATE "C"')
+    await db.execute("ALTER TABLE events DISABLE TRIGGER events_no_change")
+    after = 0
+    while rows := await db.fetch("SELECT position, record FROM events WHERE position > $1 "
+                                 "ORDER BY position LIMIT $2", after, limits.READ_BATCH_EVENTS):
+        await db.executemany("UPDATE events SET account_id = $1 WHERE position = $2",
+                             [(account_of_record(bytes(r[1])), r[0]) for r in rows])
+        after = rows[-1][0]
+    await db.execute("ALTER TABLE events ENABLE TRIGGER events_no_change")
+    await db.execute("CREATE INDEX events_account ON events (account_id, position)")
+
+
+MIGRATIONS: tuple[str | Callable[[Connection], Awaitable[None]], ...] = (
     """
     CREATE TABLE events (
         position    BIGINT  PRIMARY KEY,
@@ -86,6 +103,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE tracking (consumer TEXT PRIMARY KEY, position BIGINT NOT NULL);
     """,
+    # Each event's account (records.account_of), indexed: a reader of some accounts reads
+    # only their events, each account's in log order.
+    _add_account_column,
 )
 
 _SAVE_FRONTIER = ("INSERT INTO merkle_frontier VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE "
@@ -97,18 +117,19 @@ _SAVE_TREE = (f"WITH saved AS ({_SAVE_FRONTIER}) INSERT INTO merkle_nodes "
               "SELECT * FROM unnest($3::smallint[], $4::bigint[], $5::bytea[])")
 """A commit's new tree nodes and its frontier, in one statement (one round trip)."""
 _SAVE_ALL = (
-    "WITH saved AS (INSERT INTO merkle_frontier VALUES (1, $9, $10) ON CONFLICT (id) DO UPDATE "
-    "SET size = EXCLUDED.size, stack = EXCLUDED.stack), "
-    "nodes AS (INSERT INTO merkle_nodes SELECT * FROM unnest($11::smallint[], $12::bigint[], "
-    "$13::bytea[])) "
+    "WITH saved AS (INSERT INTO merkle_frontier VALUES (1, $10, $11) ON CONFLICT (id) DO "
+    "UPDATE SET size = EXCLUDED.size, stack = EXCLUDED.stack), "
+    "nodes AS (INSERT INTO merkle_nodes SELECT * FROM unnest($12::smallint[], $13::bigint[], "
+    "$14::bytea[])) "
     "INSERT INTO events SELECT * FROM unnest($1::bigint[], $2::text[], $3::integer[], "
-    "$4::bytea[], $5::text[], $6::bigint[], $7::bytea[], $8::bytea[])")
+    "$4::bytea[], $5::text[], $6::bigint[], $7::bytea[], $8::bytea[], $9::text[])")
 """A group's rows, nodes and frontier in one statement."""
 _HEAD_AND_FRONTIER = (
     "SELECT e.position, e.hash, e.recorded_at, f.size, f.stack FROM (SELECT 1) AS one "
     "LEFT JOIN LATERAL (SELECT position, hash, recorded_at FROM events ORDER BY position "
     "DESC LIMIT 1) AS e ON TRUE LEFT JOIN merkle_frontier AS f ON TRUE")
-_COLUMNS = ("position", "stream", "version", "event_id", "type", "recorded_at", "record", "hash")
+_COLUMNS = ("position", "stream", "version", "event_id", "type", "recorded_at", "record", "hash",
+            "account_id")
 _STREAM_VERSIONS = ("SELECT s, (SELECT max(version) FROM events WHERE stream = s) "
                     "FROM unnest($1::text[]) AS s")
 
@@ -124,7 +145,8 @@ async def migrate(db: Connection) -> None:
             raise SchemaError(f"the database's schema version {current} is newer than this "
                               f"program's ({len(MIGRATIONS)})")
         for version in range(current, len(MIGRATIONS)):
-            await db.execute(MIGRATIONS[version])
+            step = MIGRATIONS[version]
+            await (step(db) if callable(step) else db.execute(step))
             await db.execute("INSERT INTO schema_version VALUES ($1)", version + 1)
 
 
@@ -249,6 +271,28 @@ class PostgresEventStore(EventStore):
         return [bytes(r[1]) for r in rows], (rows[-1][0] if len(rows) == limit else upto)
 
     @_driver_errors
+    async def _account_sizes(self, upto: int) -> list[tuple[str | None, int]]:
+        rows = await self._p.fetch("SELECT account_id, COUNT(*) FROM events WHERE position <= "
+                                   "$1 GROUP BY account_id", upto)
+        return [(r[0], r[1]) for r in rows]
+
+    @_driver_errors
+    async def _fetch_accounts(self, after: tuple[str | None, int], last: str | None, upto: int,
+                              limit: int) -> list[tuple[str | None, int, bytes]]:
+        account, position = after
+        if account is None:
+            rows = await self._p.fetch(
+                "SELECT account_id, position, record FROM events WHERE account_id IS NULL AND "
+                "position > $1 AND position <= $2 ORDER BY position LIMIT $3",
+                position, upto, limit)
+        else:
+            rows = await self._p.fetch(
+                "SELECT account_id, position, record FROM events WHERE (account_id, position) "
+                "> ($1, $2) AND account_id <= $3 AND position <= $4 ORDER BY account_id, "
+                "position LIMIT $5", account, position, last, upto, limit)
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    @_driver_errors
     async def _tracked(self, consumer: str) -> int:
         found = await self._p.fetchval("SELECT position FROM tracking WHERE consumer = $1",
                                        consumer)
@@ -285,8 +329,8 @@ class PostgresEventStore(EventStore):
                                        after, limits.READ_BATCH_EVENTS)
             if not rows:
                 return
-            yield [Row(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], bytes(r[6]), bytes(r[7]))
-                   for r in rows]
+            yield [Row(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], bytes(r[6]), bytes(r[7]),
+                       r[8]) for r in rows]
             after = rows[-1][0]
 
 

@@ -64,6 +64,22 @@ class Metadata(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True,
 NO_METADATA = Metadata()
 
 
+def account_of(payload: object) -> str | None:
+    """The account an event concerns: its ``account_id`` field, when it has a text one (a
+    customer-level event concerns none). The log keeps it in a column of its own, indexed,
+    so that a reader of some accounts (a partitioned rebuild's worker) reads only theirs."""
+    account = getattr(payload, "account_id", None)
+    return account if isinstance(account, str) else None
+
+
+def account_of_record(record: bytes) -> str | None:
+    """``account_of`` read from a stored record, with no event type known: the payload's
+    ``account_id`` key (the field's name: payloads are encoded with their fields' names)."""
+    fields = msgspec.msgpack.decode(record)
+    account = fields[5].get("account_id") if isinstance(fields[5], dict) else None
+    return account if isinstance(account, str) else None
+
+
 class NewEvent(msgspec.Struct, Generic[E], frozen=True, kw_only=True, gc=False):
     """An event to append. ``event_id`` makes appends idempotent: reuse it on retries.
     Untracked by the cyclic collector, like ``Event``: it holds a payload, an id and

@@ -40,14 +40,33 @@ from ledger.store.planner import (
     known_from_record,
     plan_group,
 )
+from ledger.store.records import account_of_record
 from ledger.transparency.merkle import STORED_LEVEL, Frontier, NodeKey, frontier_keys
 
 T = TypeVar("T")
 
 SYNCHRONOUS_MODES = ("full", "extra", "normal")
 
+
+def _add_account_column(db: sqlite3.Connection) -> None:
+    """The account column, filled in for the rows already stored (their records decoded),
+    the append-only trigger lifted for that alone, inside the migration's transaction."""
+    db.execute("ALTER TABLE events ADD COLUMN account_id TEXT")
+    db.execute("DROP TRIGGER events_no_update")
+    after = 0
+    while rows := db.execute("SELECT position, record FROM events WHERE position > ? "
+                             "ORDER BY position LIMIT ?",
+                             (after, limits.READ_BATCH_EVENTS)).fetchall():
+        db.executemany("UPDATE events SET account_id = ? WHERE position = ?",
+                       [(account_of_record(r[1]), r[0]) for r in rows])
+        after = rows[-1][0]
+    db.execute("CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+               "BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END")
+    db.execute("CREATE INDEX events_account ON events (account_id, position)")
+
+
 # Each entry brings the schema from version i to i + 1. Never edit one that has shipped: add.
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """
     CREATE TABLE events (
         position    INTEGER PRIMARY KEY,  -- explicit, so VACUUM can never renumber it
@@ -94,9 +113,12 @@ MIGRATIONS: tuple[str, ...] = (
         position INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # Each event's account (records.account_of), indexed: a reader of some accounts reads
+    # only their events, each account's in log order.
+    _add_account_column,
 )
 
-_INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_NODES = "INSERT INTO merkle_nodes VALUES (?, ?, ?)"
 _SAVE_FRONTIER = "INSERT OR REPLACE INTO merkle_frontier VALUES (1, ?, ?)"
 _SAVE_TRACKING = "INSERT OR REPLACE INTO tracking VALUES (?, ?)"
@@ -136,9 +158,14 @@ def migrate(db: sqlite3.Connection) -> None:
             # Re-read under the write lock: another process may have migrated meanwhile.
             if db.execute("PRAGMA user_version").fetchone()[0] > version:
                 continue
-            for statement in statements(MIGRATIONS[version]):
-                db.execute(statement)
+            step = MIGRATIONS[version]
+            if callable(step):
+                step(db)
+            else:
+                for statement in statements(step):
+                    db.execute(statement)
             db.execute(f"PRAGMA user_version = {version + 1}")
+
 
 
 @contextmanager
@@ -346,6 +373,33 @@ class SqliteEventStore(EventStore):
             f"SELECT position, record FROM events WHERE position > ? AND position <= ? "
             f"AND ({where}) ORDER BY position LIMIT ?", (after, upto, *params, limit))
         return [r[1] for r in rows], (rows[-1][0] if len(rows) == limit else upto)
+
+    @_driver_errors
+    async def _account_sizes(self, upto: int) -> list[tuple[str | None, int]]:
+        rows = await self._query("SELECT account_id, COUNT(*) FROM events WHERE position <= ? "
+                                 "GROUP BY account_id", (upto,))
+        return [(account, count) for account, count in rows]
+
+    @_driver_errors
+    async def _fetch_accounts(self, after: tuple[str | None, int], last: str | None, upto: int,
+                              limit: int) -> list[tuple[str | None, int, bytes]]:
+        account, position = after
+        if account is None:
+            rows = await self._query(
+                "SELECT account_id, position, record FROM events WHERE account_id IS NULL AND "
+                "position > ? AND position <= ? ORDER BY position LIMIT ?",
+                (position, upto, limit))
+        else:  # the rest of this account, then the next ones: two ranges of the index
+            rows = await self._query(
+                "SELECT account_id, position, record FROM events WHERE account_id = ? AND "
+                "position > ? AND position <= ? ORDER BY position LIMIT ?",
+                (account, position, upto, limit))
+            if len(rows) < limit:
+                rows += await self._query(
+                    "SELECT account_id, position, record FROM events WHERE account_id > ? AND "
+                    "account_id <= ? AND position <= ? ORDER BY account_id, position LIMIT ?",
+                    (account, last, upto, limit - len(rows)))
+        return [(a, p, r) for a, p, r in rows]
 
     @_driver_errors
     async def _tracked(self, consumer: str) -> int:

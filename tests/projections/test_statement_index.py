@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from ledger.domain.hold import DEFAULT_POLICY
 from ledger.events import DomainEvent, FundsDeposited, HoldExpired, HoldPlaced
 from ledger.observations import AnySnapshot
-from ledger.store import Event, Metadata, StoredEvent
+from ledger.store import Event, Metadata, StoredEvent, account_of
 from ledger.testing import deliveries
-from projections.book import account_of
 from projections.statement import moments_of, statement
 from projections.statement_index import AccountLines, StatementIndex
 from tests.support.histories import funded_histories, record

@@ -50,7 +50,8 @@ def test_an_edited_tree_node_fails_verify(tmp_path: Path, change: str, why: str)
 def test_a_log_written_before_the_tree_gets_it_when_opened(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     anyio.run(_fill, path, 700)
-    _sql(path, "DROP TABLE merkle_nodes", "DROP TABLE merkle_frontier",
+    _sql(path, "DROP INDEX events_account", "ALTER TABLE events DROP COLUMN account_id",
+         "DROP TABLE merkle_nodes", "DROP TABLE merkle_frontier",
          "DROP TABLE ledger_identity", "DROP TABLE tracking", "PRAGMA user_version = 1")
     ok, _, root = anyio.run(_verify, path)
     records = [r[0] for r in sqlite3.connect(path).execute(

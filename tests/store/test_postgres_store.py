@@ -6,6 +6,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,34 @@ async def test_two_receivers_on_one_postgres_ledger_count_nothing_twice(
     for snapshot in known_history_snapshots():
         in_order.observe(snapshot)
     assert replayed.summary() == in_order.summary()
+
+
+@pytest.mark.anyio
+async def test_a_log_written_before_the_account_column_gets_it_when_opened(
+        postgres_database: str) -> None:
+    """Schema 3 had no account column: opening fills it in from the records, and the log
+    stays append-only afterwards."""
+    import asyncpg
+
+    from ledger import NewEvent
+    from ledger.store import AccountRange
+    from tests.support.sample_events import Deposited, note
+
+    async with open_store(postgres_database, registry=REGISTRY) as store:
+        for i in range(30):
+            await store.append(f"account-{i % 3}", [NewEvent(payload=Deposited(
+                account_id=f"acc-{i % 3}", amount=Decimal(i)))])
+        await store.append("note-x", [NewEvent(payload=note("x"))])
+    db = await asyncpg.connect(postgres_database)
+    await db.execute("DROP INDEX events_account; ALTER TABLE events DROP COLUMN account_id; "
+                     "DELETE FROM schema_version WHERE version = 4")
+    async with open_store(postgres_database, registry=REGISTRY) as store:
+        head = await store.head()
+        assert await store.account_sizes(head) == [(None, 1), ("acc-0", 10), ("acc-1", 10),
+                                                   ("acc-2", 10)]
+        found = [e async for b in store.read_accounts(AccountRange("acc-1", "acc-1"),
+                                                      upto=head) for e in b]
+        assert len(found) == 10
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await db.execute("UPDATE events SET account_id = 'acc-9' WHERE position = 1")
+    await db.close()

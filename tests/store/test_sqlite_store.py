@@ -106,3 +106,40 @@ async def test_on_a_slow_disk_commits_go_to_the_writer_thread_and_come_back(
             await store.append("note-fast", [NewEvent(payload=note(f"g{i}"))])
         assert thread_hops == []
         assert await store.head() == 60 and (await store.verify()).ok
+
+
+def test_a_log_written_before_the_account_column_gets_it_when_opened(tmp_path: Path) -> None:
+    """Schema 3 had no account column: opening fills it in from the records, and the
+    append-only triggers still hold afterwards."""
+    import sqlite3
+    from decimal import Decimal
+
+    from ledger.store import AccountRange
+    from tests.support.sample_events import Deposited
+
+    path = tmp_path / "ledger.db"
+
+    async def fill() -> None:
+        async with open_store(path, registry=REGISTRY) as store:
+            for i in range(1200):  # more than one batch of the migration
+                await store.append(f"account-{i % 3}", [NewEvent(payload=Deposited(
+                    account_id=f"acc-{i % 3}", amount=Decimal(i)))])
+            await store.append("note-x", [NewEvent(payload=note("x"))])
+
+    async def read() -> tuple[list[tuple[str | None, int]], int]:
+        async with open_store(path, registry=REGISTRY) as store:
+            found = [e async for b in store.read_accounts(AccountRange("acc-1", "acc-1"),
+                                                          upto=await store.head()) for e in b]
+            return await store.account_sizes(await store.head()), len(found)
+
+    anyio.run(fill)
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in ("DROP INDEX events_account", "ALTER TABLE events DROP COLUMN account_id",
+                      "PRAGMA user_version = 3"):
+        db.execute(statement)
+    db.close()
+    assert anyio.run(read) == ([(None, 1), ("acc-0", 400), ("acc-1", 400), ("acc-2", 400)],
+                               400)
+    db = sqlite3.connect(path, isolation_level=None)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("UPDATE events SET account_id = 'acc-9' WHERE position = 1")

@@ -204,11 +204,11 @@ def _tamper(path: Path, tamper: Tamper, count: int) -> int | None:
             other = row % count + 1
         low, high = sorted((row, other))
         assert low != high
-        rows = {p: db.execute(f"SELECT {', '.join(COLUMNS)} FROM events WHERE position = ?",
-                              (p,)).fetchone() for p in (low, high)}
+        rows = {p: db.execute(f"SELECT {', '.join(COLUMNS)}, account_id FROM events "
+                              "WHERE position = ?", (p,)).fetchone() for p in (low, high)}
         db.execute("DELETE FROM events WHERE position IN (?, ?)", (low, high))
         for position, source in ((low, high), (high, low)):
-            db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (position, *rows[source]))
         bad = low
     db.close()

@@ -15,8 +15,9 @@ from ledger.observations import (
     AuthorisationSnapshot,
     CardSnapshot,
 )
+from ledger.store import account_of
 from ledger.testing import ADDRESS, amounts, programme_histories
-from projections.book import AccountBook, account_of
+from projections.book import AccountBook
 
 
 def record(snapshots: list[AnySnapshot], money: Sequence[DomainEvent] = ()) -> list[DomainEvent]:

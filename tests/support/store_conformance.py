@@ -44,7 +44,15 @@ from ledger.errors import (
     UnknownEventTypeError,
     WrongExpectedVersionError,
 )
-from ledger.store import Event, StreamAppend, Tracking, consume, limits
+from ledger.store import (
+    AccountRange,
+    Event,
+    StreamAppend,
+    Tracking,
+    account_of,
+    consume,
+    limits,
+)
 from tests.support import rfc9162
 from tests.support.sample_events import Deposited, Fee, Noted, note
 
@@ -299,6 +307,41 @@ class StoreConformance:
             assert await store.head() == 105
 
     # --- reading ------------------------------------------------------------------------
+
+    async def test_events_are_read_by_account_each_one_in_log_order(
+        self, store_factory: StoreFactory
+    ) -> None:
+        accounts = ["acc-b", "acc-a", "acc-c", "acc-é"]
+        async with store_factory() as store:
+            for i in range(40):  # interleaved: 4 accounts, and a note of no account every 5th
+                account = accounts[i % 4]
+                await store.append(f"account-{i % 4}", [NewEvent(payload=Deposited(
+                    account_id=account, amount=Decimal(i)))])
+                if i % 5 == 0:
+                    await store.append("note-x", [new(str(i))])
+            head = await store.head()
+            assert await store.account_sizes(head) == [
+                (None, 8), ("acc-a", 10), ("acc-b", 10), ("acc-c", 10), ("acc-é", 10)]
+            assert await store.account_sizes(6) == [(None, 1), ("acc-a", 1), ("acc-b", 2),
+                                                    ("acc-c", 1), ("acc-é", 1)]
+
+            async def read(part: AccountRange, upto: int = head) -> list[StoredEvent[Any]]:
+                return [e async for batch in store.read_accounts(part, upto=upto, batch_size=3)
+                        for e in batch]
+
+            everyone = await read(AccountRange("acc-a", "acc-é", unowned=True))
+            assert len(everyone) == head
+            assert [account_of(e.payload) for e in everyone] == sorted(
+                (account_of(e.payload) for e in everyone), key=lambda a: (a is not None, a))
+            for account in [None, *accounts]:
+                own = [e.position for e in everyone if account_of(e.payload) == account]
+                assert own == sorted(own)
+            middle = await read(AccountRange("acc-b", "acc-c"))
+            assert {account_of(e.payload) for e in middle} == {"acc-b", "acc-c"}
+            assert len(middle) == 20
+            assert [e.position for e in await read(AccountRange(None, None, unowned=True), 8)] \
+                == [2, 8]
+            assert await read(AccountRange("acc-x", "acc-z")) == []
 
     async def test_read_stream_from_a_version(self, store_factory: StoreFactory) -> None:
         async with store_factory() as store:
