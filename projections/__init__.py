@@ -5,8 +5,9 @@ itself, as of any business time. (The expiry sweeper, which writes to the log, i
 ``adapters.service.sweeper``.)
 """
 
+from projections.backends import ProjectionFailedError
 from projections.book import AccountBook
-from projections.runner import ProjectionFailedError, ProjectionRunner
+from projections.runner import ProjectionRunner
 from projections.views import AccountView, Balance, CardView, HoldView, TokenTotal, view
 
 __all__ = ["AccountBook", "AccountView", "Balance", "CardView", "HoldView",

@@ -23,7 +23,7 @@ import msgspec
 
 from ledger.backoff import backoff
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
-from ledger.errors import InternalError, LedgerError
+from ledger.errors import LedgerError
 from ledger.events import (
     CardObserved,
     DomainEvent,
@@ -33,15 +33,17 @@ from ledger.events import (
     TransactionObserved,
 )
 from ledger.logs import get_logger
-from ledger.store import Event, EventStore, StoredEvent, account_of
+from ledger.store import AccountRange, Event, EventStore, StoredEvent, account_of
 from ledger.store.planner import micros
 from ledger.tracing import span as trace
 from projections import tables
 from projections.backends import (
     ProjectionConflictError,
     ProjectionError,
+    ProjectionFailedError,
     ProjectionUsageError,
     backend_for,
+    store_url,
 )
 from projections.book import (
     AccountBook,
@@ -56,6 +58,13 @@ from projections.book import (
     quarantine_row,
 )
 from projections.live import LiveAccount, Sums, group_of
+from projections.partitions import (
+    MAX_WORKERS,
+    PART_SUFFIX,
+    PartJob,
+    build_part,
+    plan_parts,
+)
 from projections.postings import Entry, journal
 from projections.views import AccountView, HoldView, view
 
@@ -79,13 +88,6 @@ class LeadElsewhereError(ProjectionConflictError):
     """Another runner leads the projection, so this one cannot swap tables in."""
 
 
-class ProjectionFailedError(ProjectionError, InternalError):
-    """The projections could not fold part of the log: a bug in cardledger, never bad input
-    (an event the rules cannot apply is quarantined instead). Nothing of that span was
-    written and the log is intact: ``verify`` and ``replay`` still work, and the next
-    attempt starts again from the checkpoint."""
-
-
 class AccountFacts(msgspec.Struct):
     movements: list[MoneyMovement]
     latest_at: datetime | None
@@ -104,8 +106,11 @@ _ACCOUNT_DECODER = msgspec.msgpack.Decoder(AccountFacts)
 class _Span:
     """Events folded into the books and not yet written: what their commit must write."""
 
-    def __init__(self, after: int) -> None:
+    def __init__(self, after: int, *, ordered: bool = True) -> None:
         self.after = self.last = after
+        self.ordered = ordered
+        """Events come in log order (a position at or before ``last`` is one applied
+        already); a rebuild's part reads them account by account instead."""
         self.events = 0
         self.touched: dict[str, dict[tuple[str, str], None]] = {}
         """Per account, the entities its events were about, in log order (written in that
@@ -185,6 +190,9 @@ class ProjectionRunner:
         self._outdated = stored.position > 0 and stored.model != MODEL_VERSION
         if self._outdated:
             return  # facts of another version may not even decode: rebuilt when leading
+        if stored.position == 0:  # nothing applied: rows there are other projections' (the
+            self.quarantined = 0  # parts of a rebuild on PostgreSQL share their tables)
+            return
         sums: dict[str, Sums | None] = {}
         for account_id, facts in stored.accounts:
             account = _ACCOUNT_DECODER.decode(facts)
@@ -314,15 +322,20 @@ class ProjectionRunner:
             moved = self._moved
             await moved.wait()
 
-    async def rebuild(self) -> int:
+    async def rebuild(self, *, workers: int = 1) -> int:
         """Throw the read models away and recompute them from position 0, in place: until
-        it is done, readers see the tables fill. ``rebuild_online`` does not stop them."""
+        it is done, readers see the tables fill. ``rebuild_online`` does not stop them.
+        With ``workers`` > 1, that many processes fold the log up to its head in parts
+        (``projections.partitions``)."""
+        _check_workers(workers)
         async with self._lead():
             await self.backend.clear()
             await self._load()
+            if workers > 1:
+                await self._fold_in_parts(workers)
             return await self.catch_up()
 
-    async def rebuild_online(self, *, wait: bool = True) -> int:
+    async def rebuild_online(self, *, wait: bool = True, workers: int = 1) -> int:
         """Recompute the read models from position 0 into a projection of their own
         (``<name>~rebuild``) while this one keeps following the log and answering, then swap
         them in at the head, in one transaction: no reader sees a half-built table. Return
@@ -338,7 +351,7 @@ class ProjectionRunner:
             if not leading:
                 raise LeadElsewhereError(
                     f"another runner leads the projection {self.name!r}: rebuild it there")
-            async with self._rebuilding(wait) as shadow:
+            async with self._rebuilding(wait, workers) as shadow:
                 await shadow.catch_up()  # the bulk, while this runner goes on following
                 async with self._applying:  # this runner's commits wait for the swap
                     await shadow.catch_up()  # what was recorded meanwhile
@@ -348,12 +361,12 @@ class ProjectionRunner:
         log.info("projection rebuilt online", projection=self.name, position=self.position)
         return self.position
 
-    async def rebuild_beside(self, *, wait: bool = True) -> int:
+    async def rebuild_beside(self, *, wait: bool = True, workers: int = 1) -> int:
         """The rebuild of ``rebuild_online`` up to the head, left for the leading runner to
         swap in (``CardLedger.run_background`` resumes it): for a process that does not
         lead. Returns the position it reached."""
         self._check_online()
-        async with self._rebuilding(wait) as shadow:
+        async with self._rebuilding(wait, workers) as shadow:
             return await shadow.catch_up()
 
     def _check_online(self) -> None:
@@ -363,8 +376,10 @@ class ProjectionRunner:
                 "projection in the same tables (rebuild() recomputes them in place)")
 
     @asynccontextmanager
-    async def _rebuilding(self, wait: bool) -> AsyncIterator[ProjectionRunner]:
-        """The projection a rebuild writes, its lead held: one rebuild at a time."""
+    async def _rebuilding(self, wait: bool, workers: int) -> AsyncIterator[ProjectionRunner]:
+        """The projection a rebuild writes, its lead held: one rebuild at a time. Begun
+        anew with ``workers`` > 1, its bulk is folded in parts."""
+        _check_workers(workers)
         shadow = ProjectionRunner(self.store, policy=self.policy,
                                   batch_size=min(self.batch_size, _REBUILD_BATCH),
                                   commit_every=self.commit_every, lead_poll=self.lead_poll,
@@ -374,7 +389,51 @@ class ProjectionRunner:
             if not rebuilding:
                 raise ProjectionConflictError(
                     f"a rebuild of the projection {self.name!r} is running already")
+            if workers > 1 and shadow.position == 0:
+                await shadow._fold_in_parts(workers)
             yield shadow
+
+    async def _fold_in_parts(self, workers: int) -> None:
+        """Fold the log up to its head in parts, by ``workers`` processes at once, then take
+        their rows as this projection's (empty until then) in one transaction."""
+        upto = await self.store.head()
+        parts = plan_parts(await self.store.account_sizes(upto), workers)
+        names = [f"{self.name}{PART_SUFFIX}{n}" for n in range(len(parts))]
+        await self.backend.drop_parts(names)  # a crashed attempt's
+        url = store_url(self.store)
+        async with anyio.create_task_group() as group:
+            for name, part in zip(names, parts, strict=True):
+                group.start_soon(build_part, PartJob(url, name, part, upto, self.policy,
+                                                     self.batch_size, self.commit_every))
+        async with self._applying:
+            await self.backend.merge(names, upto, MODEL_VERSION)
+            await self._load()
+        log.info("projection folded in parts", projection=self.name, parts=len(parts),
+                 position=upto)
+        if self.on_commit is not None:
+            self.on_commit(upto)
+
+    async def fold_part(self, part: AccountRange, upto: int) -> int:
+        """Fold the events of ``part``'s accounts up to ``upto`` into this projection,
+        account by account: one worker's share of a rebuild in parts
+        (``projections.partitions``). Return how many events it folded."""
+        async with self._lead(wait=False) as leading:
+            if not leading:
+                raise ProjectionConflictError(f"the part {self.name!r} is being built already")
+            folded = 0
+            async with self._writing():
+                span = _Span(self.position, ordered=False)
+                async for batch in self.store.read_accounts(part, upto=upto,
+                                                            batch_size=self.batch_size):
+                    _check_part(batch, part)
+                    await self._read_back(batch)
+                    with _bug_guard(_positions(span)):
+                        self._fold(batch, span)
+                    folded += len(batch)
+                    if span.events >= self.commit_every:
+                        span = await self._commit(span)
+                await self._commit(span)
+        return folded
 
     @property
     def rebuild_left_off(self) -> bool:
@@ -476,10 +535,12 @@ class ProjectionRunner:
         return None
 
     def _fold(self, events: Iterable[StoredEvent[Event]], span: _Span) -> None:
+        ordered = span.ordered
         for stored in events:
-            if stored.position <= span.last:
+            if stored.position > span.last:
+                span.last = stored.position
+            elif ordered:
                 continue  # applied already
-            span.last = stored.position
             span.events += 1
             payload = stored.payload
             if not isinstance(payload, DomainEvent):
@@ -503,7 +564,7 @@ class ProjectionRunner:
 
     async def _commit(self, span: _Span) -> _Span:
         """Write what the span changed, with its checkpoint; return the next, empty span."""
-        if span.last == span.after:
+        if span.events == 0:
             return span
         with _bug_guard(_positions(span)):
             leaving = await self._compute(self._derive, span)
@@ -516,7 +577,7 @@ class ProjectionRunner:
         self.position, self.failure = span.last, None
         moved, self._moved = self._moved, anyio.Event()
         moved.set()
-        return _Span(self.position)
+        return _Span(self.position, ordered=span.ordered)
 
     def _derive(self, span: _Span) -> list[tuple[LiveAccount, list[str]]]:
         """Queue in the span's write the rows its events changed, and the groups that may
@@ -635,6 +696,24 @@ def _bug_guard(what: str) -> Iterator[None]:
             f"the projections cannot apply {what} ({detail} at "
             f"{Path(frame.filename).name}:{frame.lineno}): a bug in cardledger; the log is "
             "intact and nothing of it was written") from exc
+
+
+def _check_workers(workers: int) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or not (
+            1 <= workers <= MAX_WORKERS):
+        raise ProjectionUsageError(f"workers: {workers!r} is not a number from 1 to "
+                                   f"{MAX_WORKERS}")
+
+
+def _check_part(events: list[StoredEvent[Event]], part: AccountRange) -> None:
+    """Each event read for ``part`` is of its accounts: the log's account column agrees with
+    the records (it is outside the hash chain, so ``verify`` does not vouch for it)."""
+    for stored in events:
+        if not part.holds(account_of(stored.payload)):
+            raise ProjectionFailedError(
+                f"position {stored.position}: its event's account is not the one the log "
+                "indexes it under (the column altered, or an upcaster changed the account): "
+                "rebuild with one worker")
 
 
 def _moments_of(event: DomainEvent) -> set[datetime]:

@@ -94,6 +94,12 @@ class AccountRange(msgspec.Struct, frozen=True):
     last: str | None
     unowned: bool = False
 
+    def holds(self, account: str | None) -> bool:
+        if account is None:
+            return self.unowned
+        return self.first is not None and self.last is not None and (
+            self.first <= account <= self.last)
+
 
 class _Pending:
     """A write waiting for the writer: its request, and the slot for its outcome."""

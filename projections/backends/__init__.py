@@ -20,6 +20,7 @@ from projections.backends.base import (
     ProjectionBackend,
     ProjectionConflictError,
     ProjectionError,
+    ProjectionFailedError,
     ProjectionUnavailableError,
     ProjectionUsageError,
     Snapshot,
@@ -28,8 +29,8 @@ from projections.backends.base import (
 )
 
 __all__ = ["ProjectionBackend", "ProjectionConflictError", "ProjectionError",
-           "ProjectionUnavailableError", "ProjectionUsageError", "Snapshot", "Stored",
-           "backend_for", "moved"]
+           "ProjectionFailedError", "ProjectionUnavailableError", "ProjectionUsageError",
+           "Snapshot", "Stored", "backend_for", "moved", "store_url"]
 
 
 def backend_for(store: EventStore, name: str) -> ProjectionBackend:
@@ -44,3 +45,11 @@ def backend_for(store: EventStore, name: str) -> ProjectionBackend:
 
         return PostgresProjections(dsn, name)
     raise ProjectionUsageError(f"projections cannot be kept in a {type(store).__name__}")
+
+
+def store_url(store: EventStore) -> str:
+    """What another process opens the same log with (``open_store``)."""
+    path, dsn = getattr(store, "path", None), getattr(store, "dsn", None)
+    if path is None and dsn is None:
+        raise ProjectionUsageError(f"a {type(store).__name__} cannot be opened elsewhere")
+    return str(path if path is not None else dsn)

@@ -7,7 +7,13 @@ from typing import Any
 
 import msgspec
 
-from ledger.errors import ConflictError, InvalidInputError, LedgerError, UnavailableError
+from ledger.errors import (
+    ConflictError,
+    InternalError,
+    InvalidInputError,
+    LedgerError,
+    UnavailableError,
+)
 from projections.tables import BatchWrite
 
 
@@ -22,6 +28,13 @@ class ProjectionUnavailableError(ProjectionError, UnavailableError):
 class ProjectionConflictError(ProjectionError, ConflictError):
     """The projection's tables are not where this runner left them: another runner wrote
     them, or they are of another log."""
+
+
+class ProjectionFailedError(ProjectionError, InternalError):
+    """The projections could not fold part of the log: a bug in cardledger, never bad input
+    (an event the rules cannot apply is quarantined instead). Nothing of that span was
+    written and the log is intact: ``verify`` and ``replay`` still work, and the next
+    attempt starts again from the checkpoint."""
 
 
 class ProjectionUsageError(ProjectionError, InvalidInputError):
@@ -98,6 +111,18 @@ class ProjectionBackend(ABC):
         """Delete this projection's tables (one rebuilt beside another, once adopted); the
         lead stays held until ``close``."""
         raise ProjectionUsageError(f"{type(self).__name__} cannot discard its tables")
+
+    @abstractmethod
+    async def merge(self, parts: list[str], position: int, model: int) -> None:
+        """Take the rows of the projections ``parts`` as this one's, at checkpoint
+        ``position``, in one transaction; then forget the parts. Each part holds the rows of
+        its own accounts, folded from their events up to ``position`` by a worker of a
+        partitioned rebuild. This projection must be empty (at position 0): otherwise a
+        ``ProjectionConflictError`` and nothing changes."""
+
+    @abstractmethod
+    async def drop_parts(self, parts: list[str]) -> None:
+        """Forget the projections ``parts`` (a partitioned rebuild's, left by a crash)."""
 
     @abstractmethod
     async def account_records(self, account_id: str, after: int, upto: int,

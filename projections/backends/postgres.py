@@ -132,6 +132,28 @@ class PostgresProjections(ProjectionBackend):
             await db.execute(f"TRUNCATE {', '.join(tables.ALL_TABLES)}")
             await db.execute("DELETE FROM projection_checkpoints WHERE name = $1", self.name)
 
+    async def merge(self, parts: list[str], position: int, model: int) -> None:
+        # The parts wrote their rows into the same tables as this projection: what is left is
+        # the bookkeeping of names.
+        async with self._session(leading=True) as db, db.transaction():
+            found = await self._checkpoint(db, "FOR UPDATE")
+            if found != 0:
+                raise moved(0, found)
+            await self._drop_parts(db, parts)
+            await db.execute(tables.insert_sql("postgres", "projection_checkpoints",
+                                               replace=True), self.name, position)
+            await db.execute(tables.insert_sql("postgres", "projection_models", replace=True),
+                             self.name, model)
+
+    async def drop_parts(self, parts: list[str]) -> None:
+        async with self._session(leading=True) as db, db.transaction():
+            await self._drop_parts(db, parts)
+
+    @staticmethod
+    async def _drop_parts(db: asyncpg.Connection, parts: list[str]) -> None:
+        for table in ("projection_checkpoints", "projection_models"):
+            await db.execute(f"DELETE FROM {table} WHERE name = ANY($1::text[])", parts)
+
     async def account_records(self, account_id: str, after: int, upto: int,
                               recorded_by: int) -> list[bytes]:
         async with self._session() as db:

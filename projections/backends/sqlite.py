@@ -258,6 +258,42 @@ class SqliteProjections(ProjectionBackend):
         finally:
             self.db.execute("DETACH DATABASE rebuilt")
 
+    async def merge(self, parts: list[str], position: int, model: int) -> None:
+        await self._run(self._merge, parts, position, model)
+        await self.drop_parts(parts)
+
+    def _merge(self, parts: list[str], position: int, model: int) -> None:
+        files = [f for f in (projection_file(self.path, p) for p in parts) if f.exists()]
+        mark = self._log_hash(position)
+        if mark is None:
+            raise ProjectionConflictError(f"the log has no position {position}")
+        for n, file in enumerate(files):  # (outside a transaction: SQLite's rule)
+            self.db.execute(f"ATTACH DATABASE ? AS part{n}", (str(file),))
+        try:
+            with transaction(self.db):
+                found = self._checkpoint()
+                if found != 0:
+                    raise moved(0, found)
+                for table in (t for t in tables.ALL_TABLES if t not in _NAMED):
+                    columns = ", ".join(_columns(self.db, table))
+                    for n in range(len(files)):
+                        self.db.execute(f"INSERT INTO main.{table} ({columns}) SELECT "
+                                        f"{columns} FROM part{n}.{table}")
+                self.db.execute(tables.insert_sql("sqlite", "projection_checkpoints",
+                                                  replace=True), (self.name, position))
+                self.db.execute(tables.insert_sql("sqlite", "projection_models", replace=True),
+                                (self.name, model))
+                self.db.execute("INSERT OR REPLACE INTO projection_log VALUES (?, ?, ?)",
+                                (self.name, position, mark))
+        finally:
+            for n in range(len(files)):
+                self.db.execute(f"DETACH DATABASE part{n}")
+
+    async def drop_parts(self, parts: list[str]) -> None:
+        for part in parts:  # made and used only by the leader of this projection
+            await SqliteProjections(self.path, part).discard()
+            lead_file(self.path, part).unlink(missing_ok=True)
+
     async def discard(self) -> None:
         await self._run(self._discard)
 

@@ -332,9 +332,9 @@ class StoreConformance:
             everyone = await read(AccountRange("acc-a", "acc-é", unowned=True))
             assert len(everyone) == head
             assert [account_of(e.payload) for e in everyone] == sorted(
-                (account_of(e.payload) for e in everyone), key=lambda a: (a is not None, a))
-            for account in [None, *accounts]:
-                own = [e.position for e in everyone if account_of(e.payload) == account]
+                (account_of(e.payload) for e in everyone), key=lambda a: (a is not None, a or ""))
+            for owner in [None, *accounts]:
+                own = [e.position for e in everyone if account_of(e.payload) == owner]
                 assert own == sorted(own)
             middle = await read(AccountRange("acc-b", "acc-c"))
             assert {account_of(e.payload) for e in middle} == {"acc-b", "acc-c"}
