@@ -322,13 +322,17 @@ class ProjectionRunner:
             moved = self._moved
             await moved.wait()
 
-    async def rebuild(self, *, workers: int = 1) -> int:
+    async def rebuild(self, *, workers: int = 1, wait: bool = True) -> int:
         """Throw the read models away and recompute them from position 0, in place: until
         it is done, readers see the tables fill. ``rebuild_online`` does not stop them.
         With ``workers`` > 1, that many processes fold the log up to its head in parts
-        (``projections.partitions``)."""
+        (``projections.partitions``). Another runner leading, wait for the lead; or, with
+        ``wait=False``, ``LeadElsewhereError``."""
         _check_workers(workers)
-        async with self._lead():
+        async with self._lead(wait) as leading:
+            if not leading:
+                raise LeadElsewhereError(
+                    f"another runner leads the projection {self.name!r}: rebuild it there")
             await self.backend.clear()
             await self._load()
             if workers > 1:
@@ -401,10 +405,17 @@ class ProjectionRunner:
         names = [f"{self.name}{PART_SUFFIX}{n}" for n in range(len(parts))]
         await self.backend.drop_parts(names)  # a crashed attempt's
         url = store_url(self.store)
-        async with anyio.create_task_group() as group:
-            for name, part in zip(names, parts, strict=True):
-                group.start_soon(build_part, PartJob(url, name, part, upto, self.policy,
-                                                     self.batch_size, self.commit_every))
+        try:
+            async with anyio.create_task_group() as group:
+                for name, part in zip(names, parts, strict=True):
+                    group.start_soon(build_part, PartJob(url, name, part, upto, self.policy,
+                                                         self.batch_size, self.commit_every))
+        except BaseException as failed:
+            with anyio.CancelScope(shield=True):
+                await self.backend.drop_parts(names)
+            if isinstance(failed, BaseExceptionGroup):  # one part failed: the others stopped
+                raise failed.exceptions[0] from failed
+            raise
         async with self._applying:
             await self.backend.merge(names, upto, MODEL_VERSION)
             await self._load()

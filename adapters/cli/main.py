@@ -26,6 +26,7 @@ from adapters.errors import EXIT_BAD_INPUT, EXIT_PROBLEM, answer_for
 from adapters.processor import connection as processor_options
 from ledger.errors import LedgerError
 from ledger.store.location import redacted
+from projections.partitions import MAX_WORKERS
 
 
 class Moment(click.ParamType):  # type: ignore[type-arg]
@@ -288,7 +289,13 @@ def anomalies(db: str, as_of: datetime | None, as_json: bool) -> None:
 @json_option
 @click.option("--wait-for-swap", type=float, default=60.0, show_default=True,
               help="Seconds to wait for a serving process that leads to swap the rebuild in.")
-def rebuild(db: str, as_json: bool, wait_for_swap: float) -> None:
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=1, show_default=True,
+              help="Processes that fold the log at once, each a range of its accounts.")
+@click.option("--in-place", is_flag=True,
+              help="Recompute the tables that serve (readers see them fill): PostgreSQL's "
+                   "way, whose projections share their tables. No process may be serving.")
+def rebuild(db: str, as_json: bool, wait_for_swap: float, workers: int,
+            in_place: bool) -> None:
     """Recompute the projections from the log beside the ones that serve, then swap them in
     at the head in one transaction. A rebuild stopped half-way resumes where it stopped.
     While a serving process leads the projections, this one builds and that one swaps (it
@@ -296,25 +303,38 @@ def rebuild(db: str, as_json: bool, wait_for_swap: float) -> None:
 
     async def go() -> int:
         from adapters.service.card_ledger import CardLedger
+        from projections.backends import ProjectionUsageError
         from projections.runner import LeadElsewhereError
 
         check_exists(db)
         async with CardLedger.open(db) as opened:
             runner, head = opened.runner, await opened.store.head()
+            if not (in_place or runner.backend.rebuilds_online):
+                raise ProjectionUsageError(
+                    "no online rebuild on PostgreSQL: its projections share their tables; "
+                    "stop the serving processes and rebuild with --in-place")
             with output.progress("rebuilding the projections", head,
                                  head >= _BAR_FROM and not as_json) as advance:
                 runner.on_commit = advance
-                try:
-                    position, swapped_by = await runner.rebuild_online(wait=False), "this"
-                except LeadElsewhereError:
-                    position, swapped_by = await runner.rebuild_beside(wait=False), "serving"
-            with anyio.move_on_after(wait_for_swap):
+                if in_place:
+                    position = await runner.rebuild(workers=workers, wait=False)
+                    swapped_by = "in place"
+                else:
+                    try:
+                        position = await runner.rebuild_online(wait=False, workers=workers)
+                        swapped_by = "this"
+                    except LeadElsewhereError:
+                        position = await runner.rebuild_beside(wait=False, workers=workers)
+                        swapped_by = "serving"
+            with anyio.move_on_after(0 if in_place else wait_for_swap):
                 while runner.rebuild_left_off:  # noqa: ASYNC110 (a file, not an event)
                     await anyio.sleep(0.2)
-            swapped = not runner.rebuild_left_off
+            swapped = in_place or not runner.rebuild_left_off
         if as_json:
             click.echo(msgspec.json.encode({"rebuilt_to": position, "swapped": swapped,
                                             "swapped_by": swapped_by}).decode())
+        elif swapped_by == "in place":
+            click.echo(f"rebuilt the projections in place from the log's {position:,} events")
         elif swapped:
             by = "this process" if swapped_by == "this" else "the serving process"
             click.echo(f"rebuilt the projections from the log's {position:,} events; "

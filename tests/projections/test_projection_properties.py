@@ -45,9 +45,31 @@ async def _project(url: str, events: list[DomainEvent], batch: int, restart_at: 
     return views, rows
 
 
+Projected = tuple[dict[str, AccountView | None], dict[str, set[tuple[object, ...]]]]
+
+
+async def _project_in_parts(url: str, events: list[DomainEvent], workers: int, split: int,
+                            span: int) -> Projected:
+    """Rebuilt in ``workers`` parts after ``split`` events, then the rest caught up."""
+    async with open_store(url) as store, ProjectionRunner(store, batch_size=7,
+                                                          commit_every=span) as runner:
+        for n, event in enumerate(events):
+            if n == split:
+                assert await runner.rebuild(workers=workers) == split
+            await store.append(stream_for(event), [NewEvent(payload=event)])
+        assert await runner.catch_up() == len(events)
+        views = {a: await runner.stored_view(a) for a in runner.account_ids()}
+        rows = (await runner.backend.snapshot()).rows
+    return views, rows
+
+
 def _equal_to_a_full_replay(url: str, events: list[DomainEvent], batch: int,
                             restart_at: int, span: int = 10_000) -> None:
-    views, rows = anyio.run(_project, url, events, batch, restart_at, span)
+    _equal_to_the_replay(events, *anyio.run(_project, url, events, batch, restart_at, span))
+
+
+def _equal_to_the_replay(events: list[DomainEvent], views: dict[str, AccountView | None],
+                         rows: dict[str, set[tuple[object, ...]]]) -> None:
     replayed = {a: view(book, None) for a, book in books(events).items()}
     assert views.keys() == replayed.keys()  # the same rows, in whatever order
     assert all(rows_of(v) == rows_of(replayed[a]) for a, v in views.items() if v is not None)
@@ -68,6 +90,35 @@ def test_the_incremental_projection_equals_a_full_replay(
     with tempfile.TemporaryDirectory() as directory:
         _equal_to_a_full_replay(str(Path(directory) / "l.db"), record(*funded), batch,
                                 restart_at, span)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(funded=funded_histories(), workers=st.integers(2, 4), data=st.data())
+def test_a_rebuild_in_parts_equals_a_full_replay(
+        funded: tuple[list[AnySnapshot], list[DomainEvent]], workers: int,
+        data: st.DataObject) -> None:
+    """Each part folds its accounts alone, account by account; merged, then caught up, they
+    are the projection of the whole log."""
+    events = record(*funded)
+    split = data.draw(st.integers(1, len(events)), label="split")
+    span = data.draw(st.integers(1, 40), label="span")
+    with tempfile.TemporaryDirectory() as directory:
+        url = str(Path(directory) / "l.db")
+        _equal_to_the_replay(events, *anyio.run(_project_in_parts, url, events, workers,
+                                                split, span))
+
+
+@settings(max_examples=4, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(funded=funded_histories(), workers=st.integers(2, 3))
+def test_a_rebuild_in_parts_on_postgresql_equals_a_full_replay(
+        postgres_server: str, funded: tuple[list[AnySnapshot], list[DomainEvent]],
+        workers: int) -> None:
+    """The parts write into the projection's own tables there, each its accounts' rows."""
+    events = record(*funded)
+    url = new_database(postgres_server)
+    _equal_to_the_replay(events, *anyio.run(_project_in_parts, url, events, workers,
+                                            len(events) * 2 // 3 + 1, 25))
 
 
 @settings(max_examples=8, deadline=None,
