@@ -86,9 +86,9 @@ async def build_log(path: Path, total: int, accounts: int) -> int:
         return await store.head()
 
 
-def child(mode: str, db: Path) -> dict[str, float]:
-    result = subprocess.run([sys.executable, "-m", "benchmarks.projection_child", mode, str(db)],
-                            cwd=ROOT, capture_output=True, text=True, check=True)
+def child(mode: str, db: Path | str, workers: int = 1) -> dict[str, float]:
+    result = subprocess.run([sys.executable, "-m", "benchmarks.projection_child", mode, str(db),
+                             str(workers)], cwd=ROOT, capture_output=True, text=True, check=True)
     figures: dict[str, float] = msgspec.json.decode(result.stdout)
     return figures
 
@@ -240,6 +240,78 @@ def online_rebuild(db: Path) -> list[Figure]:
     ]
 
 
+def _rebuild_seconds(db: Path | str, rounds: int) -> tuple[float, float, int]:
+    """Median seconds of a rebuild in one process and in two parts, alternated; events."""
+    one: list[float] = []
+    two: list[float] = []
+    events = 0
+    for _ in range(rounds):
+        for workers, times in ((1, one), (2, two)):
+            done = child("rebuild", db, workers)
+            times.append(done["seconds"])
+            events = int(done["events"])
+    return statistics.median(one), statistics.median(two), events
+
+
+def _parallel_figure(name: str, one: float, two: float, events: int, rounds: int) -> Figure:
+    # Amdahl's law from the two timings: two = one * (serial + (1 - serial) / 2). The serial
+    # share so found also holds what two processes lose sharing two cores (with the server).
+    serial = max(0.0, min(1.0, 2 * two / one - 1))
+    eight = 1 / (serial + (1 - serial) / 8)
+    return Figure(name, events / two, "events/s", "the same rebuild in one process",
+                  events / one, f"{events:,} events, 2 workers: {one / two:.2f}x; serial share "
+                  f"{serial:.0%}, so 8 workers on 8 cores would give {eight:.1f}x; median of "
+                  f"{rounds}")
+
+
+async def _copied_to_postgres(log: Path, server: str) -> str:
+    """A new database on ``server`` holding the rows of the SQLite log ``log``: the same log."""
+    import asyncpg
+
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute('CREATE DATABASE "bench_rebuild"')
+    finally:
+        await admin.close()
+    url = server.rsplit("/", 1)[0] + "/bench_rebuild"
+    async with open_store(url):
+        pass  # the schema
+    columns = ["position", "stream", "version", "event_id", "type", "recorded_at", "record",
+               "hash", "account_id"]
+    source, db = sqlite3.connect(log), await asyncpg.connect(url)
+    try:
+        rows = source.execute(f"SELECT {', '.join(columns)} FROM events ORDER BY position")
+        while batch := rows.fetchmany(100_000):
+            await db.copy_records_to_table("events", records=batch, columns=columns)
+        await db.execute("ANALYZE events")
+    finally:
+        source.close()
+        await db.close()
+    return url
+
+
+def parallel_rebuilds(db: Path, rounds: int) -> list[Figure]:
+    """A rebuild in two worker processes beside the same in one, on SQLite and on PostgreSQL
+    (a throwaway cluster, the same log copied in), alternated ``rounds`` times."""
+    from tests.support.postgres_cluster import Cluster, binaries
+
+    figures = [_parallel_figure("projections.rebuild_parallel_sqlite",
+                                *_rebuild_seconds(db, rounds), rounds)]
+    found = binaries()
+    if found is None:
+        print("projections: no PostgreSQL binaries here, no rebuild_parallel", file=sys.stderr)
+        return figures
+    cluster = Cluster(found)
+    server = cluster.start()
+    try:
+        url = anyio.run(_copied_to_postgres, db, server)
+        figures.insert(0, _parallel_figure("projections.rebuild_parallel",
+                                           *_rebuild_seconds(url, rounds), rounds))
+    finally:
+        cluster.stop()
+    return figures
+
+
 def _p99(values: list[float]) -> float:
     return sorted(values)[max(0, int(len(values) * 0.99) - 1)]
 
@@ -255,12 +327,13 @@ def projection_figures(quick: bool) -> list[Figure]:
         ours, baseline = anyio.run(as_of_latencies, db, 50 if quick else 300)
         waits = writer_wait(db)
         online = online_rebuild(db)
+        parallel = parallel_rebuilds(db, 1 if quick else 3)
         db.unlink()
         five = Path(directory) / "five.db"  # five times the history, the same accounts
         anyio.run(build_log, five, total * 5, accounts)
         longer = child("rebuild", five)
     read_rate = read["events"] / read["seconds"]
-    return [live_growth(quick), waits, *online,
+    return [live_growth(quick), waits, *online, *parallel,
         Figure("projections.rebuild_peak_rss_5x", longer["peak_rss_mb"], "MB",
                f"the same on {events:,} events", rebuild["peak_rss_mb"],
                f"{longer['events']:,.0f} events: memory follows what is open, not history"),

@@ -72,9 +72,9 @@ class PartDone(msgspec.Struct, frozen=True):
 
 
 async def build_part(job: PartJob) -> int:
-    """Fold ``job.part`` in a process of its own (``python -m projections.partitions``);
+    """Fold ``job.part`` in a process of its own (``projections.part_worker``);
     return how many events it folded. Cancelled, the process is killed."""
-    done = await anyio.run_process([sys.executable, "-m", __name__],
+    done = await anyio.run_process([sys.executable, "-m", "projections.part_worker"],
                                    input=msgspec.json.encode(job), check=False)
     lines = done.stdout.strip().splitlines()
     answer = _ANSWER.decode(lines[-1]) if done.returncode == 0 and lines else PartDone(
@@ -85,21 +85,3 @@ async def build_part(job: PartJob) -> int:
 
 
 _ANSWER = msgspec.json.Decoder(PartDone)
-
-
-async def _fold(job: PartJob) -> PartDone:
-    from ledger import open_store
-    from projections.runner import ProjectionRunner  # (the runner imports this module)
-
-    try:
-        async with open_store(job.url) as store, ProjectionRunner(
-                store, policy=job.policy, name=job.name, batch_size=job.batch_size,
-                commit_every=job.commit_every) as runner:
-            return PartDone(folded=await runner.fold_part(job.part, job.upto))
-    except Exception as exc:  # told to the parent, which raises it
-        return PartDone(error=f"{type(exc).__name__}: {exc}")
-
-
-if __name__ == "__main__":
-    answer = anyio.run(_fold, msgspec.json.decode(sys.stdin.buffer.read(), type=PartJob))
-    sys.stdout.buffer.write(b"\n" + msgspec.json.encode(answer) + b"\n")
