@@ -15,6 +15,8 @@ runners ever both believe they lead, the second write fails instead of counting 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ledger.store import EventStore
 from projections.backends.base import (
     ProjectionBackend,
@@ -35,7 +37,7 @@ __all__ = ["ProjectionBackend", "ProjectionConflictError", "ProjectionError",
 
 def backend_for(store: EventStore, name: str) -> ProjectionBackend:
     """The backend that keeps the store's projection ``name``."""
-    path, dsn = getattr(store, "path", None), getattr(store, "dsn", None)
+    path, dsn = _where(store)
     if path is not None:
         from projections.backends.sqlite import SqliteProjections
 
@@ -49,7 +51,12 @@ def backend_for(store: EventStore, name: str) -> ProjectionBackend:
 
 def store_url(store: EventStore) -> str:
     """What another process opens the same log with (``open_store``)."""
-    path, dsn = getattr(store, "path", None), getattr(store, "dsn", None)
+    path, dsn = _where(store)
     if path is None and dsn is None:
         raise ProjectionUsageError(f"a {type(store).__name__} cannot be opened elsewhere")
     return str(path if path is not None else dsn)
+
+
+def _where(store: EventStore) -> tuple[Path | None, str | None]:
+    """The SQLite file or the PostgreSQL URL of the store (one of them, or neither)."""
+    return getattr(store, "path", None), getattr(store, "dsn", None)

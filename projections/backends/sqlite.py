@@ -44,6 +44,8 @@ _LEGACY = ("projection_checkpoints", *tables.ALL_TABLES)
 _LOG_TABLE = ("CREATE TABLE IF NOT EXISTS projection_log (name TEXT PRIMARY KEY, "
               "position INTEGER NOT NULL, hash BLOB NOT NULL)")
 """Which log the checkpoint is a position of: the hash of that log's row there."""
+_MARK = ("INSERT INTO projection_log VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+         "position = EXCLUDED.position, hash = EXCLUDED.hash")
 _NAMED = ("projection_models", "projection_checkpoints", "projection_log")
 """The tables whose rows are per projection name (the others hold one projection's rows)."""
 
@@ -212,9 +214,7 @@ class SqliteProjections(ProjectionBackend):
                 self.db.executemany(sql, rows)
             self.db.execute(tables.insert_sql("sqlite", "projection_checkpoints", replace=True),
                             (self.name, position))
-            self.db.execute("INSERT INTO projection_log VALUES (?, ?, ?) ON CONFLICT (name) "
-                            "DO UPDATE SET position = EXCLUDED.position, hash = EXCLUDED.hash",
-                            (self.name, position, mark))
+            self.db.execute(_MARK, (self.name, position, mark))
 
     async def clear(self) -> None:
         await self._run(self._clear)
@@ -283,8 +283,7 @@ class SqliteProjections(ProjectionBackend):
                                                   replace=True), (self.name, position))
                 self.db.execute(tables.insert_sql("sqlite", "projection_models", replace=True),
                                 (self.name, model))
-                self.db.execute("INSERT OR REPLACE INTO projection_log VALUES (?, ?, ?)",
-                                (self.name, position, mark))
+                self.db.execute(_MARK, (self.name, position, mark))
         finally:
             for n in range(len(files)):
                 self.db.execute(f"DETACH DATABASE part{n}")
