@@ -33,8 +33,8 @@ from ledger.events import (
 )
 from ledger.observations import AuthorisationSnapshot, Merchant
 from projections import ProjectionRunner
+from projections.backends import REBUILD_SUFFIX
 from projections.backends.sqlite import projection_file
-from projections.runner import REBUILD_SUFFIX
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MERCHANT = Merchant(id="m-1", name="Corner Cafe", mcc=5814, country="GB", city="London")

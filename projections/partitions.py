@@ -21,8 +21,6 @@ from ledger.domain.hold import HoldPolicy
 from ledger.store import AccountRange
 from projections.backends import ProjectionFailedError
 
-PART_SUFFIX = "~part"
-"""The name of a part is the rebuilt projection's and this and its number."""
 MAX_WORKERS = 8
 """Parts at most: SQLite attaches at most ten files to one connection for the merge."""
 

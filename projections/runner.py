@@ -38,6 +38,8 @@ from ledger.store.planner import micros
 from ledger.tracing import span as trace
 from projections import tables
 from projections.backends import (
+    PART_SUFFIX,
+    REBUILD_SUFFIX,
     ProjectionConflictError,
     ProjectionError,
     ProjectionFailedError,
@@ -60,7 +62,6 @@ from projections.book import (
 from projections.live import LiveAccount, Sums, group_of
 from projections.partitions import (
     MAX_WORKERS,
-    PART_SUFFIX,
     PartJob,
     build_part,
     plan_parts,
@@ -76,8 +77,6 @@ T = TypeVar("T")
 _SHARE_EVERY = 16  # events folded, or accounts derived, between two hand-overs of the GIL
 _REBUILD_BATCH = 1_000
 """Events a rebuild beside a serving runner reads at a time: their decoding is on the loop."""
-REBUILD_SUFFIX = "~rebuild"
-"""The name of a projection rebuilt online is its own and this (``rebuild_online``)."""
 MODEL_VERSION = 4
 """The version of the balance model and of the stored facts. Tables written by another
 version are rebuilt from the log by the first runner that leads (2: amounts per report;
@@ -191,7 +190,7 @@ class ProjectionRunner:
         if self._outdated:
             return  # facts of another version may not even decode: rebuilt when leading
         if stored.position == 0:  # nothing applied: rows there are other projections' (the
-            self.quarantined = 0  # parts of a rebuild on PostgreSQL share their tables)
+            self.quarantined = 0  # parts of one projection on PostgreSQL share its tables)
             return
         sums: dict[str, Sums | None] = {}
         for account_id, facts in stored.accounts:
@@ -376,8 +375,8 @@ class ProjectionRunner:
     def _check_online(self) -> None:
         if not self.backend.rebuilds_online:
             raise ProjectionUsageError(
-                f"no online rebuild with {type(self.backend).__name__}: it keeps every "
-                "projection in the same tables (rebuild() recomputes them in place)")
+                f"no online rebuild with {type(self.backend).__name__}: it cannot keep "
+                "a rebuild's tables apart (rebuild() recomputes them in place)")
 
     @asynccontextmanager
     async def _rebuilding(self, wait: bool, workers: int) -> AsyncIterator[ProjectionRunner]:
@@ -446,10 +445,9 @@ class ProjectionRunner:
                 await self._commit(span)
         return folded
 
-    @property
-    def rebuild_left_off(self) -> bool:
+    async def rebuild_left_off(self) -> bool:
         """Whether a ``rebuild_online`` stopped before its swap: its tables wait to resume."""
-        return self.backend.has_projection(f"{self.name}{REBUILD_SUFFIX}")
+        return await self.backend.has_projection(f"{self.name}{REBUILD_SUFFIX}")
 
     def _take_over(self, shadow: ProjectionRunner) -> None:
         """Hold the books of ``shadow``, whose tables this runner's have just become."""

@@ -292,8 +292,8 @@ def anomalies(db: str, as_of: datetime | None, as_json: bool) -> None:
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=1, show_default=True,
               help="Processes that fold the log at once, each a range of its accounts.")
 @click.option("--in-place", is_flag=True,
-              help="Recompute the tables that serve (readers see them fill): PostgreSQL's "
-                   "way, whose projections share their tables. No process may be serving.")
+              help="Recompute the tables that serve (readers see them fill), with no "
+                   "second copy on disk. No process may be serving.")
 def rebuild(db: str, as_json: bool, wait_for_swap: float, workers: int,
             in_place: bool) -> None:
     """Recompute the projections from the log beside the ones that serve, then swap them in
@@ -303,16 +303,11 @@ def rebuild(db: str, as_json: bool, wait_for_swap: float, workers: int,
 
     async def go() -> int:
         from adapters.service.card_ledger import CardLedger
-        from projections.backends import ProjectionUsageError
         from projections.runner import LeadElsewhereError
 
         check_exists(db)
         async with CardLedger.open(db) as opened:
             runner, head = opened.runner, await opened.store.head()
-            if not (in_place or runner.backend.rebuilds_online):
-                raise ProjectionUsageError(
-                    "no online rebuild on PostgreSQL: its projections share their tables; "
-                    "stop the serving processes and rebuild with --in-place")
             with output.progress("rebuilding the projections", head,
                                  head >= _BAR_FROM and not as_json) as advance:
                 runner.on_commit = advance
@@ -327,9 +322,9 @@ def rebuild(db: str, as_json: bool, wait_for_swap: float, workers: int,
                         position = await runner.rebuild_beside(wait=False, workers=workers)
                         swapped_by = "serving"
             with anyio.move_on_after(0 if in_place else wait_for_swap):
-                while runner.rebuild_left_off:  # noqa: ASYNC110 (a file, not an event)
+                while await runner.rebuild_left_off():  # noqa: ASYNC110 (tables, not an event)
                     await anyio.sleep(0.2)
-            swapped = in_place or not runner.rebuild_left_off
+            swapped = in_place or not await runner.rebuild_left_off()
         if as_json:
             click.echo(msgspec.json.encode({"rebuilt_to": position, "swapped": swapped,
                                             "swapped_by": swapped_by}).decode())

@@ -514,7 +514,7 @@ class CardLedger:
         async def resume_rebuild() -> None:
             # A rebuild_online stopped half-way (the process killed) resumes in the process
             # that leads, while it serves: once at a time across processes.
-            if self.runner.leading and self.runner.rebuild_left_off:
+            if self.runner.leading and await self.runner.rebuild_left_off():
                 with suppress(ProjectionConflictError):  # another process's, running
                     await self.runner.rebuild_online(wait=False)
 

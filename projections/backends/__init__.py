@@ -19,6 +19,8 @@ from pathlib import Path
 
 from ledger.store import EventStore
 from projections.backends.base import (
+    PART_SUFFIX,
+    REBUILD_SUFFIX,
     ProjectionBackend,
     ProjectionConflictError,
     ProjectionError,
@@ -30,9 +32,9 @@ from projections.backends.base import (
     moved,
 )
 
-__all__ = ["ProjectionBackend", "ProjectionConflictError", "ProjectionError",
-           "ProjectionFailedError", "ProjectionUnavailableError", "ProjectionUsageError",
-           "Snapshot", "Stored", "backend_for", "moved", "store_url"]
+__all__ = ["PART_SUFFIX", "REBUILD_SUFFIX", "ProjectionBackend", "ProjectionConflictError",
+           "ProjectionError", "ProjectionFailedError", "ProjectionUnavailableError",
+           "ProjectionUsageError", "Snapshot", "Stored", "backend_for", "moved", "store_url"]
 
 
 def backend_for(store: EventStore, name: str) -> ProjectionBackend:

@@ -16,6 +16,19 @@ from ledger.errors import (
 )
 from projections.tables import BatchWrite
 
+REBUILD_SUFFIX = "~rebuild"
+"""The name of a projection rebuilt online is its own and this (``rebuild_online``)."""
+PART_SUFFIX = "~part"
+"""The name of a part of a rebuild in parts is the rebuilt projection's, this and its
+number (``projections.partitions``)."""
+
+
+def rebuilt_home(name: str) -> str | None:
+    """The rebuild whose tables the projection ``name`` writes (a rebuild's own name, or the
+    rebuild a part belongs to), or None for a projection that serves (or a part of one)."""
+    home = name.split(PART_SUFFIX)[0]
+    return home if home.endswith(REBUILD_SUFFIX) else None
+
 
 class ProjectionError(LedgerError):
     """The projections' errors (a group: each is also one kind)."""
@@ -96,7 +109,7 @@ class ProjectionBackend(ABC):
     rebuilds_online = False
     """Whether a projection rebuilt beside this one can be swapped in (``adopt``)."""
 
-    def has_projection(self, name: str) -> bool:
+    async def has_projection(self, name: str) -> bool:
         """Whether the projection ``name`` of the same log has tables (a rebuild's, left)."""
         return False
 

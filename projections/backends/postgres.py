@@ -1,5 +1,12 @@
 """Projections in the PostgreSQL database of the log, written by one runner at a time.
 
+The projection that serves keeps its tables where the log's connection puts new tables (its
+``search_path``); every projection of that name and its parts share them. A projection
+rebuilt online (``ProjectionRunner.rebuild_online``) and its parts have a schema of their own,
+named after the rebuild and put first on their connection's ``search_path``, so the same
+statements write the rebuild's tables and still read the log's. The swap copies the rebuilt
+rows into the serving tables in one transaction; readers see the old rows or the new.
+
 The lead is a session advisory lock held by the runner's own connection, and every commit goes
 through that connection: if the leader's process dies or its connection drops, the server
 releases the lock and no later write can come from the old leader. A runner whose connection
@@ -26,9 +33,12 @@ from projections.backends.base import (
     Snapshot,
     Stored,
     moved,
+    rebuilt_home,
 )
 
 _SCHEMA_LOCK = 0x6361_7264_7072_6F6A  # "cardproj": creating the tables, once at a time
+_NAMED = ("projection_checkpoints", "projection_models")
+"""The tables whose rows are per projection name (the others hold one projection's rows)."""
 
 
 def lead_key(name: str) -> int:
@@ -41,6 +51,8 @@ class PostgresProjections(ProjectionBackend):
     def __init__(self, dsn: str, name: str) -> None:
         super().__init__(name)
         self.dsn, self._key = dsn, lead_key(name)
+        self.schema = rebuilt_home(name)
+        """The schema of a rebuild's tables, or None: those of the log's connection."""
         self._db: asyncpg.Connection | None = None
         self._busy = anyio.Lock()  # a connection runs one query at a time
 
@@ -62,20 +74,29 @@ class PostgresProjections(ProjectionBackend):
                         raise ProjectionUnavailableError("lost the connection to PostgreSQL, "
                                                          "and the lead "
                                               "with it")
-                    self._db = await asyncpg.connect(self.dsn)
+                    self._db = await self._connect()
                 yield self.db
             except LOST as exc:
                 self.db.terminate()  # so that the next call connects again
                 raise ProjectionUnavailableError(
                     f"lost the connection to PostgreSQL: {exc}") from exc
 
+    async def _connect(self) -> asyncpg.Connection:
+        db = await asyncpg.connect(self.dsn)
+        if self.schema is not None:  # the rebuild's tables first; the log's after them
+            path = await db.fetchval("SELECT current_setting('search_path')")
+            await db.execute(f"SET search_path TO {_quoted(self.schema)}, {path}")
+        return db
+
     async def open(self) -> None:
         try:
-            self._db = await asyncpg.connect(self.dsn)
+            self._db = await self._connect()
         except LOST as exc:
             raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from None
         async with self.db.transaction():
             await self.db.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            if self.schema is not None:
+                await self.db.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(self.schema)}")
             for statement in tables.schema("postgres"):
                 await self.db.execute(statement)
 
@@ -132,6 +153,44 @@ class PostgresProjections(ProjectionBackend):
             await db.execute(f"TRUNCATE {', '.join(tables.ALL_TABLES)}")
             await db.execute("DELETE FROM projection_checkpoints WHERE name = $1", self.name)
 
+    rebuilds_online = True
+
+    async def has_projection(self, name: str) -> bool:
+        schema = rebuilt_home(name)
+        if schema is None:
+            raise ProjectionUsageError(f"{name!r} is not the name of a rebuild")
+        async with self._session() as db:
+            return bool(await db.fetchval(
+                "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema))
+
+    async def adopt(self, rebuilt: ProjectionBackend, expected: int) -> None:
+        assert isinstance(rebuilt, PostgresProjections) and rebuilt.dsn == self.dsn
+        assert rebuilt.schema is not None and self.schema is None
+        source = _quoted(rebuilt.schema)
+        async with self._session(leading=True) as db, db.transaction():
+            found = await self._checkpoint(db, "FOR UPDATE")
+            if found != expected:
+                raise moved(expected, found)
+            for table in (*tables.ALL_TABLES, "projection_checkpoints"):
+                columns = [c for c, _ in tables.TABLES[table].columns]
+                if table in _NAMED:
+                    await db.execute(f"DELETE FROM {table} WHERE name = $1", self.name)
+                    chosen = ", ".join("$1" if c == "name" else c for c in columns)
+                    await db.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT "
+                                     f"{chosen} FROM {source}.{table} WHERE name = $2",
+                                     self.name, rebuilt.name)
+                else:
+                    await db.execute(f"DELETE FROM {table}")
+                    listed = ", ".join(columns)
+                    await db.execute(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM "
+                                     f"{source}.{table}")
+
+    async def discard(self) -> None:
+        if self.schema is None:
+            raise ProjectionUsageError("the tables that serve are never discarded")
+        async with self._session() as db:
+            await db.execute(f"DROP SCHEMA IF EXISTS {_quoted(self.schema)} CASCADE")
+
     async def merge(self, parts: list[str], position: int, model: int) -> None:
         # The parts wrote their rows into the same tables as this projection: what is left is
         # the bookkeeping of names.
@@ -151,7 +210,7 @@ class PostgresProjections(ProjectionBackend):
 
     @staticmethod
     async def _drop_parts(db: asyncpg.Connection, parts: list[str]) -> None:
-        for table in ("projection_checkpoints", "projection_models"):
+        for table in _NAMED:
             await db.execute(f"DELETE FROM {table} WHERE name = ANY($1::text[])", parts)
 
     async def account_records(self, account_id: str, after: int, upto: int,
@@ -189,3 +248,8 @@ class PostgresProjections(ProjectionBackend):
             rows = {table: {tuple(r) for r in await db.fetch(f"SELECT * FROM {table}")}
                     for table in tables.VIEW_TABLES}
             return Snapshot(await self._checkpoint(db), rows)
+
+
+def _quoted(identifier: str) -> str:
+    """``identifier`` as a quoted SQL identifier (a rebuild's name has a ``~``)."""
+    return '"' + identifier.replace('"', '""') + '"'

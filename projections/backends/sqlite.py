@@ -228,7 +228,7 @@ class SqliteProjections(ProjectionBackend):
 
     rebuilds_online = True
 
-    def has_projection(self, name: str) -> bool:
+    async def has_projection(self, name: str) -> bool:
         return projection_file(self.path, name).exists()
 
     async def adopt(self, rebuilt: ProjectionBackend, expected: int) -> None:

@@ -1,12 +1,12 @@
 """An online rebuild in its own process, for the SIGKILL test:
-``python -m tests.projections.rebuild_child LOG`` rebuilds the projection online in small
-commits, prints ``committed`` after the first, and then stalls (the test kills it)."""
+``python -m tests.projections.rebuild_child LOG`` (a file or a PostgreSQL URL) rebuilds the
+projection online in small commits, prints ``committed`` after the first, and then stalls
+(the test kills it)."""
 
 from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import anyio
 
@@ -19,11 +19,11 @@ def stall(_: int) -> None:
     time.sleep(3600)  # blocks the process where it stands: between two commits
 
 
-async def main(log: Path) -> None:
+async def main(log: str) -> None:
     async with open_store(log) as store, ProjectionRunner(store, commit_every=40) as runner:
         runner.on_commit = stall
         await runner.rebuild_online()
 
 
 if __name__ == "__main__":
-    anyio.run(main, Path(sys.argv[1]))
+    anyio.run(main, sys.argv[1])

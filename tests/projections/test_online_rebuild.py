@@ -13,19 +13,28 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg
 import pytest
 
 from ledger import EventStore, NewEvent, open_store
 from ledger.domain.programme import stream_for
 from ledger.events import DomainEvent, FundsDeposited
 from projections import ProjectionRunner
-from projections.backends import ProjectionConflictError
-from projections.backends.sqlite import SqliteProjections, projection_file
-from projections.runner import REBUILD_SUFFIX, LeadElsewhereError
+from projections.backends import REBUILD_SUFFIX, ProjectionConflictError, backend_for
+from projections.backends.sqlite import projection_file
+from projections.replay import drift, replay
+from projections.runner import LeadElsewhereError
 from tests.support.known_history import day, known_history
 
 pytestmark = pytest.mark.anyio
 SHADOW = f"ledger{REBUILD_SUFFIX}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "l.db")
+    return str(request.getfixturevalue("postgres_database"))
 
 
 def deposits(count: int, first: int = 0) -> list[DomainEvent]:
@@ -40,7 +49,7 @@ async def record(store: EventStore, events: list[DomainEvent]) -> None:
 
 
 def served(log: Path) -> tuple[int, list[Any]]:
-    """What a reader of the projection's file sees, read by plain sqlite3 (another
+    """What a reader of the projection's SQLite file sees, read by plain sqlite3 (another
     connection): the checkpoint and the balances, in one read transaction."""
     db = sqlite3.connect(projection_file(log, "ledger"), isolation_level=None)
     try:
@@ -52,9 +61,21 @@ def served(log: Path) -> tuple[int, list[Any]]:
         db.close()
 
 
-def kill_after_its_first_commit(log: Path) -> None:
+async def served_by_postgres(dsn: str) -> tuple[int, list[Any]]:
+    """``served`` for the tables that serve on PostgreSQL, read on a connection of its own."""
+    db = await asyncpg.connect(dsn)
+    try:
+        async with db.transaction(isolation="repeatable_read", readonly=True):
+            position = await db.fetchval("SELECT position FROM projection_checkpoints WHERE "
+                                         "name = 'ledger'")
+            return position, sorted(tuple(r) for r in await db.fetch("SELECT * FROM balances"))
+    finally:
+        await db.close()
+
+
+def kill_after_its_first_commit(url: str) -> None:
     """Run ``rebuild_child`` on the log and SIGKILL it once its rebuild has committed once."""
-    with subprocess.Popen([sys.executable, "-m", "tests.projections.rebuild_child", str(log)],
+    with subprocess.Popen([sys.executable, "-m", "tests.projections.rebuild_child", url],
                           stdout=subprocess.PIPE, text=True,
                           env={**os.environ, "PYTHONPATH": os.getcwd()}) as child:
         try:
@@ -65,11 +86,11 @@ def kill_after_its_first_commit(log: Path) -> None:
             child.send_signal(signal.SIGKILL)
 
 
-async def clean_rows(store: EventStore) -> dict[str, set[tuple[Any, ...]]]:
-    """The view tables as a projection built from nothing makes them."""
-    async with ProjectionRunner(store, name="reference") as reference:
-        await reference.catch_up()
-        return (await reference.backend.snapshot()).rows
+async def the_same_as_a_replay(store: EventStore, runner: ProjectionRunner) -> None:
+    """The runner's tables are at the head and hold what a replay of the log computes."""
+    stored = await runner.backend.snapshot()
+    assert stored.position == await store.head()
+    assert drift(await replay(store.read_batches()), stored) == []
 
 
 async def test_an_online_rebuild_swaps_in_the_same_tables_never_half_built(
@@ -94,12 +115,47 @@ async def test_an_online_rebuild_swaps_in_the_same_tables_never_half_built(
         # The runner goes on from the swapped tables, and a restart loads the same.
         await record(store, deposits(5, first=500))
         await runner.catch_up()
-        assert (await runner.backend.snapshot()).rows == await clean_rows(store)
+        await the_same_as_a_replay(store, runner)
 
 
-async def test_what_is_recorded_during_an_online_rebuild_is_counted_once(
-        tmp_path: Path) -> None:
-    async with open_store(tmp_path / "l.db") as store, ProjectionRunner(
+async def test_an_online_rebuild_on_postgresql_has_a_schema_of_its_own_until_the_swap(
+        postgres_database: str) -> None:
+    async with open_store(postgres_database) as store, ProjectionRunner(
+            store, batch_size=7, commit_every=20) as runner:
+        await record(store, [*known_history(), *deposits(150)])
+        await runner.catch_up()
+        before = await runner.backend.snapshot()
+        seen_before = await served_by_postgres(postgres_database)
+        commits: list[int] = []
+        reads: list[tuple[int, bool]] = []  # commits of the rebuild so far; the same rows?
+        runner.on_commit = commits.append
+
+        async def read_meanwhile() -> None:  # another connection, reading as it rebuilds
+            while True:
+                seen = await served_by_postgres(postgres_database)
+                reads.append((len(commits), seen == seen_before))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(read_meanwhile)
+            assert await runner.rebuild_online() == await store.head()
+            group.cancel_scope.cancel()
+        assert len(commits) > 5 and all(same for _, same in reads)
+        assert any(0 < n < len(commits) for n, _ in reads)  # some, half-way through
+        assert await runner.backend.snapshot() == before
+        await record(store, deposits(5, first=500))
+        await runner.rebuild_online(workers=2)  # its parts write in the rebuild's schema
+        await the_same_as_a_replay(store, runner)
+        assert not await runner.rebuild_left_off()
+        db = await asyncpg.connect(postgres_database)
+        try:
+            assert await db.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE "
+                                  "'%~%'") == []  # the rebuild's schema is gone
+        finally:
+            await db.close()
+
+
+async def test_what_is_recorded_during_an_online_rebuild_is_counted_once(url: str) -> None:
+    async with open_store(url) as store, ProjectionRunner(
             store, batch_size=5, commit_every=10) as runner:
         await record(store, [*known_history(), *deposits(200)])
         await runner.catch_up()
@@ -118,16 +174,14 @@ async def test_what_is_recorded_during_an_online_rebuild_is_counted_once(
                 group.cancel_scope.cancel()
         assert swapped_at > started_at  # some were recorded while it rebuilt
         await runner.catch_up()
-        assert runner.position == await store.head()
-        assert (await runner.backend.snapshot()).rows == await clean_rows(store)
+        await the_same_as_a_replay(store, runner)
 
 
-async def test_one_online_rebuild_at_a_time(tmp_path: Path) -> None:
-    log = tmp_path / "l.db"
-    async with open_store(log) as store, ProjectionRunner(store) as runner:
+async def test_one_online_rebuild_at_a_time(url: str) -> None:
+    async with open_store(url) as store, ProjectionRunner(store) as runner:
         await record(store, known_history())
         await runner.catch_up()
-        other = SqliteProjections(log, SHADOW)  # another rebuild's lead
+        other = backend_for(store, SHADOW)  # another rebuild's lead
         await other.open()
         try:
             assert await other.try_lead()
@@ -138,11 +192,10 @@ async def test_one_online_rebuild_at_a_time(tmp_path: Path) -> None:
         assert await runner.rebuild_online(wait=False) == await store.head()
 
 
-async def test_an_online_rebuild_needs_the_lead(tmp_path: Path) -> None:
-    log = tmp_path / "l.db"
-    async with open_store(log) as store, ProjectionRunner(store) as runner:
+async def test_an_online_rebuild_needs_the_lead(url: str) -> None:
+    async with open_store(url) as store, ProjectionRunner(store) as runner:
         await record(store, known_history())
-        leader = SqliteProjections(log, "ledger")  # a runner of another process
+        leader = backend_for(store, "ledger")  # a runner of another process
         await leader.open()
         try:
             assert await leader.try_lead()
@@ -150,30 +203,33 @@ async def test_an_online_rebuild_needs_the_lead(tmp_path: Path) -> None:
                 await runner.rebuild_online(wait=False)
             # Built beside, for the leader to swap in: it needs only the rebuild's lead.
             assert await runner.rebuild_beside(wait=False) == await store.head()
-            assert runner.rebuild_left_off
+            assert await runner.rebuild_left_off()
         finally:
             await leader.close()
         assert await runner.rebuild_online(wait=False) == await store.head()
-        assert not runner.rebuild_left_off
+        assert not await runner.rebuild_left_off()
+        await the_same_as_a_replay(store, runner)
 
 
 async def test_a_rebuild_killed_half_way_leaves_the_tables_serving_and_resumes(
-        tmp_path: Path) -> None:
-    log = tmp_path / "l.db"
-    async with open_store(log) as store:
+        url: str) -> None:
+    async with open_store(url) as store:
         await record(store, [*known_history(), *deposits(300)])
         head = await store.head()
         async with ProjectionRunner(store) as runner:
             await runner.catch_up()
             before = await runner.backend.snapshot()
-    seen_before = served(log)
-    await anyio.to_thread.run_sync(kill_after_its_first_commit, log)
-    assert served(log) == seen_before  # the old tables, whole
-    async with open_store(log) as store:
-        shadow = SqliteProjections(log, SHADOW)
+        await anyio.to_thread.run_sync(kill_after_its_first_commit, url)
+        serving = backend_for(store, "ledger")  # read as any reader reads: not leading
+        shadow = backend_for(store, SHADOW)
+        await serving.open()
         await shadow.open()
-        left_at = await shadow.checkpoint()
-        await shadow.close()
+        try:
+            assert await serving.snapshot() == before  # the old tables, whole
+            left_at = await shadow.checkpoint()
+        finally:
+            await serving.close()
+            await shadow.close()
         assert 0 < left_at < head
         async with ProjectionRunner(store, commit_every=50) as runner:
             applied: list[int] = []
@@ -183,22 +239,20 @@ async def test_a_rebuild_killed_half_way_leaves_the_tables_serving_and_resumes(
             assert await runner.backend.snapshot() == before
 
 
-async def test_a_serving_ledger_resumes_a_rebuild_left_half_way(tmp_path: Path) -> None:
+async def test_a_serving_ledger_resumes_a_rebuild_left_half_way(url: str) -> None:
     from adapters.service.card_ledger import CardLedger
 
-    log = tmp_path / "l.db"
-    async with open_store(log) as store:
+    async with open_store(url) as store:
         await record(store, [*known_history(), *deposits(300)])
-    await anyio.to_thread.run_sync(kill_after_its_first_commit, log)
-    async with CardLedger.open(log) as ledger:
+    await anyio.to_thread.run_sync(kill_after_its_first_commit, url)
+    async with CardLedger.open(url) as ledger:
         runner = ledger.runner
-        assert runner.rebuild_left_off
+        assert await runner.rebuild_left_off()
         with anyio.fail_after(30):
             async with anyio.create_task_group() as group:
                 group.start_soon(lambda: ledger.run_background(resume_every=0.05))
-                while runner.rebuild_left_off:  # noqa: ASYNC110 (a file, not an event)
+                while await runner.rebuild_left_off():  # noqa: ASYNC110 (tables, not an event)
                     await anyio.sleep(0.02)
                 group.cancel_scope.cancel()
-        assert not projection_file(log, SHADOW).exists()
         await runner.catch_up()
-        assert (await runner.backend.snapshot()).rows == await clean_rows(ledger.store)
+        await the_same_as_a_replay(ledger.store, runner)
