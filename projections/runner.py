@@ -688,6 +688,18 @@ class ProjectionRunner:
         return found
 
 
+    async def account_batches(self, account_id: str, known_at: datetime,
+                              ) -> AsyncIterator[list[StoredEvent[Event]]]:
+        """``account_events`` in batches, read by the log's account index up to its head:
+        what a statement of millions of lines is made from without holding them."""
+        accounts = AccountRange(account_id, account_id)
+        async for batch in self.store.read_accounts(accounts, upto=await self.store.head(),
+                                                    batch_size=self.batch_size):
+            _check_part(batch, accounts, "its statement cannot be made from the index")
+            yield [stored for stored in batch if isinstance(stored.payload, DomainEvent)
+                   and stored.recorded_at <= known_at]
+
+
 @contextmanager
 def _bug_guard(what: str) -> Iterator[None]:
     """Folding events into the books and deriving rows is computation over what the store
@@ -714,7 +726,8 @@ def _check_workers(workers: int) -> None:
                                    f"{MAX_WORKERS}")
 
 
-def _check_part(events: list[StoredEvent[Event]], part: AccountRange) -> None:
+def _check_part(events: list[StoredEvent[Event]], part: AccountRange,
+                remedy: str = "rebuild with one worker") -> None:
     """Each event read for ``part`` is of its accounts: the log's account column agrees with
     the records (it is outside the hash chain, so ``verify`` does not vouch for it)."""
     for stored in events:
@@ -722,7 +735,7 @@ def _check_part(events: list[StoredEvent[Event]], part: AccountRange) -> None:
             raise ProjectionFailedError(
                 f"position {stored.position}: its event's account is not the one the log "
                 "indexes it under (the column altered, or an upcaster changed the account): "
-                "rebuild with one worker")
+                f"{remedy}")
 
 
 def _moments_of(event: DomainEvent) -> set[datetime]:

@@ -60,7 +60,7 @@ class StatementLine(msgspec.Struct, JSONReady, frozen=True, kw_only=True, rename
     """When the ledger recorded what made it (None: a hold's expiry, which no report makes)."""
     kind: str
     """deposit, withdrawal, hold placed, hold amended, captured, released, expired, debit,
-    credit, cleared, reversal (see ``kind_of``)."""
+    credit, cleared, reversal (see ``_rank``)."""
     authorisation_id: str | None = None
     transaction_id: str | None = None
     card_id: str | None = None
@@ -102,27 +102,52 @@ _KINDS: tuple[tuple[type, str], ...] = (
     (TransactionProcessed, "cleared"))
 
 
-def kind_of(events: Sequence[DomainEvent]) -> str:
-    """What a change was, from the events behind it (the first that names it): a capture
-    and its debit at one moment are one ``captured`` line; a debit with no hold is a
-    ``debit``, a credit (a refund) a ``credit``; a change with no event is an expiry."""
-    for event_type, kind in _KINDS:
-        if any(type(e) is event_type for e in events):
-            return kind
-    for event in events:
-        if isinstance(event, TransactionPosted):
-            return "debit" if event.direction == "debit" else "credit"
-    return "expired" if not events else type(events[0]).__name__
+def _rank(event: DomainEvent) -> tuple[int, str]:
+    """What an event says a change was, and how strongly (the lowest rank names the line):
+    a capture and its debit at one moment are one ``captured`` line; a debit with no hold is
+    a ``debit``, a credit (a refund) a ``credit``; a change with no event is an expiry."""
+    for rank, (event_type, kind) in enumerate(_KINDS):
+        if type(event) is event_type:
+            return rank, kind
+    if isinstance(event, TransactionPosted):
+        return len(_KINDS), "debit" if event.direction == "debit" else "credit"
+    return len(_KINDS) + 1, type(event).__name__
 
 
-def _references(events: Iterable[DomainEvent]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for event in events:
-        for field in ("authorisation_id", "transaction_id", "card_id", "chain_transaction"):
+_REFERENCES = ("authorisation_id", "transaction_id", "card_id", "chain_transaction")
+
+
+class _Moment:
+    """What a line at one business time says, from the money events about it, taken one by
+    one: its kind, the first of each reference, and the latest record time (kept instead of
+    the events, so that a statement of millions of lines holds no event)."""
+
+    __slots__ = ("kind", "rank", "recorded_at", "references")
+
+    def __init__(self) -> None:
+        self.rank, self.kind = len(_KINDS) + 2, "expired"
+        self.references: dict[str, str] = {}
+        self.recorded_at: datetime | None = None
+
+    def add(self, event: DomainEvent, recorded_at: datetime) -> None:
+        if self.recorded_at is None or recorded_at > self.recorded_at:
+            self.recorded_at = recorded_at
+        if not isinstance(event, _MONEY):
+            return
+        rank, kind = _rank(event)
+        if rank < self.rank:
+            self.rank, self.kind = rank, kind
+        for field in _REFERENCES:
             value = getattr(event, field, None)
             if isinstance(value, str):
-                found.setdefault(field, value)
-    return found
+                self.references.setdefault(field, value)
+
+    def line(self, moment: datetime, before: Figures, after: Figures,
+             **extra: object) -> StatementLine:
+        """The line of this moment's change from ``before`` to ``after``."""
+        return StatementLine(at=moment, recorded_at=self.recorded_at, kind=self.kind,
+                             change=_change(before, after), balance=after,
+                             **self.references, **extra)  # type: ignore[arg-type]
 
 
 def moments_of(event: DomainEvent) -> set[datetime]:
@@ -140,11 +165,11 @@ def line_at(moment: datetime, stored: Sequence[StoredEvent[Event]], before: Figu
             after: Figures, **extra: object) -> StatementLine:
     """The line of a change at ``moment`` from ``before`` to ``after``, made by ``stored``
     (the events at that moment)."""
-    events = [s.payload for s in stored if isinstance(s.payload, _MONEY)]
-    return StatementLine(at=moment, recorded_at=max((s.recorded_at for s in stored),
-                                                    default=None),
-                         kind=kind_of(events), change=_change(before, after), balance=after,
-                         **_references(events), **extra)  # type: ignore[arg-type]
+    found = _Moment()
+    for event in stored:
+        assert isinstance(event.payload, DomainEvent)
+        found.add(event.payload, event.recorded_at)
+    return found.line(moment, before, after, **extra)
 
 
 class Printed(msgspec.Struct, frozen=True):
@@ -153,55 +178,73 @@ class Printed(msgspec.Struct, frozen=True):
     closing: Figures
 
 
-def statement(account_id: str, events: Sequence[StoredEvent[Event]], currency: str,
+def statement(account_id: str, events: Iterable[StoredEvent[Event]], currency: str,
               start: datetime, end: datetime, known_at: datetime,
               policy: HoldPolicy = DEFAULT_POLICY) -> Printed:
     """The statement of ``events`` (the account's, in log order, recorded by ``known_at``)
     for the period after ``start`` up to ``end``, in ``currency``."""
-    printed = stream(account_id, events, currency, start, end, known_at, policy)
+    walk = StatementWalk(account_id, currency, start, end, known_at, policy)
+    walk.take(events)
+    printed = walk.lines()
     opening = next(printed)
     assert isinstance(opening, Figures)
     lines = [line for line in printed if isinstance(line, StatementLine)]
     return Printed(opening, lines, lines[-1].balance if lines else opening)
 
 
-def stream(account_id: str, events: Sequence[StoredEvent[Event]], currency: str,
-           start: datetime, end: datetime, known_at: datetime,
-           policy: HoldPolicy = DEFAULT_POLICY) -> Iterator[Figures | StatementLine]:
-    """``statement`` as it is made: the opening figures, then each line (the closing
-    figures are the last line's, or the opening's), holding no line once given."""
-    closed = min(end, known_at)
-    book = AccountBook(account_id)
-    at_moment: dict[datetime, list[StoredEvent[Event]]] = {}
-    for stored in events:
-        if stored.recorded_at <= closed:
-            assert isinstance(stored.payload, DomainEvent)
-            apply_or_skip(book, stored.payload)
-            for moment in moments_of(stored.payload):
-                if start < moment <= end:
-                    at_moment.setdefault(moment, []).append(stored)
-    opening = previous = ZERO
-    started = False
-    for moment, balances in Running(book, policy).walk(until=end):
-        now = figures_in(balances, currency)
-        if moment <= start:
-            opening = previous = now
-            continue
+class StatementWalk:
+    """``statement`` as it is made: take the account's events (``take``, in log order, in
+    as many pieces as they come), then ``lines`` gives the opening figures and each line,
+    holding no line once given (the closing figures are the last line's, or the opening's).
+    What it holds meanwhile is the account's book and, per business time in the period, a
+    ``_Moment``; events recorded after the period closed are kept for their corrections."""
+
+    def __init__(self, account_id: str, currency: str, start: datetime, end: datetime,
+                 known_at: datetime, policy: HoldPolicy = DEFAULT_POLICY) -> None:
+        self.currency, self.start, self.end, self.policy = currency, start, end, policy
+        self.closed = min(end, known_at)
+        self.book = AccountBook(account_id)
+        self.moments: dict[datetime, _Moment] = {}
+        self.late: list[StoredEvent[Event]] = []
+        """Recorded after the period closed (by ``known_at``): each a correction."""
+
+    def take(self, events: Iterable[StoredEvent[Event]]) -> None:
+        for stored in events:
+            payload = stored.payload
+            assert isinstance(payload, DomainEvent)
+            if stored.recorded_at > self.closed:
+                self.late.append(stored)
+                continue
+            apply_or_skip(self.book, payload)
+            for moment in moments_of(payload):
+                if self.start < moment <= self.end:
+                    found = self.moments.get(moment)
+                    if found is None:
+                        found = self.moments[moment] = _Moment()
+                    found.add(payload, stored.recorded_at)
+
+    def lines(self) -> Iterator[Figures | StatementLine]:
+        opening = previous = ZERO
+        started = False
+        for moment, balances in Running(self.book, self.policy).walk(until=self.end):
+            now = figures_in(balances, self.currency)
+            if moment <= self.start:
+                opening = previous = now
+                continue
+            if not started:
+                started = True
+                yield opening
+            if now != previous:
+                yield self.moments.pop(moment, _Moment()).line(moment, previous, now)
+                previous = now
         if not started:
-            started = True
             yield opening
-        if now != previous:
-            yield line_at(moment, at_moment.get(moment, []), previous, now)
-            previous = now
-    if not started:
-        yield opening
-    for stored in events:  # learnt after the period closed: each a correction of its close
-        if stored.recorded_at <= closed:
-            continue
-        assert isinstance(stored.payload, DomainEvent)
-        apply_or_skip(book, stored.payload)
-        now = figures(book, end, currency, policy)
-        if now != previous:
-            yield line_at(stored.payload.at, [stored], previous, now, correction=True,
-                          known_at=stored.recorded_at)
-            previous = now
+        self.moments.clear()
+        for stored in self.late:  # learnt after the period closed: each a correction
+            assert isinstance(stored.payload, DomainEvent)
+            apply_or_skip(self.book, stored.payload)
+            now = figures(self.book, self.end, self.currency, self.policy)
+            if now != previous:
+                yield line_at(stored.payload.at, [stored], previous, now, correction=True,
+                              known_at=stored.recorded_at)
+                previous = now

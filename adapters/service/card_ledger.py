@@ -351,14 +351,15 @@ class CardLedger:
         """``whole_statement`` as it is made, for an account with millions of lines: the
         moment it knows (``known_at``, default: now), and an iterator of the opening figures
         and then each line, none of them held once given (the closing figures are the last
-        line's, or the opening's). Made from the log, not from kept lines; the same checks
-        and errors."""
+        line's, or the opening's). Made from the log, read in batches, not from kept lines;
+        the same checks and errors."""
         start, end = await self._check_statement(account_id, currency, start, end)
         known = check_moment(self.clock() if known_at is None else known_at, "known_at")
-        await self.wait_until_visible()
-        events = await self.runner.account_events(account_id, known)
-        return known, projections.statement.stream(account_id, events, currency, start, end,
-                                                    known, self.runner.policy)
+        walk = projections.statement.StatementWalk(account_id, currency, start, end, known,
+                                                   self.runner.policy)
+        async for batch in self.runner.account_batches(account_id, known):
+            walk.take(batch)
+        return known, walk.lines()
 
     async def _check_statement(self, account_id: str, currency: str, start: datetime,
                                end: datetime) -> tuple[datetime, datetime]:
