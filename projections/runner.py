@@ -29,7 +29,6 @@ from ledger.events import (
     DomainEvent,
     HoldExpired,
     HoldObserved,
-    Observed,
     TransactionObserved,
 )
 from ledger.logs import get_logger
@@ -67,6 +66,7 @@ from projections.partitions import (
     plan_parts,
 )
 from projections.postings import Entry, journal
+from projections.statement import moments_of
 from projections.views import AccountView, HoldView, view
 
 __all__ = ["LeadElsewhereError", "ProjectionError", "ProjectionFailedError",
@@ -668,7 +668,7 @@ class ProjectionRunner:
         for stored in await self.account_events(account_id, known_at):
             assert isinstance(stored.payload, DomainEvent)
             apply_or_skip(book, stored.payload)
-            times |= _moments_of(stored.payload)
+            times |= moments_of(stored.payload)
         return book, times
 
     async def account_events(self, account_id: str, known_at: datetime | None = None, *,
@@ -736,13 +736,6 @@ def _check_part(events: list[StoredEvent[Event]], part: AccountRange,
                 f"position {stored.position}: its event's account is not the one the log "
                 "indexes it under (the column altered, or an upcaster changed the account): "
                 f"{remedy}")
-
-
-def _moments_of(event: DomainEvent) -> set[datetime]:
-    """When an event can change its account's figures: its business time and, for a report
-    dated at its entity's creation, the time of the report itself (the state rule orders by
-    that one)."""
-    return {event.at, event.reported_at} if isinstance(event, Observed) else {event.at}
 
 
 def _positions(span: _Span) -> str:
