@@ -23,18 +23,22 @@ from tests.support.known_history import T0, known_history_snapshots
 @pytest.fixture
 def ledger(tmp_path: Path) -> Path:
     """A ledger made by the CLI from archived webhooks with known answers, plus a deposit."""
+    db = tmp_path / "ledger.db"
+    make_ledger(str(db), tmp_path)
+    return db
+
+
+def make_ledger(db: str, tmp_path: Path) -> None:
     archive = tmp_path / "webhooks.jsonl"
     archive.write_bytes(b"".join(
         webhook_payload(s, uuid.UUID(int=n + 1)) + b"\n"
         for n, s in enumerate(known_history_snapshots())))
-    db = tmp_path / "ledger.db"
-    ingested = cli("ingest", "--db", str(db), str(archive))
+    ingested = cli("ingest", "--db", db, str(archive))
     assert ingested.returncode == 0, ingested.stderr
     assert ingested.stdout.startswith("13 deliveries: 13 recorded")
-    deposit = cli("deposit", "--db", str(db), "--account", "a1", "--amount", "100.00",
+    deposit = cli("deposit", "--db", db, "--account", "a1", "--amount", "100.00",
                   "--chain-transaction", "eip155:324:0xaa")
     assert deposit.returncode == 0, deposit.stderr
-    return db
 
 
 def test_ingest_balances_and_holds_give_the_known_answers(ledger: Path) -> None:
@@ -309,16 +313,21 @@ def test_rebuild_on_postgresql_online_and_in_place(postgres_database: str,
     assert audited.returncode == 0 and json.loads(audited.stdout)["drift"] == []
 
 
-def test_rebuild_beside_a_serving_process_is_swapped_in_by_it(ledger: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_rebuild_beside_a_serving_process_is_swapped_in_by_it(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     from adapters.sandbox.webhooks import new_secret
 
-    before = cli("balances", "--db", str(ledger), "--json").stdout
+    ledger = str(tmp_path / "ledger.db") if backend == "sqlite" else str(
+        request.getfixturevalue("postgres_database"))
+    make_ledger(ledger, tmp_path)
+    before = cli("balances", "--db", ledger, "--json").stdout
     port = free_port()
-    with subprocess.Popen([CARDLEDGER, "serve", "--db", str(ledger), "--port", str(port),
+    with subprocess.Popen([CARDLEDGER, "serve", "--db", ledger, "--port", str(port),
                            "--webhook-secret", new_secret()]) as serving:
         try:
             assert get_json(f"http://127.0.0.1:{port}/health")["status"] == "ok"
-            rebuilt = cli("rebuild", "--db", str(ledger), "--json")
+            rebuilt = cli("rebuild", "--db", ledger, "--json")
             assert rebuilt.returncode == 0, rebuilt.stderr
             said = json.loads(rebuilt.stdout)
             assert (said["swapped"], said["swapped_by"]) == (True, "serving")
@@ -327,4 +336,6 @@ def test_rebuild_beside_a_serving_process_is_swapped_in_by_it(ledger: Path) -> N
             serving.send_signal(signal.SIGTERM)
             assert serving.wait(timeout=20) == 0
     assert not Path(f"{ledger}-ledger~rebuild.projection").exists()
-    assert cli("balances", "--db", str(ledger), "--json").stdout == before
+    assert cli("balances", "--db", ledger, "--json").stdout == before
+    audited = cli("replay", "--json", "--db", ledger)
+    assert audited.returncode == 0 and json.loads(audited.stdout)["drift"] == []
