@@ -11,6 +11,7 @@ the log's; every batch's rows and its checkpoint are written in one transaction 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -90,6 +91,24 @@ def schema(dialect: Dialect) -> list[str]:
 def marks(dialect: Dialect, count: int) -> list[str]:
     """The dialect's parameter placeholders: ? in SQLite, $1, $2... in PostgreSQL."""
     return ["?"] * count if dialect == "sqlite" else [f"${n}" for n in range(1, count + 1)]
+
+
+def copy_sql(dialect: Dialect, table: str, columns: Sequence[str], source: str,
+             *, named: bool, into: str | None = None) -> tuple[str, str]:
+    """Replace a projection's rows of ``table`` (in ``into``, or where names resolve) with
+    those of the same table in ``source`` (a schema, or an attached database): a DELETE, then
+    an INSERT ... SELECT. In a table of rows per projection name (``named``), only the rows of
+    this projection's name (the first parameter), from those of the source's (the second)."""
+    target = table if into is None else f"{into}.{table}"
+    listed = ", ".join(columns)
+    if not named:
+        return (f"DELETE FROM {target}",
+                f"INSERT INTO {target} ({listed}) SELECT {listed} FROM {source}.{table}")
+    mine, theirs = marks(dialect, 2)
+    chosen = ", ".join(mine if c == "name" else c for c in columns)
+    return (f"DELETE FROM {target} WHERE name = {mine}",
+            f"INSERT INTO {target} ({listed}) SELECT {chosen} FROM {source}.{table} "
+            f"WHERE name = {theirs}")
 
 
 def insert_sql(dialect: Dialect, name: str, *, replace: bool) -> str:

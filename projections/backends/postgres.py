@@ -172,18 +172,12 @@ class PostgresProjections(ProjectionBackend):
             if found != expected:
                 raise moved(expected, found)
             for table in (*tables.ALL_TABLES, "projection_checkpoints"):
-                columns = [c for c, _ in tables.TABLES[table].columns]
-                if table in _NAMED:
-                    await db.execute(f"DELETE FROM {table} WHERE name = $1", self.name)
-                    chosen = ", ".join("$1" if c == "name" else c for c in columns)
-                    await db.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT "
-                                     f"{chosen} FROM {source}.{table} WHERE name = $2",
-                                     self.name, rebuilt.name)
-                else:
-                    await db.execute(f"DELETE FROM {table}")
-                    listed = ", ".join(columns)
-                    await db.execute(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM "
-                                     f"{source}.{table}")
+                named = table in _NAMED
+                delete, insert = tables.copy_sql(
+                    "postgres", table, [c for c, _ in tables.TABLES[table].columns], source,
+                    named=named)
+                await db.execute(delete, *((self.name,) if named else ()))
+                await db.execute(insert, *((self.name, rebuilt.name) if named else ()))
 
     async def discard(self) -> None:
         if self.schema is None:

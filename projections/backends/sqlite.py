@@ -247,14 +247,10 @@ class SqliteProjections(ProjectionBackend):
                     raise moved(expected, found)
                 for table in (*tables.ALL_TABLES, "projection_checkpoints", "projection_log"):
                     named = table in _NAMED
-                    self.db.execute(f"DELETE FROM main.{table}" + (" WHERE name = ?" if named
-                                    else ""), (self.name,) if named else ())
-                    columns = _columns(self.db, table)
-                    chosen = ", ".join("?" if c == "name" else c for c in columns)
-                    self.db.execute(
-                        f"INSERT INTO main.{table} ({', '.join(columns)}) SELECT {chosen} "
-                        f"FROM rebuilt.{table}" + (" WHERE name = ?" if named else ""),
-                        (self.name, rebuilt.name) if named else ())
+                    delete, insert = tables.copy_sql("sqlite", table, _columns(self.db, table),
+                                                     "rebuilt", named=named, into="main")
+                    self.db.execute(delete, (self.name,) if named else ())
+                    self.db.execute(insert, (self.name, rebuilt.name) if named else ())
         finally:
             self.db.execute("DETACH DATABASE rebuilt")
 
