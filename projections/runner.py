@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -73,6 +73,7 @@ __all__ = ["LeadElsewhereError", "ProjectionError", "ProjectionFailedError",
            "ProjectionRunner"]
 log = get_logger("projections")
 _NEVER = 2**62  # a record time after any (microseconds since the epoch)
+_NEVER_AT = datetime.max.replace(tzinfo=UTC)
 T = TypeVar("T")
 _SHARE_EVERY = 16  # events folded, or accounts derived, between two hand-overs of the GIL
 _REBUILD_BATCH = 1_000
@@ -164,6 +165,12 @@ class ProjectionRunner:
         self._applying = anyio.Lock()  # loading the books, or folding and committing
         self._stale = False  # the books may be ahead of the tables
         self._outdated = False  # the tables were written by another model version
+        self.replaces_outdated_online = self.backend.rebuilds_online
+        """Tables of another model version are rebuilt beside (``rebuild_online``) while
+        the runner answers from the log (``reads_the_log``); off for a rebuild's own runner,
+        whose leftover tables are simply begun again."""
+        self._replacing = anyio.Lock()  # one task rebuilds outdated tables; others wait
+        self._rebuilding_here = anyio.Lock()  # this runner's rebuild, until its tables go
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -234,6 +241,25 @@ class ProjectionRunner:
         return self._outdated
 
     @property
+    def reads_the_log(self) -> bool:
+        """Whether this runner answers from the log's own account index rather than its
+        tables: they were written by another model version, and the first commit of this
+        runner as leader rebuilds them beside (``rebuild_online``) and swaps them in. Until
+        then every account's events are read from the log up to its head, so answers are
+        current (and slower); expiries wait for the swap to be swept."""
+        return self._outdated and self.replaces_outdated_online
+
+    @property
+    def rebuilding(self) -> bool:
+        """Whether this runner is rebuilding its projection beside it now."""
+        return self._rebuilding_here.locked()
+
+    async def refresh(self) -> None:
+        """Load the stored state if another runner wrote since this one last did (how a
+        runner that does not lead sees the leader's swap)."""
+        await self._load_if_moved()
+
+    @property
     def leading(self) -> bool:
         """Whether this runner holds the projection's lead (and so may write) now."""
         return self._leaders > 0
@@ -297,6 +323,8 @@ class ProjectionRunner:
         while True:
             try:
                 async with self._lead():
+                    if self.reads_the_log:  # before subscribing from the old checkpoint
+                        await self._replace_outdated()
                     if self.position >= await self.store.head():
                         self.failure, failures = None, 0  # leading again, nothing behind
                     async for batch in self.store.subscribe(self.position,
@@ -360,7 +388,8 @@ class ProjectionRunner:
                     await shadow.catch_up()  # what was recorded meanwhile
                     await self.backend.adopt(shadow.backend, self.position)
                     self._take_over(shadow)
-                await shadow.backend.discard()
+                with anyio.CancelScope(shield=True):  # swapped in: never left to resume
+                    await shadow.backend.discard()
         log.info("projection rebuilt online", projection=self.name, position=self.position)
         return self.position
 
@@ -383,11 +412,21 @@ class ProjectionRunner:
         """The projection a rebuild writes, its lead held: one rebuild at a time. Begun
         anew with ``workers`` > 1, its bulk is folded in parts."""
         _check_workers(workers)
+        if not wait and self._rebuilding_here.locked():  # before opening its tables: they
+            raise ProjectionConflictError(  # may be being dropped after a swap
+                f"a rebuild of the projection {self.name!r} is running already")
+        async with self._rebuilding_here, self._rebuilding_shadow(wait, workers) as shadow:
+            yield shadow
+
+    @asynccontextmanager
+    async def _rebuilding_shadow(self, wait: bool, workers: int,
+                                 ) -> AsyncIterator[ProjectionRunner]:
         shadow = ProjectionRunner(self.store, policy=self.policy,
                                   batch_size=min(self.batch_size, _REBUILD_BATCH),
                                   commit_every=self.commit_every, lead_poll=self.lead_poll,
                                   evict=self.evict, name=f"{self.name}{REBUILD_SUFFIX}")
         shadow.on_commit, shadow.off_loop = self.on_commit, True
+        shadow.replaces_outdated_online = False
         async with shadow, shadow._lead(wait) as rebuilding:
             if not rebuilding:
                 raise ProjectionConflictError(
@@ -470,8 +509,10 @@ class ProjectionRunner:
         Between a fold and its commit the books are ahead of the tables: if the block fails
         there, the next one reloads them first."""
         assert self._leaders > 0, "only the leading runner writes"
+        if self.reads_the_log:
+            await self._replace_outdated()
         async with self._applying:
-            if self._outdated:
+            if self._outdated:  # a backend that cannot rebuild beside: in place
                 log.warning("projection tables written by another model version: rebuilding",
                             projection=self.name, model=MODEL_VERSION)
                 await self.backend.clear()
@@ -481,6 +522,17 @@ class ProjectionRunner:
             self._stale = True
             yield
             self._stale = False
+
+    async def _replace_outdated(self) -> None:
+        """Rebuild tables of another model version beside them and swap the new ones in,
+        answering from the log meanwhile (``reads_the_log``); one task does it, the others
+        wait for it."""
+        async with self._replacing:
+            if self._outdated:
+                log.warning("projection tables written by another model version: rebuilding "
+                            "them online, answering from the log meanwhile",
+                            projection=self.name, model=MODEL_VERSION)
+                await self.rebuild_online()
 
     async def _read_back(self, events: list[StoredEvent[Event]]) -> None:
         """Before folding: restore the settled groups these events concern (a late report of
@@ -618,7 +670,17 @@ class ProjectionRunner:
     # --- reading ------------------------------------------------------------------------
 
     def account_ids(self) -> list[str]:
+        """The accounts in the projection's books (none while it ``reads_the_log``)."""
         return sorted(self._accounts)
+
+    async def known_accounts(self) -> list[str]:
+        """``account_ids``; while the runner ``reads_the_log``, the accounts in the log's
+        account index up to its head (there, an account whose events were all quarantined
+        is known too)."""
+        if not self.reads_the_log:
+            return self.account_ids()
+        sizes = await self.store.account_sizes(await self.store.head())
+        return sorted(account_id for account_id, _ in sizes if account_id is not None)
 
     def live_holds(self) -> list[HoldView]:
         """Holds still pending or capturing whose expiry the log does not record yet."""
@@ -675,7 +737,11 @@ class ProjectionRunner:
                              after: int = 0) -> list[StoredEvent[Event]]:
         """The account's events after position ``after`` recorded by ``known_at`` (default:
         all), in log order: those the projection indexes, then those the log gained since
-        its checkpoint."""
+        its checkpoint; while the runner ``reads_the_log``, read by the log's account index."""
+        if self.reads_the_log:
+            return [stored async for batch in self.account_batches(
+                account_id, _NEVER_AT if known_at is None else known_at)
+                for stored in batch if stored.position > after]
         position = self.position
         records = await self.backend.account_records(
             account_id, after, position, _NEVER if known_at is None else micros(known_at))

@@ -259,6 +259,10 @@ class CardLedger:
             raise InvalidInputError(f"position: {position!r} is not a log position (an int "
                                     ">= 0)")
         target = await self.store.head() if position is None else position
+        if self.runner.reads_the_log:  # outdated tables, rebuilt beside: answers come from
+            await self.runner.refresh()  # the log up to its head until the swap is seen
+            if self.runner.reads_the_log:
+                return
         while self.runner.position < target:
             if self.runner.leading:
                 await self.runner.wait_for(target)
@@ -286,7 +290,7 @@ class CardLedger:
             return [await self.account(account_id, as_of=as_of, known_at=known_at)]
         moment, known = self._moments(as_of, known_at)
         return [await self.runner.view_as_of(a, moment, known)
-                for a in self.runner.account_ids()]
+                for a in await self.runner.known_accounts()]
 
     def _moments(self, as_of: datetime | None,
                  known_at: datetime | None) -> tuple[datetime, datetime | None]:
@@ -296,9 +300,9 @@ class CardLedger:
     async def _require_account(self, account_id: object) -> None:
         if not isinstance(account_id, str):
             raise InvalidInputError(f"account_id: {account_id!r} is not a string")
-        if account_id not in self.runner.account_ids():
+        if account_id not in await self.runner.known_accounts():
             await self.wait_until_visible()
-            if account_id not in self.runner.account_ids():
+            if account_id not in await self.runner.known_accounts():
                 raise NotFoundError(
                     f"no account {account_id[:64]!r} in the ledger: it learns of an account "
                     "from the processor (its account.updated webhook, or a pull) before it "
@@ -471,6 +475,10 @@ class CardLedger:
         if self.runner.quarantined:
             problems.append(f"{self.runner.quarantined} event(s) quarantined: the projections "
                             "cannot apply them (cardledger anomalies lists them)")
+        if self.runner.reads_the_log:
+            problems.append("projection tables of another model version: rebuilding them "
+                            "online; answers are computed from the log meanwhile, and "
+                            "expired holds are swept once the new tables are in")
         if self.runner.failure is not None:
             problems.append(f"projection runner failing: {self.runner.failure}")
         if self._lag_seconds > LAG_LIMIT:
@@ -515,9 +523,10 @@ class CardLedger:
         async def resume_rebuild() -> None:
             # A rebuild_online stopped half-way (the process killed) resumes in the process
             # that leads, while it serves: once at a time across processes.
-            if self.runner.leading and await self.runner.rebuild_left_off():
+            runner = self.runner
+            if runner.leading and not runner.rebuilding and await runner.rebuild_left_off():
                 with suppress(ProjectionConflictError):  # another process's, running
-                    await self.runner.rebuild_online(wait=False)
+                    await runner.rebuild_online(wait=False)
 
         try:
             async with anyio.create_task_group() as group:

@@ -80,6 +80,12 @@ class PostgresProjections(ProjectionBackend):
                 self.db.terminate()  # so that the next call connects again
                 raise ProjectionUnavailableError(
                     f"lost the connection to PostgreSQL: {exc}") from exc
+            except BaseException:
+                if not self.db.is_closed() and self.db.is_in_transaction():
+                    # Cancelled inside a transaction: a cancel scope cancels its rollback
+                    # too, and the connection would refuse every transaction after it.
+                    self.db.terminate()
+                raise
 
     async def _connect(self) -> asyncpg.Connection:
         db = await asyncpg.connect(self.dsn)
