@@ -63,6 +63,8 @@ TABLES: dict[str, Table] = {
     "token_totals": Table((("account_id", "text"), ("token", "text"), ("kind", "text"),
                            ("token_amount", "text")), ("account_id", "token", "kind")),
 }
+NAMED_TABLES = ("projection_models", "projection_checkpoints")
+"""The tables with a row per projection name (the others hold one projection's rows)."""
 VIEW_TABLES = ("balances", "holds", "cards", "token_totals", "anomalies", "quarantined")
 ALL_TABLES = ("projection_models", "projection_facts", "projection_accounts",
               "account_events", *VIEW_TABLES)

@@ -37,8 +37,6 @@ from projections.backends.base import (
 )
 
 _SCHEMA_LOCK = 0x6361_7264_7072_6F6A  # "cardproj": creating the tables, once at a time
-_NAMED = ("projection_checkpoints", "projection_models")
-"""The tables whose rows are per projection name (the others hold one projection's rows)."""
 
 
 def lead_key(name: str) -> int:
@@ -178,7 +176,7 @@ class PostgresProjections(ProjectionBackend):
             if found != expected:
                 raise moved(expected, found)
             for table in (*tables.ALL_TABLES, "projection_checkpoints"):
-                named = table in _NAMED
+                named = table in tables.NAMED_TABLES
                 delete, insert = tables.copy_sql(
                     "postgres", table, [c for c, _ in tables.TABLES[table].columns], source,
                     named=named)
@@ -210,7 +208,7 @@ class PostgresProjections(ProjectionBackend):
 
     @staticmethod
     async def _drop_parts(db: asyncpg.Connection, parts: list[str]) -> None:
-        for table in _NAMED:
+        for table in tables.NAMED_TABLES:
             await db.execute(f"DELETE FROM {table} WHERE name = ANY($1::text[])", parts)
 
     async def account_records(self, account_id: str, after: int, upto: int,

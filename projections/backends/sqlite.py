@@ -46,8 +46,7 @@ _LOG_TABLE = ("CREATE TABLE IF NOT EXISTS projection_log (name TEXT PRIMARY KEY,
 """Which log the checkpoint is a position of: the hash of that log's row there."""
 _MARK = ("INSERT INTO projection_log VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
          "position = EXCLUDED.position, hash = EXCLUDED.hash")
-_NAMED = ("projection_models", "projection_checkpoints", "projection_log")
-"""The tables whose rows are per projection name (the others hold one projection's rows)."""
+_NAMED = (*tables.NAMED_TABLES, "projection_log")  # and SQLite's own log mark
 
 
 def _columns(db: sqlite3.Connection, table: str) -> list[str]:
