@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +33,7 @@ from ledger.events import (
     TransactionProcessed,
 )
 from ledger.observations import AuthorisationSnapshot, Merchant
-from projections import ProjectionRunner
+from projections import ProjectionRunner, tables
 from projections.backends import REBUILD_SUFFIX
 from projections.backends.sqlite import projection_file
 
@@ -186,18 +187,22 @@ def writer_wait(db: Path) -> Figure:
                   f"{len(busy)} appends during a full rebuild; goal <= 100 ms")
 
 
-async def webhook_latencies(db: Path, rebuilding: bool) -> tuple[list[float], int]:
+RebuildSize = Callable[[], Awaitable[int]]
+"""The bytes a rebuild's own tables take now (0 before it began and after its swap)."""
+
+
+async def webhook_latencies(url: Path | str, rebuilding: bool, size: RebuildSize,
+                            ) -> tuple[list[float], int]:
     """Milliseconds each of a serving ledger's webhooks took to record (one every 20 ms), for
-    5 s, or while the same process rebuilds its projection online; and the rebuild's file's
+    5 s, or while the same process rebuilds its projection online; and the rebuild's tables'
     largest size in bytes (the extra disk it used)."""
     from adapters.service.card_ledger import CardLedger
 
     waits: list[float] = []
     largest = 0
-    async with CardLedger.open(db) as ledger:
+    async with CardLedger.open(url) as ledger:
         await ledger.runner.catch_up()
         rebuilt = anyio.Event()
-        shadow = projection_file(db, f"{ledger.runner.name}{REBUILD_SUFFIX}")
 
         async def rebuild() -> None:
             await ledger.runner.rebuild_online()
@@ -217,27 +222,63 @@ async def webhook_latencies(db: Path, rebuilding: bool) -> tuple[list[float], in
                 begun = time.perf_counter()
                 await ledger.record(webhook)
                 waits.append((time.perf_counter() - begun) * 1000)
-                if shadow.exists():
-                    largest = max(largest, shadow.stat().st_size)
+                largest = max(largest, await size())
                 n += 1
                 await anyio.sleep(0.02)
             group.cancel_scope.cancel()
     return waits, largest
 
 
-def online_rebuild(db: Path) -> list[Figure]:
-    quiet, _ = anyio.run(webhook_latencies, db, False)
-    busy, extra = anyio.run(webhook_latencies, db, True)
-    size = projection_file(db, ProjectionRunner.name).stat().st_size
+def online_rebuild(url: Path | str, size: RebuildSize, served: RebuildSize,
+                   suffix: str = "") -> list[Figure]:
+    """The webhook p99 while ``url``'s projection rebuilds online, beside the same with no
+    rebuild; and the extra disk it used (``size`` at its largest), beside the bytes of the
+    serving tables (``served``, after the swap)."""
+    quiet, _ = anyio.run(webhook_latencies, url, False, size)
+    busy, extra = anyio.run(webhook_latencies, url, True, size)
     return [
-        Figure("projections.rebuild_online_webhook_p99_ms", _p99(busy), "ms",
+        Figure(f"projections.rebuild_online_webhook_p99_ms{suffix}", _p99(busy), "ms",
                "the same webhooks with no rebuild, p99", _p99(quiet),
                f"{len(busy)} webhooks recorded by a serving ledger while it rebuilt its "
                "projection online; goal <= 100 ms"),
-        Figure("projections.rebuild_online_extra_mb", extra / 2**20, "MB",
-               "the projection's own file", size / 2**20,
-               "the rebuilt file at its largest, deleted after the swap"),
+        Figure(f"projections.rebuild_online_extra_mb{suffix}", extra / 2**20, "MB",
+               "the projection's own tables", anyio.run(served) / 2**20,
+               "the rebuild's tables at their largest, dropped after the swap"),
     ]
+
+
+def sqlite_online_rebuild(db: Path) -> list[Figure]:
+    """``online_rebuild`` on SQLite: the rebuild's tables are a file of their own."""
+    def size_of(name: str) -> RebuildSize:
+        async def size() -> int:
+            found = projection_file(db, name)
+            return found.stat().st_size if found.exists() else 0
+        return size
+
+    name = ProjectionRunner.name
+    return online_rebuild(db, size_of(f"{name}{REBUILD_SUFFIX}"), size_of(name))
+
+
+def postgres_online_rebuild(url: str) -> list[Figure]:
+    """``online_rebuild`` on PostgreSQL: the rebuild's tables are a schema of their own."""
+    import asyncpg
+
+    def size_of(where: str, *args: object) -> RebuildSize:
+        async def size() -> int:
+            db = await asyncpg.connect(url)
+            try:
+                return int(await db.fetchval(
+                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND "
+                    + where, *args))
+            finally:
+                await db.close()
+        return size
+
+    rebuilt = size_of("n.nspname = $1", f"{ProjectionRunner.name}{REBUILD_SUFFIX}")
+    served = size_of("n.nspname = 'public' AND c.relname = ANY($1)",
+                     [*tables.ALL_TABLES, "projection_checkpoints"])
+    return online_rebuild(url, rebuilt, served, suffix="_postgres")
 
 
 def _rebuild_seconds(db: Path | str, rounds: int) -> tuple[float, float, int]:
@@ -290,9 +331,11 @@ async def _copied_to_postgres(log: Path, server: str) -> str:
     return url
 
 
-def parallel_rebuilds(db: Path, rounds: int) -> list[Figure]:
+def parallel_rebuilds(db: Path, rounds: int, online: bool = True) -> list[Figure]:
     """A rebuild in two worker processes beside the same in one, on SQLite and on PostgreSQL
-    (a throwaway cluster, the same log copied in), alternated ``rounds`` times."""
+    (a throwaway cluster, the same log copied in), alternated ``rounds`` times; and on
+    PostgreSQL, with ``online``, the webhooks during an online rebuild
+    (``postgres_online_rebuild``)."""
     from tests.support.postgres_cluster import Cluster, binaries
 
     figures = [_parallel_figure("projections.rebuild_parallel_sqlite",
@@ -307,6 +350,8 @@ def parallel_rebuilds(db: Path, rounds: int) -> list[Figure]:
         url = anyio.run(_copied_to_postgres, db, server)
         figures.insert(0, _parallel_figure("projections.rebuild_parallel",
                                            *_rebuild_seconds(url, rounds), rounds))
+        if online:
+            figures += postgres_online_rebuild(url)
     finally:
         cluster.stop()
     return figures
@@ -326,8 +371,8 @@ def projection_figures(quick: bool) -> list[Figure]:
         rebuild = child("rebuild", db)
         ours, baseline = anyio.run(as_of_latencies, db, 50 if quick else 300)
         waits = writer_wait(db)
-        online = online_rebuild(db)
-        parallel = parallel_rebuilds(db, 1 if quick else 3)
+        online = sqlite_online_rebuild(db)
+        parallel = parallel_rebuilds(db, 1 if quick else 3, online=not quick)
         db.unlink()
         five = Path(directory) / "five.db"  # five times the history, the same accounts
         anyio.run(build_log, five, total * 5, accounts)
