@@ -97,12 +97,17 @@ class PostgresProjections(ProjectionBackend):
             self._db = await self._connect()
         except LOST as exc:
             raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from None
-        async with self.db.transaction():
-            await self.db.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+        # Each statement in a transaction of its own: even a CREATE INDEX IF NOT EXISTS
+        # takes its table's SHARE lock, and several held at once deadlocked with another
+        # process's commit to those tables (a rebuild's parts open while others write).
+        await self.db.execute("SELECT pg_advisory_lock($1)", _SCHEMA_LOCK)
+        try:
             if self.schema is not None:
                 await self.db.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(self.schema)}")
             for statement in tables.schema("postgres"):
                 await self.db.execute(statement)
+        finally:
+            await self.db.execute("SELECT pg_advisory_unlock($1)", _SCHEMA_LOCK)
 
     async def close(self) -> None:
         if self._db is not None:
