@@ -10,8 +10,10 @@ through the same code path for history and live events, and the hash-chain walk.
 from __future__ import annotations
 
 import abc
+import asyncio
 import functools
 import inspect
+import time
 import uuid
 from collections import deque
 from collections.abc import (
@@ -135,8 +137,14 @@ def driver_errors(backend: str, lost: tuple[type[BaseException], ...],
         if not inspect.iscoroutinefunction(method):
             @functools.wraps(method)
             def plain(*args: Any, **kwargs: Any) -> Any:
-                with translated():
+                # Not ``translated()``: this wraps every inline commit, where a context
+                # manager's generator costs more than the rest of the wrapper.
+                try:
                     return method(*args, **kwargs)
+                except lost as exc:
+                    raise StoreUnavailableError(f"{backend} unavailable: {exc}") from exc
+                except failed as exc:
+                    raise StoreFailedError(f"{backend}: {exc}") from exc
 
             return cast(F, plain)
 
@@ -164,7 +172,8 @@ class EventStore(abc.ABC):
         self._queued = anyio.Event()  # set when the queue is not empty, or the store closes
         self._room = anyio.Event()  # set when the queue has room again
         self._closing = False
-        self._committed = anyio.Event()
+        self._committed: anyio.Event | None = None  # made by the first waiter (_next_commit)
+        self._turn_at = 0.0  # when an inline commit last gave the event loop a turn
         self._writing = False  # the writer task has taken a group and not settled it yet
         self._head = 0
 
@@ -220,7 +229,9 @@ class EventStore(abc.ABC):
         """
         self._require_open()
         prepared = self.prepare(stream, events, expected)
-        write = PreparedWrite((prepared,), await self._checked_tracking(tracking))
+        if tracking is not None:
+            tracking = await self._checked_tracking(tracking)
+        write = PreparedWrite((prepared,), tracking)
         with span("cardledger.append", stream=stream, events=len(events)):
             (result,) = await self._write(write)
         return result
@@ -269,6 +280,8 @@ class EventStore(abc.ABC):
         return tracking
 
     async def _write(self, write: PreparedWrite) -> tuple[AppendResult, ...]:
+        if not self._queue and self._commits_alone():
+            return self._commit_now(write)
         while len(self._queue) >= limits.WRITE_QUEUE_DEPTH:  # back-pressure
             await self._room.wait()
         pending = _Pending(write)
@@ -281,6 +294,26 @@ class EventStore(abc.ABC):
         assert pending.outcome is not None
         return pending.outcome
 
+    def _commits_alone(self) -> bool:
+        """Whether a write finding the queue empty can be committed in the caller's task,
+        now: the writer is idle, the backend commits inline, and no other task is ready (one
+        that is might append too, and join a group commit: ``_committed_alone``)."""
+        if self._writing or not self._commits_inline() or _others_ready():
+            return False
+        # Only tasks that are ready show in the loop's queue, not those waiting on a socket:
+        # every so often the write takes the queued path, and its turn (_committed_alone).
+        return time.monotonic() - self._turn_at < limits.MAX_SECONDS_WITHOUT_TURN
+
+    def _commit_now(self, write: PreparedWrite) -> tuple[AppendResult, ...]:
+        # No await from the caller's check to the settling: nothing else uses the writer.
+        try:
+            outcome = self._commit_inline([write], self._clock())[0]
+        finally:
+            self._notify_committed()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
     async def _committed_alone(self, pending: _Pending) -> bool:
         """The fast path of a write that finds no other waiting: commit it in this task, when
         the backend can (``_commit_inline``), instead of waking the writer. Waking it costs a
@@ -291,6 +324,7 @@ class EventStore(abc.ABC):
         if self._writing or not self._commits_inline():
             return False
         await anyio.lowlevel.cancel_shielded_checkpoint()
+        self._turn_at = time.monotonic()
         if self._writing or len(self._queue) != 1 or self._queue[0] is not pending:
             return False
         self._queue.popleft()
@@ -397,9 +431,18 @@ class EventStore(abc.ABC):
         except Exception as exc:
             return exc
 
+    def _next_commit(self) -> anyio.Event:
+        """The event the next commit sets. Take it before reading the head: a commit between
+        the two then still wakes the waiter."""
+        if self._committed is None:
+            self._committed = anyio.Event()
+        return self._committed
+
     def _notify_committed(self) -> None:
-        committed, self._committed = self._committed, anyio.Event()
-        committed.set()
+        # No event when nobody waits: a commit with no subscriber makes none.
+        committed, self._committed = self._committed, None
+        if committed is not None:
+            committed.set()
 
     # --- reading ------------------------------------------------------------------------
 
@@ -492,7 +535,7 @@ class EventStore(abc.ABC):
         log_filter = self.make_filter(categories, types)
         scanned = after
         while True:
-            committed = self._committed  # take it before reading the head: no lost wake-up
+            committed = self._next_commit()
             upto = await self.head()
             if scanned < upto:
                 records, scanned = await self._fetch(scanned, upto, log_filter, batch_size)
@@ -507,7 +550,7 @@ class EventStore(abc.ABC):
         ``anyio.fail_after``."""
         check_position(position, "position")
         while True:
-            committed = self._committed
+            committed = self._next_commit()
             if await self.head() >= position:
                 return
             with anyio.move_on_after(self._poll_interval):
@@ -651,6 +694,18 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def _stored_nodes(self) -> AsyncIterator[list[tuple[int, int, bytes]]]:
         """Every stored tree node (level, index, hash), in batches."""
+
+
+def _others_ready() -> bool:
+    """Whether the event loop has anything but this task ready to run. A lone append skips
+    its turn when nothing else is ready: the turn (a cancel scope and a poll, about 14 µs)
+    would only find the queue as it left it. asyncio's ready queue is not public: on a loop
+    without it (uvloop, trio) the answer is yes, and the append takes its turn as before."""
+    try:
+        ready = asyncio.get_running_loop()._ready  # type: ignore[attr-defined]
+    except (RuntimeError, AttributeError):
+        return True
+    return bool(ready)
 
 
 def _stream_append(part: object) -> tuple[str, Sequence[NewEvent[Event]], ExpectedVersion]:

@@ -29,6 +29,11 @@ INLINE_COMMIT_SECONDS = 0.001
 no other append waits (``EventStore._write``). A slower disk is not waited on by the event loop:
 its commits go to the writer's thread."""
 
+MAX_SECONDS_WITHOUT_TURN = 0.001
+"""How long appends committed in their caller's task may go on without giving the event loop a
+turn (``EventStore._commits_alone``): a task that only appends would otherwise keep it from
+polling sockets, and every request waiting there."""
+
 READ_BATCH_EVENTS = 5_000
 """Rows fetched per query when reading the log: bounded memory, few round trips."""
 

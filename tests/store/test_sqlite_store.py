@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
@@ -73,6 +74,27 @@ async def test_an_append_alone_is_committed_without_a_thread_hop(
             result = await store.append("note-alone", [NewEvent(payload=note(f"n{i}"))])
             assert result.positions == (i + 1,)
         assert thread_hops == []
+        assert (await store.verify()).ok
+
+
+@pytest.mark.anyio
+async def test_a_task_that_only_appends_still_lets_waiting_tasks_run(tmp_path: Path) -> None:
+    """An inline commit with no other task ready skips its turn of the event loop; a timer
+    (like a socket) is only seen on a turn, so one is still taken every millisecond or so."""
+    appended, woke_at = 0, []
+
+    async def sleeper() -> None:
+        await anyio.sleep(0.002)
+        woke_at.append(appended)
+
+    async with open_store(tmp_path / "a.db", registry=REGISTRY) as store:
+        async with anyio.create_task_group() as group:
+            group.start_soon(sleeper)
+            await anyio.lowlevel.checkpoint()  # the sleeper now waits on its timer
+            for i in range(1_000):
+                await store.append("note-busy", [NewEvent(payload=note(f"b{i}"))])
+                appended += 1
+        assert woke_at and woke_at[0] < 1_000
         assert (await store.verify()).ok
 
 
