@@ -66,7 +66,7 @@ from projections.partitions import (
     plan_parts,
 )
 from projections.postings import Entry, journal
-from projections.statement import moments_of
+from projections.running import moments_of
 from projections.views import AccountView, HoldView, view
 
 __all__ = ["LeadElsewhereError", "ProjectionError", "ProjectionFailedError",
@@ -753,13 +753,15 @@ class ProjectionRunner:
                       and (known_at is None or stored.recorded_at <= known_at)]
         return found
 
-
     async def account_batches(self, account_id: str, known_at: datetime,
+                              upto: int | None = None,
                               ) -> AsyncIterator[list[StoredEvent[Event]]]:
-        """``account_events`` in batches, read by the log's account index up to its head:
-        what a statement of millions of lines is made from without holding them."""
+        """``account_events`` in batches, read by the log's account index up to ``upto``
+        (default: its head): what a statement of millions of lines is made from without
+        holding them."""
         accounts = AccountRange(account_id, account_id)
-        async for batch in self.store.read_accounts(accounts, upto=await self.store.head(),
+        upto = await self.store.head() if upto is None else upto
+        async for batch in self.store.read_accounts(accounts, upto=upto,
                                                     batch_size=self.batch_size):
             _check_part(batch, accounts, "its statement cannot be made from the index")
             yield [stored for stored in batch if isinstance(stored.payload, DomainEvent)

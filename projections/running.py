@@ -18,6 +18,16 @@ from datetime import datetime
 from decimal import Decimal
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
+from ledger.events import (
+    CardObserved,
+    DomainEvent,
+    FundsDeposited,
+    FundsWithdrawn,
+    HoldExpired,
+    HoldObserved,
+    Observed,
+    TransactionObserved,
+)
 from ledger.money import EXACT
 from projections.book import AccountBook
 from projections.views import (
@@ -83,8 +93,11 @@ class Running:
             if until is not None and moment > until:
                 return
             self._next += 1
+            if self._next > 4_096:  # what was walked is let go: a walk of millions of moments
+                del self._pending[:self._next]
+                self._next = 0
             yield from self._expiries(moment, through=False)
-            self._step(moment, self._at[moment])
+            self._step(moment, self._at.pop(moment))
             self.walked = moment
             yield moment, self.balances()
 
@@ -101,6 +114,39 @@ class Running:
         if kind == "hold":
             self._holds_of_card.setdefault(self.book.holds[entity_id].card_id,
                                            set()).add(entity_id)
+
+    def retake(self, moment: datetime, touched: list[tuple[str, str]]) -> list[Balance]:
+        """The balances as of ``moment``, the last one walked or after it, once the book's
+        facts about ``touched`` (as ``touches`` names them) changed after the walk got there:
+        how a report learnt later is counted in figures already walked."""
+        for kind, entity_id in touched:
+            if kind == "hold":
+                self._holds_of_card.setdefault(self.book.holds[entity_id].card_id,
+                                               set()).add(entity_id)
+        self._step(moment, [(kind, entity_id) for kind, entity_id in touched if (
+            kind != "movement" or self.book.movements[int(entity_id)].at <= moment)])
+        return self.balances()
+
+    def forget(self, holds: set[str], transactions: set[str]) -> None:
+        """Let go of holds and transactions that can change no more: no report about them
+        is still to come, every moment of theirs is walked, and a hold's remaining is 0 (so
+        what it adds to ``held`` stays as it is). What they added to the totals stays."""
+        for tx_id in transactions:
+            self.parts.pop(tx_id, None)
+            del self.book.transactions[tx_id]
+        for hold_id in holds:
+            facts = self.book.holds.pop(hold_id)
+            self.remaining.pop(hold_id, None)
+            self._holds_of_card.get(facts.card_id, set()).discard(hold_id)
+            self.links.counted.pop((hold_id, facts.currency), None)
+            self.links.known.pop((hold_id, facts.currency), None)
+        if holds and self._expiring:
+            self._expiring = [e for e in self._expiring if e[1] not in holds]
+            heapq.heapify(self._expiring)
+
+    def remaining_of(self, hold_id: str) -> Decimal:
+        found = self.remaining.get(hold_id)
+        return _ZERO if found is None else found[1]
 
     def tail(self) -> list[tuple[datetime, list[Balance]]]:
         """The expiries still to come after the last moment walked, as ``walk`` would give
@@ -195,6 +241,29 @@ class Running:
         return [balance(self.book.account_id, c, self.deposits.get(c, _ZERO),
                         self.debits.get(c, _ZERO), self.credits.get(c, _ZERO),
                         self.held.get(c, _ZERO)) for c in currencies]
+
+
+def moments_of(event: DomainEvent) -> set[datetime]:
+    """The business times a line can be about an event: its own and, for a report, the
+    time it was reported at (which the state rule orders by)."""
+    return {event.at, event.reported_at} if isinstance(event, Observed) else {event.at}
+
+
+def touches(book: AccountBook, event: DomainEvent) -> list[tuple[str, str, datetime]]:
+    """What a walk must look at again (``Running.add``), and when, for an event just folded
+    into ``book``: its entity at each of its business times."""
+    match event:
+        case FundsDeposited() | FundsWithdrawn():
+            return [("movement", str(len(book.movements) - 1), event.at)]
+        case HoldObserved() | HoldExpired():
+            entity = ("hold", event.authorisation_id)
+        case TransactionObserved():
+            entity = ("transaction", event.transaction_id)
+        case CardObserved():
+            entity = ("card", event.card_id)
+        case _:
+            return []
+    return [(*entity, moment) for moment in sorted(moments_of(event))]
 
 
 def _add(totals: dict[str, Decimal], currency: str, amount: Decimal) -> None:

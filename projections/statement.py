@@ -29,7 +29,6 @@ from ledger.events import (
     HoldPlaced,
     HoldReleased,
     HoldReleaseStarted,
-    Observed,
     TransactionObserved,
     TransactionPosted,
     TransactionProcessed,
@@ -40,7 +39,7 @@ from ledger.interop import JSONReady
 from ledger.money import EXACT
 from ledger.store import Event, StoredEvent
 from projections.book import AccountBook, apply_or_skip
-from projections.running import Running
+from projections.running import Running, moments_of
 from projections.views import Balance, view
 
 
@@ -117,7 +116,7 @@ def _rank(event: DomainEvent) -> tuple[int, str]:
 _REFERENCES = ("authorisation_id", "transaction_id", "card_id", "chain_transaction")
 
 
-class _Moment:
+class Moment:
     """What a line at one business time says, from the money events about it, taken one by
     one: its kind, the first of each reference, and the latest record time (kept instead of
     the events, so that a statement of millions of lines holds no event)."""
@@ -150,12 +149,6 @@ class _Moment:
                              **self.references, **extra)  # type: ignore[arg-type]
 
 
-def moments_of(event: DomainEvent) -> set[datetime]:
-    """The business times a line can be about an event: its own and, for a report, the
-    time it was reported at (which the state rule orders by)."""
-    return {event.at, event.reported_at} if isinstance(event, Observed) else {event.at}
-
-
 _MONEY = (FundsDeposited, FundsWithdrawn, HoldObserved, HoldExpired, TransactionObserved)
 """The events that move an account's figures (a card's or the account's own reports at the
 same moment do not: they are not what a line is about)."""
@@ -165,7 +158,7 @@ def line_at(moment: datetime, stored: Sequence[StoredEvent[Event]], before: Figu
             after: Figures, **extra: object) -> StatementLine:
     """The line of a change at ``moment`` from ``before`` to ``after``, made by ``stored``
     (the events at that moment)."""
-    found = _Moment()
+    found = Moment()
     for event in stored:
         assert isinstance(event.payload, DomainEvent)
         found.add(event.payload, event.recorded_at)
@@ -197,14 +190,14 @@ class StatementWalk:
     as many pieces as they come), then ``lines`` gives the opening figures and each line,
     holding no line once given (the closing figures are the last line's, or the opening's).
     What it holds meanwhile is the account's book and, per business time in the period, a
-    ``_Moment``; events recorded after the period closed are kept for their corrections."""
+    ``Moment``; events recorded after the period closed are kept for their corrections."""
 
     def __init__(self, account_id: str, currency: str, start: datetime, end: datetime,
                  known_at: datetime, policy: HoldPolicy = DEFAULT_POLICY) -> None:
         self.currency, self.start, self.end, self.policy = currency, start, end, policy
         self.closed = min(end, known_at)
         self.book = AccountBook(account_id)
-        self.moments: dict[datetime, _Moment] = {}
+        self.moments: dict[datetime, Moment] = {}
         self.late: list[StoredEvent[Event]] = []
         """Recorded after the period closed (by ``known_at``): each a correction."""
 
@@ -220,7 +213,7 @@ class StatementWalk:
                 if self.start < moment <= self.end:
                     found = self.moments.get(moment)
                     if found is None:
-                        found = self.moments[moment] = _Moment()
+                        found = self.moments[moment] = Moment()
                     found.add(payload, stored.recorded_at)
 
     def lines(self) -> Iterator[Figures | StatementLine]:
@@ -235,7 +228,7 @@ class StatementWalk:
                 started = True
                 yield opening
             if now != previous:
-                yield self.moments.pop(moment, _Moment()).line(moment, previous, now)
+                yield self.moments.pop(moment, Moment()).line(moment, previous, now)
                 previous = now
         if not started:
             yield opening

@@ -22,26 +22,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ledger.domain.hold import HoldPolicy
-from ledger.events import (
-    CardObserved,
-    DomainEvent,
-    FundsDeposited,
-    FundsWithdrawn,
-    HoldExpired,
-    HoldObserved,
-    TransactionObserved,
-)
+from ledger.events import DomainEvent
 from ledger.store import Event, StoredEvent
 from projections.book import AccountBook, apply_or_skip
-from projections.running import Running
-from projections.statement import (
-    ZERO,
-    Figures,
-    Printed,
-    StatementLine,
-    line_at,
-    moments_of,
-)
+from projections.running import Running, moments_of, touches
+from projections.statement import ZERO, Figures, Printed, StatementLine, line_at
 from projections.views import Balance
 
 
@@ -93,7 +78,7 @@ class AccountLines:
         for stored in events:
             self._remember(stored)
             if apply_or_skip(self._book, _payload(stored)):
-                for kind, entity_id, moment in _touches(self._book, _payload(stored)):
+                for kind, entity_id, moment in touches(self._book, _payload(stored)):
                     self._running.add(kind, entity_id, moment)
         self._walk()
 
@@ -165,24 +150,6 @@ def _between(parts: list[_Lines], start: datetime, end: datetime) -> Printed:
 def _payload(stored: StoredEvent[Event]) -> DomainEvent:
     assert isinstance(stored.payload, DomainEvent)
     return stored.payload
-
-
-def _touches(book: AccountBook, event: DomainEvent) -> list[tuple[str, str, datetime]]:
-    """What the walk must look at again, and when, for an event just folded into ``book``:
-    its entity at each of its business times (``Running`` takes its moments from the same
-    book)."""
-    match event:
-        case FundsDeposited() | FundsWithdrawn():
-            return [("movement", str(len(book.movements) - 1), event.at)]
-        case HoldObserved() | HoldExpired():
-            entity = ("hold", event.authorisation_id)
-        case TransactionObserved():
-            entity = ("transaction", event.transaction_id)
-        case CardObserved():
-            entity = ("card", event.card_id)
-        case _:
-            return []
-    return [(*entity, moment) for moment in sorted(moments_of(event))]
 
 
 class StatementIndex:

@@ -86,7 +86,7 @@ async def _property(url: str, programme: FundedProgramme, delivered: list[AnySna
                     first.opening, lines, first.closing, None)
                 _, streamed = await ledger.stream_statement(  # read from the log's index
                     account_id, currency, start, end, known_at=first.known_at)
-                assert list(streamed) == [first.opening, *lines]
+                assert [item async for item in streamed] == [first.opening, *lines]
                 known = min(end, first.known_at)
                 assert first.opening == _figures(await ledger.balances(
                     account_id, as_of=start, known_at=known), currency)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -40,11 +40,11 @@ async def write(ledger: CardLedger, form: str, account: str, currency: str,
     (``CardLedger.stream_statement``): csv and json hold no line once written."""
     known, made = await ledger.stream_statement(account, currency, start, end,
                                                 known_at=known_at)
-    opening = next(made)
+    opening = await anext(made)
     assert isinstance(opening, Figures)
-    lines = (line for line in made if isinstance(line, StatementLine))
+    lines = (line async for line in made if isinstance(line, StatementLine))
     head = Head(account, currency, start, end, known, opening)
-    {"csv": _csv, "json": _json, "table": _table}[form](head, lines)
+    await {"csv": _csv, "json": _json, "table": _table}[form](head, lines)
 
 
 class Head(NamedTuple):
@@ -60,28 +60,28 @@ def _closing(head: Head, last: StatementLine | None) -> Figures:
     return last.balance if last is not None else head.opening
 
 
-def _csv(head: Head, lines: Iterator[StatementLine]) -> None:
+async def _csv(head: Head, lines: AsyncIterator[StatementLine]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(COLUMNS)
     writer.writerow(_figures("opening", head.start, head.opening))
     last = None
-    for last in lines:
+    async for last in lines:
         writer.writerow(_row(last))
     writer.writerow(_figures("closing", head.end, _closing(head, last)))
 
 
-def _json(head: Head, lines: Iterator[StatementLine]) -> None:
+async def _json(head: Head, lines: AsyncIterator[StatementLine]) -> None:
     output.emit_json({"accountId": head.account_id, "currency": head.currency,
                       "start": head.start, "end": head.end, "knownAt": head.known_at,
                       "opening": head.opening})
     last = None
-    for last in lines:
+    async for last in lines:
         output.emit_json(last)
     output.emit_json({"closing": _closing(head, last)})
 
 
-def _table(head: Head, lines: Iterator[StatementLine]) -> None:
-    printed = list(lines)  # a table is drawn whole
+async def _table(head: Head, lines: AsyncIterator[StatementLine]) -> None:
+    printed = [line async for line in lines]  # a table is drawn whole
     rows = [[f"{head.start:%Y-%m-%d %H:%M}", "opening", "", "", "", "",
              *_amounts(head.opening), ""]]
     rows += [[f"{line.at:%Y-%m-%d %H:%M}", line.kind,

@@ -14,7 +14,7 @@ Everything it raises is a ``ledger.LedgerError``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager, suppress
 from datetime import datetime
 from decimal import Decimal
@@ -68,6 +68,7 @@ from projections.backends.lead import Lead
 from projections.postings import Entry
 from projections.statement import Figures, Printed, StatementLine
 from projections.statement_index import StatementIndex
+from projections.statement_stream import StreamedStatement
 from projections.views import (
     AccountView,
     AnomalyView,
@@ -351,19 +352,30 @@ class CardLedger:
 
     async def stream_statement(self, account_id: str, currency: str, start: datetime,
                                end: datetime, *, known_at: datetime | None = None,
-                               ) -> tuple[datetime, Iterator[Figures | StatementLine]]:
+                               ) -> tuple[datetime, AsyncIterator[Figures | StatementLine]]:
         """``whole_statement`` as it is made, for an account with millions of lines: the
-        moment it knows (``known_at``, default: now), and an iterator of the opening figures
-        and then each line, none of them held once given (the closing figures are the last
-        line's, or the opening's). Made from the log, read in batches, not from kept lines;
-        the same checks and errors."""
+        moment it knows (``known_at``, default: now), and an async iterator of the opening
+        figures and then each line, none of them held once given (the closing figures are
+        the last line's, or the opening's). Made from the log, read twice in batches
+        (``projections.statement_stream``), not from kept lines; the same checks and
+        errors."""
         start, end = await self._check_statement(account_id, currency, start, end)
         known = check_moment(self.clock() if known_at is None else known_at, "known_at")
-        walk = projections.statement.StatementWalk(account_id, currency, start, end, known,
-                                                   self.runner.policy)
-        async for batch in self.runner.account_batches(account_id, known):
-            walk.take(batch)
-        return known, walk.lines()
+        walk = StreamedStatement(account_id, currency, start, end, known, self.runner.policy)
+        upto = await self.store.head()
+        async for batch in self.runner.account_batches(account_id, known, upto):
+            walk.survey(batch)
+
+        async def made() -> AsyncIterator[Figures | StatementLine]:
+            # Each batch's walk in a worker thread, as ``_statement``'s: the event loop keeps
+            # its turns while a statement of millions of lines is made.
+            async for batch in self.runner.account_batches(account_id, known, upto):
+                for item in await anyio.to_thread.run_sync(walk.take, batch):
+                    yield item
+            for item in await anyio.to_thread.run_sync(list, walk.finish()):
+                yield item
+
+        return known, made()
 
     async def _check_statement(self, account_id: str, currency: str, start: datetime,
                                end: datetime) -> tuple[datetime, datetime]:

@@ -16,7 +16,8 @@ from ledger.events import DomainEvent, FundsDeposited, HoldExpired, HoldPlaced
 from ledger.observations import AnySnapshot
 from ledger.store import Event, Metadata, StoredEvent, account_of
 from ledger.testing import deliveries
-from projections.statement import moments_of, statement
+from projections.running import moments_of
+from projections.statement import statement
 from projections.statement_index import AccountLines, StatementIndex
 from tests.support.histories import funded_histories, record
 
