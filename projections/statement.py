@@ -187,10 +187,10 @@ def statement(account_id: str, events: Iterable[StoredEvent[Event]], currency: s
 
 class StatementWalk:
     """``statement`` as it is made: take the account's events (``take``, in log order, in
-    as many pieces as they come), then ``lines`` gives the opening figures and each line,
-    holding no line once given (the closing figures are the last line's, or the opening's).
-    What it holds meanwhile is the account's book and, per business time in the period, a
-    ``Moment``; events recorded after the period closed are kept for their corrections."""
+    as many pieces as they come), then ``lines`` gives the opening figures and each line.
+    It holds the account's whole book: the definition, kept plain. A statement of millions
+    of lines is streamed by ``projections.statement_stream``, which a property checks
+    against this."""
 
     def __init__(self, account_id: str, currency: str, start: datetime, end: datetime,
                  known_at: datetime, policy: HoldPolicy = DEFAULT_POLICY) -> None:
