@@ -165,6 +165,17 @@ def line_at(moment: datetime, stored: Sequence[StoredEvent[Event]], before: Figu
     return found.line(moment, before, after, **extra)
 
 
+def note_moments(moments: dict[datetime, Moment], event: DomainEvent, recorded_at: datetime,
+                 start: datetime, end: datetime) -> None:
+    """What ``event`` says of the lines at its business times after ``start`` up to ``end``."""
+    for moment in moments_of(event):
+        if start < moment <= end:
+            found = moments.get(moment)
+            if found is None:
+                found = moments[moment] = Moment()
+            found.add(event, recorded_at)
+
+
 class Printed(msgspec.Struct, frozen=True):
     opening: Figures
     lines: list[StatementLine]
@@ -209,12 +220,7 @@ class StatementWalk:
                 self.late.append(stored)
                 continue
             apply_or_skip(self.book, payload)
-            for moment in moments_of(payload):
-                if self.start < moment <= self.end:
-                    found = self.moments.get(moment)
-                    if found is None:
-                        found = self.moments[moment] = Moment()
-                    found.add(payload, stored.recorded_at)
+            note_moments(self.moments, payload, stored.recorded_at, self.start, self.end)
 
     def lines(self) -> Iterator[Figures | StatementLine]:
         opening = previous = ZERO

@@ -42,8 +42,8 @@ from ledger.events import (
 )
 from ledger.store import Event, StoredEvent
 from projections.book import AccountBook, apply_or_skip
-from projections.running import Running, moments_of, touches
-from projections.statement import ZERO, Figures, Moment, StatementLine, figures_in
+from projections.running import Running, touches
+from projections.statement import ZERO, Figures, Moment, StatementLine, figures_in, note_moments
 from projections.views import Balance
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -85,7 +85,6 @@ class _Survey:
         """Per event: its earliest business time, until ``finish`` makes it the earliest
         time an entity of the events after it starts at."""
         self.events = 0
-
 
     def slot(self, kind: int, entity_id: str) -> int | None:
         return self.slots[kind].get(hash(entity_id))
@@ -207,12 +206,7 @@ class StreamedStatement:
         if stored.recorded_at > self.closed:
             self._late.append(stored)
             return
-        for moment in moments_of(payload):
-            if self.start < moment <= self.end:
-                found = self._moments.get(moment)
-                if found is None:
-                    found = self._moments[moment] = Moment()
-                found.add(payload, stored.recorded_at)
+        note_moments(self._moments, payload, stored.recorded_at, self.start, self.end)
         if apply_or_skip(self._book, payload):
             for kind, entity_id, moment in touches(self._book, payload):
                 self._running.add(kind, entity_id, moment)

@@ -36,6 +36,22 @@ def _stored(data: st.DataObject, events: list[DomainEvent]) -> list[StoredEvent[
     return found
 
 
+def logged_history(data: st.DataObject, funded: tuple[list[AnySnapshot], list[DomainEvent]],
+                   ) -> tuple[list[StoredEvent[Event]], list[str], datetime, timedelta]:
+    """A funded history delivered in any order, with expiries, as a log holds it; its
+    accounts; and a time before it all and a span beyond it."""
+    snapshots, money = funded
+    decided = record(data.draw(deliveries(snapshots)))
+    expiries = [HoldExpired(authorisation_id=e.authorisation_id, account_id=e.account_id,
+                            card_id=e.card_id, amount=e.amount, currency=e.currency,
+                            at=e.at + timedelta(days=data.draw(st.integers(1, 40))))
+                for e in decided if isinstance(e, HoldPlaced) and data.draw(st.booleans())]
+    stored = _stored(data, decided + data.draw(st.permutations([*money, *expiries])))
+    accounts = sorted({a for s in stored if (a := account_of(_of(s))) is not None})
+    times = sorted({s.recorded_at for s in stored} | {_of(s).at for s in stored})
+    return stored, accounts, times[0], times[-1] - times[0] + timedelta(days=40)
+
+
 def _of(stored: StoredEvent[Event]) -> DomainEvent:
     assert isinstance(stored.payload, DomainEvent)
     return stored.payload
@@ -45,17 +61,7 @@ def _of(stored: StoredEvent[Event]) -> DomainEvent:
 @given(data=st.data(), funded=funded_histories())
 def test_the_kept_lines_print_what_the_log_defines(
         data: st.DataObject, funded: tuple[list[AnySnapshot], list[DomainEvent]]) -> None:
-    snapshots, money = funded
-    delivered = data.draw(deliveries(snapshots))
-    decided = record(delivered)
-    expiries = [HoldExpired(authorisation_id=e.authorisation_id, account_id=e.account_id,
-                            card_id=e.card_id, amount=e.amount, currency=e.currency,
-                            at=e.at + timedelta(days=data.draw(st.integers(1, 40))))
-                for e in decided if isinstance(e, HoldPlaced) and data.draw(st.booleans())]
-    stored = _stored(data, decided + data.draw(st.permutations([*money, *expiries])))
-    accounts = sorted({a for s in stored if (a := account_of(_of(s))) is not None})
-    times = sorted({s.recorded_at for s in stored} | {_of(s).at for s in stored})
-    first, span = times[0], times[-1] - times[0] + timedelta(days=40)
+    stored, accounts, first, span = logged_history(data, funded)
     index = StatementIndex(DEFAULT_POLICY)
     for account_id in accounts:
         events = [s for s in stored if account_of(_of(s)) == account_id]

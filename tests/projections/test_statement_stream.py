@@ -13,15 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.hold import DEFAULT_POLICY
-from ledger.events import DomainEvent, FundsDeposited, HoldExpired, HoldPlaced, HoldReleased
+from ledger.events import DomainEvent, FundsDeposited, HoldPlaced, HoldReleased
 from ledger.observations import AnySnapshot
 from ledger.store import Event, Metadata, StoredEvent, account_of
-from ledger.testing import deliveries
 from projections.running import moments_of
 from projections.statement import Figures, StatementLine, statement
 from projections.statement_stream import StreamedStatement
-from tests.projections.test_statement_index import _stored
-from tests.support.histories import funded_histories, record
+from tests.projections.test_statement_index import logged_history
+from tests.support.histories import funded_histories
 
 _FRACTIONS = st.floats(-0.1, 1.2)
 
@@ -54,16 +53,7 @@ def streamed(data: st.DataObject, account_id: str, events: list[StoredEvent[Even
 @given(data=st.data(), funded=funded_histories())
 def test_a_streamed_statement_prints_what_the_log_defines(
         data: st.DataObject, funded: tuple[list[AnySnapshot], list[DomainEvent]]) -> None:
-    snapshots, money = funded
-    decided = record(data.draw(deliveries(snapshots)))
-    expiries = [HoldExpired(authorisation_id=e.authorisation_id, account_id=e.account_id,
-                            card_id=e.card_id, amount=e.amount, currency=e.currency,
-                            at=e.at + timedelta(days=data.draw(st.integers(1, 40))))
-                for e in decided if isinstance(e, HoldPlaced) and data.draw(st.booleans())]
-    stored = _stored(data, decided + data.draw(st.permutations([*money, *expiries])))
-    accounts = sorted({a for s in stored if (a := account_of(_of(s))) is not None})
-    times = sorted({s.recorded_at for s in stored} | {_of(s).at for s in stored})
-    first, span = times[0], times[-1] - times[0] + timedelta(days=40)
+    stored, accounts, first, span = logged_history(data, funded)
 
     def moment(events: list[StoredEvent[Event]]) -> datetime:
         exact = sorted({t for s in events for t in moments_of(_of(s))})
