@@ -16,12 +16,16 @@ business time. Two passes over them:
    their last event taken, every moment of theirs walked, a hold's remaining 0 and its
    card done too.
 
+Reports recorded after the period closed come last in the log (record times never go
+back): the walk is closed through the period's end at the first of them, and each is then a
+correction, counted on the walk's closing figures as it comes (``Running.retake``).
+
 What stays meanwhile: the entities not done yet (in a log recorded about as things happen,
-a few days' worth), the account's deposits and withdrawals (one small record each), cards,
-reports recorded after the period closed, and the survey: about 100 bytes per entity and
-8 per event (16 while it is made), where the book of the whole account took about 2.6 KB a
-line. Entities are
-keyed by their id's hash; two ids with one hash are only kept longer, never counted wrong.
+a few days' worth), the entities of corrections, the account's deposits and withdrawals (one
+small record each), cards, and the survey: about 100 bytes per entity and 8 per event (16
+while it is made), where the book of the whole account took about 2.6 KB a line. Entities
+are keyed by their id's hash; two ids with one hash are only kept longer, never counted
+wrong.
 A property checks every line against ``statement``, for every history and arrival order.
 """
 
@@ -42,7 +46,7 @@ from ledger.events import (
 )
 from ledger.store import Event, StoredEvent
 from projections.book import AccountBook, apply_or_skip
-from projections.running import Running, touches
+from projections.running import Running, moments_of, touches
 from projections.statement import ZERO, Figures, Moment, StatementLine, figures_in, note_moments
 from projections.views import Balance
 
@@ -89,22 +93,30 @@ class _Survey:
     def slot(self, kind: int, entity_id: str) -> int | None:
         return self.slots[kind].get(hash(entity_id))
 
-    def add(self, event: DomainEvent, late: bool) -> None:
-        """One event, the next in log order. (One a rule cannot apply, which the walk skips,
+    def add(self, event: DomainEvent, late: int | None) -> None:
+        """One event, the next in log order; ``late``: it was recorded after the period
+        closed, which ends then (µs). (One a rule cannot apply, which the walk skips,
         counts here all the same: its entity is only kept longer.)"""
         place = self.events
         self.events += 1
-        found = [self._slot_for(kind, entity_id) for kind, entity_id in entities_of(event)]
-        if late:  # a correction, counted after the walk: its entities are kept to the end
-            for slot in found:
-                self.last[slot] = _NEVER
-            self.horizons.append(_NEVER)
-            self._event_slots.extend(_NO_SLOTS)
-            return
         at = event.at
         reported = event.reported_at if isinstance(event, Observed) else at
         first, newest = (_us(at), _us(reported)) if at <= reported else (_us(reported), _us(at))
         earliest, latest, last = self.earliest, self.latest, self.last
+        if late is not None:  # a correction, counted after the walk
+            self.horizons.append(_NEVER)
+            self._event_slots.extend(_NO_SLOTS)
+            for kind, entity_id in entities_of(event):
+                # Its entities are kept to the end. One only corrections tell about, and
+                # none of them by the period's end, gets no mark: it changes no figure.
+                slot = self.slot(kind, entity_id)
+                if slot is None and first <= late:
+                    slot = self._slot_for(kind, entity_id)
+                if slot is not None:
+                    last[slot] = _NEVER
+                    earliest[slot] = min(earliest[slot], first)
+            return
+        found = [self._slot_for(kind, entity_id) for kind, entity_id in entities_of(event)]
         for slot in found:
             last[slot] = place
             if first < earliest[slot]:
@@ -151,61 +163,88 @@ class StreamedStatement:
         self._book = AccountBook(account_id)
         self._running = Running(self._book, policy)
         self._moments: dict[datetime, Moment] = {}
-        self._late: list[StoredEvent[Event]] = []
         self._done: list[tuple[int, str]] = []
         """Holds and transactions whose last event is taken, to let go once walked past."""
         self._taken = 0
         self._surveyed = False
+        self._closed_walk = False
+        """The walk went through the period's end: what comes now are corrections."""
         self._opening = self._previous = ZERO
         self._started = False
 
     def survey(self, events: Iterable[StoredEvent[Event]]) -> None:
+        end = _us(self.end)
         for stored in events:
-            self._survey.add(_payload(stored), stored.recorded_at > self.closed)
+            self._survey.add(_payload(stored), end if stored.recorded_at > self.closed else None)
 
     def take(self, events: Iterable[StoredEvent[Event]]) -> list[Figures | StatementLine]:
-        """Fold events in (after ``survey`` has seen them all); the lines walked so far."""
+        """Fold events in (after ``survey`` has seen them all); the lines made so far."""
         if not self._surveyed:
             self._survey.finish()
             self._surveyed = True
+        made: list[Figures | StatementLine] = []
         for stored in events:
             assert self._taken < self._survey.events, "take more events than surveyed"
-            self._take(stored)
+            # Record times never go back along the log: once one is after the period
+            # closed, so are all the rest, and every regular line is made before them.
+            if stored.recorded_at > self.closed:
+                made += self._close_walk()
+                made += self._correction(stored)
+            else:
+                self._take(stored)
             self._taken += 1
-        if not self._taken:
-            return []
-        horizon = self._survey.horizons[self._taken - 1]
-        until = self.end if horizon == _NEVER else min(
-            self.end, _EPOCH + (horizon - 1) * _US)
-        made = list(self._lines(self._running.advance(until)))
-        self._let_go()
+        if self._taken and not self._closed_walk:
+            horizon = self._survey.horizons[self._taken - 1]
+            until = self.end if horizon == _NEVER else min(
+                self.end, _EPOCH + (horizon - 1) * _US)
+            made += self._lines(self._running.advance(until))
+            self._let_go()
         return made
 
-    def finish(self) -> Iterator[Figures | StatementLine]:
-        """The lines still to walk, then the corrections."""
+    def finish(self) -> list[Figures | StatementLine]:
+        """The lines still to walk, once every surveyed event is taken."""
         assert self._taken == self._survey.events, "every surveyed event must be taken"
-        yield from self._lines(self._running.walk(until=self.end))
+        return self._close_walk()
+
+    def _close_walk(self) -> list[Figures | StatementLine]:
+        if self._closed_walk:
+            return []
+        self._closed_walk = True
+        made = list(self._lines(self._running.walk(until=self.end)))
         if not self._started:
-            yield self._opening
+            made.append(self._opening)
         self._moments.clear()
-        for stored in self._late:  # learnt after the period closed: each a correction
-            payload = _payload(stored)
-            if not apply_or_skip(self._book, payload):
-                continue
-            touched = [(kind, entity_id) for kind, entity_id, _ in touches(self._book, payload)]
-            now = figures_in(self._running.retake(self.end, touched), self.currency)
-            if now != self._previous:
-                found = Moment()
-                found.add(payload, stored.recorded_at)
-                yield found.line(payload.at, self._previous, now, correction=True,
-                                 known_at=stored.recorded_at)
-                self._previous = now
+        return made
+
+    def _correction(self, stored: StoredEvent[Event]) -> list[StatementLine]:
+        """A report learnt after the period closed, as the change it makes to the closing
+        figures (the walk's, at the end: the report's entity looked at again there)."""
+        payload = _payload(stored)
+        if not self._about_the_period(payload) or not apply_or_skip(self._book, payload):
+            return []
+        touched = [(kind, entity_id) for kind, entity_id, _ in touches(self._book, payload)]
+        now = figures_in(self._running.retake(self.end, touched), self.currency)
+        if now == self._previous:
+            return []
+        found = Moment()
+        found.add(payload, stored.recorded_at)
+        line = found.line(payload.at, self._previous, now, correction=True,
+                          known_at=stored.recorded_at)
+        self._previous = now
+        return [line]
+
+    def _about_the_period(self, event: DomainEvent) -> bool:
+        """Whether a report learnt late can change the figures at the period's end: it, or
+        an entity it tells about, has a business time by then. (One that cannot is not even
+        folded in: the reports of the months after an old period keep no memory.)"""
+        end = _us(self.end)
+        if _us(min(moments_of(event))) <= end:
+            return True
+        return any(slot is not None and self._survey.earliest[slot] <= end
+                   for slot in (self._survey.slot(*e) for e in entities_of(event)))
 
     def _take(self, stored: StoredEvent[Event]) -> None:
         payload = _payload(stored)
-        if stored.recorded_at > self.closed:
-            self._late.append(stored)
-            return
         note_moments(self._moments, payload, stored.recorded_at, self.start, self.end)
         if apply_or_skip(self._book, payload):
             for kind, entity_id, moment in touches(self._book, payload):

@@ -372,7 +372,7 @@ class CardLedger:
             async for batch in self.runner.account_batches(account_id, known, upto):
                 for item in await anyio.to_thread.run_sync(walk.take, batch):
                     yield item
-            for item in await anyio.to_thread.run_sync(list, walk.finish()):
+            for item in await anyio.to_thread.run_sync(walk.finish):
                 yield item
 
         return known, made()

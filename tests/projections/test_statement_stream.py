@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.hold import DEFAULT_POLICY
-from ledger.events import DomainEvent, FundsDeposited, HoldPlaced, HoldReleased
+from ledger.events import DomainEvent, FundsDeposited, HoldCaptured, HoldPlaced, HoldReleased
 from ledger.observations import AnySnapshot
 from ledger.store import Event, Metadata, StoredEvent, account_of
 from projections.running import moments_of
@@ -100,3 +100,28 @@ def test_what_is_done_is_let_go_as_the_walk_passes_it() -> None:
     assert largest <= 25  # a batch's worth, not 300
     lines = [line for line in walk.finish() if isinstance(line, StatementLine)]
     assert not walk._book.holds and lines == []  # all printed on the way
+
+
+def test_a_late_report_dated_after_the_period_still_corrects_an_entity_inside_it() -> None:
+    """A hold reported captured inside the period, whose placement (dated after the end, as
+    hostile data may be) is learnt late: the placement gives the hold its creation, so it
+    changes the closing figures, and the stream counts it as the definition does."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    end = t0 + timedelta(days=10)
+    common = {"authorisation_id": "h1", "account_id": "a1", "card_id": "c1",
+              "amount": Decimal(5), "currency": "EUR"}
+    events: list[tuple[DomainEvent, datetime]] = [
+        (FundsDeposited(account_id="a1", amount=Decimal(100), currency="EUR",
+                        chain_transaction="0x1", at=t0), t0),
+        (HoldCaptured(**common, at=t0 + timedelta(days=1)),  # type: ignore[arg-type]
+         t0 + timedelta(days=1)),
+        (HoldPlaced(**common, at=end + timedelta(days=1), merchant_amount=Decimal(5),  # type: ignore[arg-type]
+                    merchant_currency="EUR", exchange_rate=Decimal(1)), end + timedelta(days=2))]
+    stored = [StoredEvent(n, "s", 0, bytes(16), 1, e, Metadata(), recorded)
+              for n, (e, recorded) in enumerate(events, 1)]
+    known_at = end + timedelta(days=3)
+    expected = statement("a1", stored, "EUR", t0 - timedelta(days=1), end, known_at)
+    assert any(line.correction for line in expected.lines)  # the case this is about
+    walk = StreamedStatement("a1", "EUR", t0 - timedelta(days=1), end, known_at)
+    walk.survey(stored)
+    assert [*walk.take(stored), *walk.finish()] == [expected.opening, *expected.lines]
