@@ -8,7 +8,7 @@ business time. Two passes over them:
 1. ``survey``: for each hold, transaction and card, the earliest and the latest business
    time of its events, and where its last event is. A debit's events count as its hold's
    too (they change what the hold nets), and a report recorded after the period closed
-   keeps its entities to the end (it is a correction, counted after the walk).
+   keeps its entities to the end (it is a correction).
 2. ``take``: the events again. After each batch the walk (``projections.running``) goes up
    to just before the earliest business time of an entity with events still to come: at
    any moment before that, every entity with a report by then is whole, so the walk says
@@ -25,8 +25,8 @@ a few days' worth), the entities of corrections, the account's deposits and with
 small record each), cards, and the survey: about 100 bytes per entity and 8 per event (16
 while it is made), where the book of the whole account took about 2.6 KB a line. Entities
 are keyed by their id's hash; two ids with one hash are only kept longer, never counted
-wrong.
-A property checks every line against ``statement``, for every history and arrival order.
+wrong. A property checks every line against ``statement``, for every history and arrival
+order.
 """
 
 from __future__ import annotations
@@ -191,6 +191,7 @@ class StreamedStatement:
                 made += self._close_walk()
                 made += self._correction(stored)
             else:
+                assert not self._closed_walk, "a record time went back along the log"
                 self._take(stored)
             self._taken += 1
         if self._taken and not self._closed_walk:
