@@ -33,6 +33,7 @@ from projections.book import AccountBook
 from projections.views import (
     Balance,
     CardView,
+    HoldView,
     Links,
     TransactionPart,
     balance,
@@ -143,6 +144,12 @@ class Running:
         if holds and self._expiring:
             self._expiring = [e for e in self._expiring if e[1] not in holds]
             heapq.heapify(self._expiring)
+
+    def hold_at_walked(self, hold_id: str) -> HoldView | None:
+        """The hold's view as of the last moment walked."""
+        facts = self.book.holds[hold_id]
+        return hold_view(self.book.account_id, facts, self.walked, self.walked,
+                         self.cards.get(facts.card_id), self.links, self.policy)
 
     def remaining_of(self, hold_id: str) -> Decimal:
         found = self.remaining.get(hold_id)
@@ -255,7 +262,11 @@ def touches(book: AccountBook, event: DomainEvent) -> list[tuple[str, str, datet
     match event:
         case FundsDeposited() | FundsWithdrawn():
             return [("movement", str(len(book.movements) - 1), event.at)]
-        case HoldObserved() | HoldExpired():
+        case HoldObserved():
+            entity = ("hold", event.authorisation_id)
+        case HoldExpired():  # about a hold the book has, or nothing to look at
+            if event.authorisation_id not in book.holds:
+                return []
             entity = ("hold", event.authorisation_id)
         case TransactionObserved():
             entity = ("transaction", event.transaction_id)

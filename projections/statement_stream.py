@@ -10,11 +10,12 @@ business time. Two passes over them:
    too (they change what the hold nets), and a report recorded after the period closed
    keeps its entities to the end (it is a correction).
 2. ``take``: the events again. After each batch the walk (``projections.running``) goes up
-   to just before the earliest business time of an entity with events still to come: at
-   any moment before that, every entity with a report by then is whole, so the walk says
-   what the whole book says. Then the holds and transactions that are done are let go:
-   their last event taken, every moment of theirs walked, a hold's remaining 0 and its
-   card done too.
+   to just before the earliest business time of the events still to come: a report changes
+   what is known from its own time on, and a placement also dates its hold's creation, so
+   it counts from the hold's earliest time. Before that, the walk says what the whole book
+   says. Then the holds and transactions that are done are let go: their last event taken,
+   every moment of theirs walked, a hold's remaining 0 (an expired one's also needs no
+   correction of its card to come, which could move its expiry).
 
 Reports recorded after the period closed come last in the log (record times never go
 back): the walk is closed through the period's end at the first of them, and each is then a
@@ -22,7 +23,7 @@ correction, counted on the walk's closing figures as it comes (``Running.retake`
 
 What stays meanwhile: the entities not done yet (in a log recorded about as things happen,
 a few days' worth), the entities of corrections, the account's deposits and withdrawals (one
-small record each), cards, and the survey: about 100 bytes per entity and 8 per event (16
+small record each), cards, and the survey: about 110 bytes per entity and 8 per event (12
 while it is made), where the book of the whole account took about 2.6 KB a line. Entities
 are keyed by their id's hash; two ids with one hash are only kept longer, never counted
 wrong. A property checks every line against ``statement``, for every history and arrival
@@ -41,6 +42,7 @@ from ledger.events import (
     DomainEvent,
     HoldExpired,
     HoldObserved,
+    HoldPlaced,
     Observed,
     TransactionObserved,
 )
@@ -54,8 +56,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _NEVER = 2**62
 """Later than any business time, in microseconds; as a last event's place: never done."""
+_FIRST = -62_135_596_800_000_000 + 86_400_000_000
+"""The first representable day but one, in µs from the epoch: no walk goes to before it."""
 HOLD, TRANSACTION, CARD = 0, 1, 2
-_NO_SLOTS = [-1, -1]
 
 
 def _us(moment: datetime) -> int:
@@ -79,15 +82,19 @@ def entities_of(event: DomainEvent) -> list[tuple[int, str]]:
 
 class _Survey:
     """The first pass: per entity its earliest and latest business time and its last event's
-    place; per event the earliest time an entity of it starts (``horizons``, once done)."""
+    place; per event the earliest time the walk must wait for it (``horizons``, once done)."""
 
     def __init__(self) -> None:
         self.slots: tuple[dict[int, int], ...] = ({}, {}, {})
         self.earliest, self.latest, self.last = array("q"), array("q"), array("q")
-        self._event_slots = array("i")  # per event: two slots, -1 for none
+        self._placed = array("i")  # per event: a placement's hold slot, else -1
+        self._hold_of = array("q")
+        """Per entity: for a transaction, the slot of the hold its reports name (-1: none)."""
+        self._more_holds: dict[int, set[int]] = {}
+        """A transaction whose reports name more than one hold: the others."""
         self.horizons = array("q")
         """Per event: its earliest business time, until ``finish`` makes it the earliest
-        time an entity of the events after it starts at."""
+        time the walk must wait for among the events after it."""
         self.events = 0
 
     def slot(self, kind: int, entity_id: str) -> int | None:
@@ -105,7 +112,7 @@ class _Survey:
         earliest, latest, last = self.earliest, self.latest, self.last
         if late is not None:  # a correction, counted after the walk
             self.horizons.append(_NEVER)
-            self._event_slots.extend(_NO_SLOTS)
+            self._placed.append(-1)
             for kind, entity_id in entities_of(event):
                 # Its entities are kept to the end. One only corrections tell about, and
                 # none of them by the period's end, gets no mark: it changes no figure.
@@ -123,8 +130,16 @@ class _Survey:
                 earliest[slot] = first
             if newest > latest[slot]:
                 latest[slot] = newest
+        if isinstance(event, TransactionObserved) and len(found) == 2:
+            tx, hold = found
+            if self._hold_of[tx] < 0:
+                self._hold_of[tx] = hold
+            elif self._hold_of[tx] != hold:
+                self._more_holds.setdefault(tx, set()).add(hold)
+        # A report changes what is known from its own time on; only a placement also
+        # dates its hold's creation, which counts at every moment the hold has a state.
         self.horizons.append(first)
-        self._event_slots.extend((found + _NO_SLOTS)[:2])
+        self._placed.append(found[0] if isinstance(event, HoldPlaced) else -1)
 
     def _slot_for(self, kind: int, entity_id: str) -> int:
         slots = self.slots[kind]
@@ -135,19 +150,26 @@ class _Survey:
             self.earliest.append(_NEVER)
             self.latest.append(-_NEVER)
             self.last.append(-1)
+            self._hold_of.append(-1)
         return slot
 
     def finish(self) -> None:
-        """The horizons, from the last event back, in place; the slots are let go."""
-        horizons, earliest, slots, soonest = self.horizons, self.earliest, self._event_slots, _NEVER
+        """The horizons, from the last event back, in place. A hold lasts as long as any
+        debit that names it: a later report of the debit (which need not name it again)
+        changes what the hold nets."""
+        last, latest = self.last, self.latest
+        for tx, hold in enumerate(self._hold_of):
+            for linked in (hold, *self._more_holds.get(tx, ())) if hold >= 0 else ():
+                last[linked] = max(last[linked], last[tx])
+                latest[linked] = max(latest[linked], latest[tx])
+        horizons, earliest, placed, soonest = self.horizons, self.earliest, self._placed, _NEVER
         for place in range(len(horizons) - 1, -1, -1):
             starts = horizons[place]
-            for slot in (slots[2 * place], slots[2 * place + 1]):
-                if slot >= 0 and earliest[slot] < starts:
-                    starts = earliest[slot]
+            if placed[place] >= 0:
+                starts = min(starts, earliest[placed[place]])
             horizons[place] = soonest
             soonest = min(soonest, starts)
-        self._event_slots = array("i")
+        self._placed, self._hold_of, self._more_holds = array("i"), array("q"), {}
 
 
 class StreamedStatement:
@@ -196,10 +218,11 @@ class StreamedStatement:
             self._taken += 1
         if self._taken and not self._closed_walk:
             horizon = self._survey.horizons[self._taken - 1]
-            until = self.end if horizon == _NEVER else min(
-                self.end, _EPOCH + (horizon - 1) * _US)
-            made += self._lines(self._running.advance(until))
-            self._let_go()
+            if horizon > _FIRST:  # else an event dated in year 1 is still to come
+                until = self.end if horizon == _NEVER else min(
+                    self.end, _EPOCH + (horizon - 1) * _US)
+                made += self._lines(self._running.advance(until))
+                self._let_go()
         return made
 
     def finish(self) -> list[Figures | StatementLine]:
@@ -250,7 +273,12 @@ class StreamedStatement:
         if apply_or_skip(self._book, payload):
             for kind, entity_id, moment in touches(self._book, payload):
                 self._running.add(kind, entity_id, moment)
-            for entity in entities_of(payload):
+            entities = entities_of(payload)
+            if isinstance(payload, TransactionObserved):  # the hold its first report named
+                linked = self._book.transactions[payload.transaction_id].authorisation_id
+                if linked is not None and linked != payload.authorisation_id:
+                    entities.append((HOLD, linked))
+            for entity in entities:
                 slot = self._survey.slot(*entity)
                 if entity[0] != CARD and slot is not None and (
                         self._survey.last[slot] == self._taken):
@@ -286,22 +314,25 @@ class StreamedStatement:
                 transactions.add(entity_id)
             elif entity_id not in self._book.holds:
                 continue  # a debit's authorisation the account never reported: no hold
-            elif self._hold_is_done(entity_id, walked_us):
+            elif self._hold_is_done(entity_id):
                 holds.add(entity_id)
             else:
                 waiting.append((kind, entity_id))
         self._done = waiting
         self._running.forget(holds, transactions)
 
-    def _hold_is_done(self, hold_id: str, walked_us: int) -> bool:
-        """Nothing can change it: its remaining is 0, and its card (whose reports move a
-        hold's expiry) has no report still to come."""
-        facts = self._book.holds[hold_id]
+    def _hold_is_done(self, hold_id: str) -> bool:
+        """Nothing can change it: its remaining is 0 and stays so. A report of its card
+        could only move an expiry, and only one dated inside the hold's window (a
+        termination); the walk has read every card report up to where it is, so only a
+        correction can still do that."""
         if self._running.remaining_of(hold_id):
             return False
-        card = self._survey.slot(CARD, facts.card_id)
-        return card is None or (self._survey.last[card] < self._taken
-                                and self._survey.latest[card] <= walked_us)
+        card = self._survey.slot(CARD, self._book.holds[hold_id].card_id)
+        if card is None or self._survey.last[card] != _NEVER:
+            return True
+        found = self._running.hold_at_walked(hold_id)
+        return found is None or found.closed != "expired"
 
 
 def _payload(stored: StoredEvent[Event]) -> DomainEvent:
