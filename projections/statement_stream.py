@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from ledger.domain.hold import DEFAULT_POLICY, HoldPolicy
 from ledger.events import (
@@ -47,22 +47,25 @@ from ledger.events import (
     TransactionObserved,
 )
 from ledger.store import Event, StoredEvent
+from ledger.store.planner import from_micros, micros
 from projections.book import AccountBook, apply_or_skip
 from projections.running import Running, moments_of, touches
-from projections.statement import ZERO, Figures, Moment, StatementLine, figures_in, note_moments
+from projections.statement import (
+    ZERO,
+    Figures,
+    Moment,
+    StatementLine,
+    figures_in,
+    line_at,
+    note_moments,
+)
 from projections.views import Balance
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _NEVER = 2**62
 """Later than any business time, in microseconds; as a last event's place: never done."""
-_FIRST = -62_135_596_800_000_000 + 86_400_000_000
-"""The first representable day but one, in µs from the epoch: no walk goes to before it."""
+_FIRST = micros(datetime(1, 1, 2, tzinfo=UTC))
+"""The first representable day but one: no walk goes to before it."""
 HOLD, TRANSACTION, CARD = 0, 1, 2
-
-
-def _us(moment: datetime) -> int:
-    return (moment - _EPOCH) // _US
 
 
 def entities_of(event: DomainEvent) -> list[tuple[int, str]]:
@@ -108,7 +111,7 @@ class _Survey:
         self.events += 1
         at = event.at
         reported = event.reported_at if isinstance(event, Observed) else at
-        first, newest = (_us(at), _us(reported)) if at <= reported else (_us(reported), _us(at))
+        first, newest = micros(min(at, reported)), micros(max(at, reported))
         earliest, latest, last = self.earliest, self.latest, self.last
         if late is not None:  # a correction, counted after the walk
             self.horizons.append(_NEVER)
@@ -195,7 +198,7 @@ class StreamedStatement:
         self._started = False
 
     def survey(self, events: Iterable[StoredEvent[Event]]) -> None:
-        end = _us(self.end)
+        end = micros(self.end)
         for stored in events:
             self._survey.add(_payload(stored), end if stored.recorded_at > self.closed else None)
 
@@ -220,7 +223,7 @@ class StreamedStatement:
             horizon = self._survey.horizons[self._taken - 1]
             if horizon > _FIRST:  # else an event dated in year 1 is still to come
                 until = self.end if horizon == _NEVER else min(
-                    self.end, _EPOCH + (horizon - 1) * _US)
+                    self.end, from_micros(horizon - 1))
                 made += self._lines(self._running.advance(until))
                 self._let_go()
         return made
@@ -250,10 +253,8 @@ class StreamedStatement:
         now = figures_in(self._running.retake(self.end, touched), self.currency)
         if now == self._previous:
             return []
-        found = Moment()
-        found.add(payload, stored.recorded_at)
-        line = found.line(payload.at, self._previous, now, correction=True,
-                          known_at=stored.recorded_at)
+        line = line_at(payload.at, [stored], self._previous, now, correction=True,
+                       known_at=stored.recorded_at)
         self._previous = now
         return [line]
 
@@ -261,8 +262,8 @@ class StreamedStatement:
         """Whether a report learnt late can change the figures at the period's end: it, or
         an entity it tells about, has a business time by then. (One that cannot is not even
         folded in: the reports of the months after an old period keep no memory.)"""
-        end = _us(self.end)
-        if _us(min(moments_of(event))) <= end:
+        end = micros(self.end)
+        if micros(min(moments_of(event))) <= end:
             return True
         return any(slot is not None and self._survey.earliest[slot] <= end
                    for slot in (self._survey.slot(*e) for e in entities_of(event)))
@@ -303,7 +304,7 @@ class StreamedStatement:
         walked = self._running.walked
         if walked is None or not self._done:
             return
-        walked_us, survey = _us(walked), self._survey
+        walked_us, survey = micros(walked), self._survey
         holds, transactions, waiting = set(), set(), []
         for kind, entity_id in self._done:
             slot = survey.slot(kind, entity_id)
